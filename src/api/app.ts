@@ -1,0 +1,82 @@
+import express, { type Request } from 'express';
+import type { Logger } from '../config/logger.ts';
+import type { Pool } from '../db/pool.ts';
+import type { Engine } from '../engine/engine.ts';
+import { describeWorkflow } from '../engine/registry.ts';
+import { errorBody, errorHandler, notFoundRoute } from './errors.ts';
+import { listQuerySchema, parseOr, processIdSchema } from './schemas.ts';
+
+export interface AppOptions {
+  engine: Engine;
+  pool: Pool;
+  logger: Logger;
+  /** Extra routers mounted before the 404 handler (settings, live view, …). */
+  extend?: (app: express.Express) => void;
+}
+
+/** Who made the request; without authentication everyone is `anonymous`. */
+function userOf(_req: Request): string {
+  return 'anonymous';
+}
+
+function processId(req: Request): string {
+  return parseOr(processIdSchema, req.params.id, 'invalid_id', `Process id ${JSON.stringify(req.params.id)} is not a uuid`);
+}
+
+/** Checks the database with a short timeout, so a dead database answers 503 quickly. */
+async function databaseReachable(pool: Pool, timeoutMs = 2_000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+  try {
+    return await Promise.race([pool.query('SELECT 1').then(() => true, () => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function createApp({ engine, pool, logger, extend }: AppOptions): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(express.json({ limit: '16mb', strict: false }));
+
+  app.get('/api/health', async (_req, res) => {
+    if (await databaseReachable(pool)) res.json({ status: 'ok' });
+    else res.status(503).json({ status: 'unavailable', ...errorBody('database_unavailable', 'The database is unreachable') });
+  });
+
+  app.get('/api/workflows', (_req, res) => {
+    res.json(engine.registry.list().map(describeWorkflow));
+  });
+  app.get('/api/workflows/:name', (req, res) => {
+    res.json(describeWorkflow(engine.registry.require(req.params.name)));
+  });
+
+  app.get('/api/processes', async (req, res) => {
+    const q = parseOr(listQuerySchema, req.query, 'validation_error', 'Invalid query parameters');
+    res.json(await engine.listProcesses(q));
+  });
+  app.get('/api/processes/status-counts', async (_req, res) => {
+    res.json(await engine.statusCounts());
+  });
+  app.post('/api/processes/:workflow', async (req, res) => {
+    const { id } = await engine.startProcess(req.params.workflow, req.body, userOf(req));
+    res.status(201).location(`/api/processes/${id}`).json({ id });
+  });
+  app.get('/api/processes/:id', async (req, res) => {
+    res.json(await engine.getProcess(processId(req)));
+  });
+  app.put('/api/processes/:id/resume', async (req, res) => {
+    await engine.resumeProcess(processId(req), req.body, userOf(req));
+    res.status(204).end();
+  });
+  app.put('/api/processes/:id/abort', async (req, res) => {
+    await engine.abortProcess(processId(req), userOf(req));
+    res.status(204).end();
+  });
+
+  extend?.(app);
+  app.use('/api', notFoundRoute);
+  app.use(errorHandler(logger));
+  return app;
+}

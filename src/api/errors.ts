@@ -1,0 +1,51 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { Logger } from '../config/logger.ts';
+import { ConflictError, NotFoundError, OrchestratorError, ValidationError } from '../engine/errors.ts';
+
+/** The one error shape of the API: `{ error: { code, message, details? } }`. */
+export function errorBody(code: string, message: string, details?: unknown) {
+  return { error: { code, message, ...(details === undefined ? {} : { details }) } };
+}
+
+/** Connection-level failures (refused, terminated, timeout): the database is unreachable. */
+export function isDatabaseDown(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | undefined;
+  if (!e) return false;
+  if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08006', '08001', '08003'].includes(e.code)) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message ?? '');
+}
+
+export const notFoundRoute: RequestHandler = (req, res) => {
+  res.status(404).json(errorBody('route_not_found', `No route ${req.method} ${req.path}`));
+};
+
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    const status = (err as { status?: number; type?: string }).status;
+    const type = (err as { type?: string }).type;
+    if (type === 'entity.parse.failed') {
+      res.status(400).json(errorBody('invalid_json', `Request body is not valid JSON: ${(err as Error).message}`));
+      return;
+    }
+    if (type === 'entity.too.large') {
+      res.status(413).json(errorBody('payload_too_large', 'Request body is too large'));
+      return;
+    }
+    if (err instanceof OrchestratorError) {
+      const httpStatus =
+        err instanceof NotFoundError ? 404 : err instanceof ValidationError ? 400 : err instanceof ConflictError ? 409 : 400;
+      res.status(httpStatus).json(errorBody(err.code, err.message, err.details));
+      return;
+    }
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      res.status(status).json(errorBody('bad_request', (err as Error).message));
+      return;
+    }
+    if (isDatabaseDown(err)) {
+      res.status(503).json(errorBody('database_unavailable', 'The database is unreachable; try again shortly'));
+      return;
+    }
+    logger.error('request failed', { method: req.method, path: req.path, err, stack: (err as Error).stack });
+    res.status(500).json(errorBody('internal_error', 'Internal error'));
+  };
+}

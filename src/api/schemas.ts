@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { SORT_COLUMNS, type ListQuery, type SortField } from '../db/process-list.ts';
+import { ValidationError } from '../engine/errors.ts';
+import { PROCESS_STATUSES } from '../engine/types.ts';
+
+export const processIdSchema = z.uuid({ message: 'must be a uuid' });
+
+const sortFields = Object.keys(SORT_COLUMNS) as [SortField, ...SortField[]];
+
+/** `GET /api/processes` query: `status` may list several, comma-separated. */
+export const listQuerySchema = z
+  .object({
+    status: z
+      .string()
+      .transform((s) => s.split(',').filter(Boolean))
+      .pipe(z.array(z.enum(PROCESS_STATUSES)))
+      .optional(),
+    workflow: z.string().min(1).optional(),
+    isTask: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+    createdBy: z.string().min(1).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(50),
+    offset: z.coerce.number().int().min(0).default(0),
+    /** `field` or `field:asc|desc`; default `startedAt:desc`. */
+    sort: z
+      .string()
+      .regex(new RegExp(`^(${sortFields.join('|')})(:(asc|desc))?$`), `must be one of ${sortFields.join(', ')}, optionally with :asc or :desc`)
+      .default('startedAt:desc'),
+  })
+  .strict()
+  .transform(({ sort, ...rest }): ListQuery => {
+    const [field, order] = sort.split(':') as [SortField, 'asc' | 'desc' | undefined];
+    return { ...rest, sort: field, order: order ?? 'desc' };
+  });
+
+/** Parses `input` or throws a 400 `code` error carrying the zod issues. */
+export function parseOr<T extends z.ZodType>(schema: T, input: unknown, code: string, message: string): z.output<T> {
+  const r = schema.safeParse(input);
+  if (!r.success) {
+    throw new ValidationError(code, message, {
+      details: r.error.issues.map((i) => ({ path: i.path, message: i.message, code: i.code })),
+    });
+  }
+  return r.data;
+}

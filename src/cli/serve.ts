@@ -1,0 +1,16 @@
+// Entry point of `npm start`: API + executor (+ embedded Postgres unless DATABASE_URL is set).
+import { loadConfig } from '../config/index.ts';
+import { createLogger } from '../config/logger.ts';
+import { startOrchestrator } from '../server.ts';
+import { onShutdownSignals } from './signals.ts';
+
+const config = loadConfig();
+const logger = createLogger(config.LOG_LEVEL, { service: 'api' });
+
+try {
+  const orchestrator = await startOrchestrator(config, logger);
+  onShutdownSignals(logger, () => orchestrator.close());
+} catch (err) {
+  logger.error((err as Error).message);
+  process.exit(1);
+}

@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Logger } from '../config/logger.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { listProcesses, statusCounts, type ListQuery } from '../db/process-list.ts';
+import {
+  abortProcessRow,
+  getProcessRow,
+  getStepRows,
+  insertProcess,
+  markResumed,
+  resumeSuspended,
+  type StepRow,
+} from '../db/processes.ts';
+import { ConflictError, NotFoundError, ValidationError } from './errors.ts';
+import type { Registry } from './registry.ts';
+import { RESUMABLE_STATUSES, type State } from './types.ts';
+
+/** A process made runnable: what an executor needs to get it run. */
+export interface Dispatch {
+  processId: string;
+  user: string | null;
+  isTask: boolean;
+  target: string;
+  kind: 'new' | 'resume';
+}
+
+/** How an executor gets processes run (thread pool in this process, or a queue for workers). */
+export interface Dispatcher {
+  /** Runs inside the transaction that made the process runnable: a rollback undoes both. */
+  dispatch(tx: Queryable, job: Dispatch): Promise<void>;
+  /** Runs after that transaction committed. */
+  afterCommit(job: Dispatch): void;
+  /** The process was aborted: stop its step if it runs here. */
+  aborted(processId: string): void;
+}
+
+export interface EngineOptions {
+  pool: Pool;
+  registry: Registry;
+  dispatcher: Dispatcher;
+  logger: Logger;
+}
+
+export type Engine = ReturnType<typeof createEngine>;
+
+function invalidInput(message: string, error: z.ZodError): ValidationError {
+  return new ValidationError('validation_error', message, {
+    details: error.issues.map((i) => ({ path: i.path, message: i.message, code: i.code })),
+  });
+}
+
+function isEmpty(body: unknown): boolean {
+  return body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0);
+}
+
+/** Keys whose value differs from the previous snapshot. */
+function stateDelta(prev: State, next: State): State {
+  const delta: State = {};
+  for (const [k, v] of Object.entries(next)) {
+    if (JSON.stringify(prev[k]) !== JSON.stringify(v)) delta[k] = v;
+  }
+  return delta;
+}
+
+/** The process operations of the public API; knows nothing of HTTP, piscina or pg-boss. */
+export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
+  async function makeRunnable(job: Dispatch, write: (tx: Queryable) => Promise<boolean>): Promise<boolean> {
+    const ok = await withTransaction(pool, async (tx) => {
+      if (!(await write(tx))) return false;
+      await dispatcher.dispatch(tx, job);
+      return true;
+    });
+    if (ok) dispatcher.afterCommit(job);
+    return ok;
+  }
+
+  async function requireProcess(id: string) {
+    const row = await getProcessRow(pool, id);
+    if (!row) throw new NotFoundError('process_not_found', `No process with id ${id}`);
+    return row;
+  }
+
+  return {
+    registry,
+
+    async startProcess(workflowName: string, body: unknown, user: string | null): Promise<{ id: string }> {
+      const def = registry.require(workflowName);
+      const parsed = def.input.safeParse(body ?? {});
+      if (!parsed.success) throw invalidInput(`Invalid input for workflow ${def.name}`, parsed.error);
+      const id = randomUUID();
+      const job: Dispatch = { processId: id, user, isTask: def.isTask, target: def.target, kind: 'new' };
+      await makeRunnable(job, async (tx) => {
+        await insertProcess(tx, { id, workflowName: def.name, target: def.target, isTask: def.isTask, createdBy: user, input: parsed.data });
+        return true;
+      });
+      return { id };
+    },
+
+    async resumeProcess(id: string, body: unknown, user: string | null): Promise<void> {
+      const row = await requireProcess(id);
+      const notResumable = () =>
+        new ConflictError('not_resumable', `Process ${id} is ${row.status} and cannot be resumed`, {
+          details: { status: row.status },
+        });
+      if (!RESUMABLE_STATUSES.includes(row.status)) throw notResumable();
+      const def = registry.get(row.workflowName);
+      if (!def) throw new ConflictError('workflow_not_found', `Workflow ${row.workflowName} is no longer registered`);
+      const stepDef = def.steps[row.stepIndex];
+      const job: Dispatch = { processId: id, user, isTask: row.isTask, target: row.target, kind: 'resume' };
+
+      if (row.status === 'suspended') {
+        if (stepDef?.kind !== 'input' || stepDef.name !== row.lastStep) {
+          throw new ConflictError(
+            'workflow_changed',
+            `Workflow ${def.name} changed: the process waits at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(stepDef?.name ?? null)} there`,
+          );
+        }
+        const parsed = stepDef.form.safeParse(body ?? {});
+        if (!parsed.success) throw invalidInput(`Invalid input for step ${stepDef.name}`, parsed.error);
+        const isLast = row.stepIndex === def.steps.length - 1;
+        const resumed = async (tx: Queryable) =>
+          resumeSuspended(tx, {
+            id,
+            index: row.stepIndex,
+            name: stepDef.name,
+            input: parsed.data,
+            state: { ...row.currentState, ...parsed.data },
+            user,
+            nextStatus: isLast ? 'completed' : 'resumed',
+          });
+        const ok = isLast ? await resumed(pool) : await makeRunnable(job, resumed);
+        if (!ok) throw notResumable();
+        return;
+      }
+
+      if (!isEmpty(body)) {
+        throw new ValidationError('validation_error', `Process ${id} is ${row.status}, not waiting for input`);
+      }
+      if (row.status !== 'resumed' && stepDef?.name !== row.lastStep) {
+        throw new ConflictError(
+          'workflow_changed',
+          `Workflow ${def.name} changed: the process stopped at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(stepDef?.name ?? null)} there`,
+        );
+      }
+      const from = RESUMABLE_STATUSES.filter((s) => s !== 'suspended');
+      if (!(await makeRunnable(job, (tx) => markResumed(tx, id, from)))) throw notResumable();
+    },
+
+    async abortProcess(id: string, user: string | null): Promise<void> {
+      if (!(await abortProcessRow(pool, id, user))) {
+        const row = await requireProcess(id);
+        throw new ConflictError('already_finished', `Process ${id} is already ${row.status}`, {
+          details: { status: row.status },
+        });
+      }
+      dispatcher.aborted(id);
+    },
+
+    async getProcess(id: string) {
+      const [row, stepRows] = await Promise.all([requireProcess(id), getStepRows(pool, id)]);
+      const def = registry.get(row.workflowName);
+      const stepDef = def?.steps[row.stepIndex];
+      let prev: State = {};
+      const steps = stepRows.map((s: StepRow) => {
+        const out = { ...s, stateDelta: stateDelta(prev, s.state) };
+        prev = s.state;
+        return out;
+      });
+      const form =
+        row.status === 'suspended' && stepDef?.kind === 'input'
+          ? z.toJSONSchema(stepDef.form, { io: 'input' })
+          : undefined;
+      return { ...row, steps, ...(form ? { form } : {}) };
+    },
+
+    listProcesses: (q: ListQuery) => listProcesses(pool, q),
+    statusCounts: () => statusCounts(pool),
+  };
+}

@@ -1,0 +1,75 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import type { WorkflowDefinition } from './dsl.ts';
+import { NotFoundError } from './errors.ts';
+
+export interface Registry {
+  get(name: string): WorkflowDefinition | undefined;
+  /** Like get, but throws `NotFoundError` (code `workflow_not_found`). */
+  require(name: string): WorkflowDefinition;
+  list(): WorkflowDefinition[];
+}
+
+export function createRegistry(definitions: WorkflowDefinition[]): Registry {
+  const byName = new Map(definitions.map((d) => [d.name, d]));
+  return {
+    get: (name) => byName.get(name),
+    require(name) {
+      const def = byName.get(name);
+      if (!def) throw new NotFoundError('workflow_not_found', `No workflow named ${JSON.stringify(name)}`);
+      return def;
+    },
+    list: () => [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)),
+  };
+}
+
+function isDefinition(v: unknown): v is WorkflowDefinition {
+  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'workflow';
+}
+
+/**
+ * Imports every `.ts`/`.js` file of `dir` (not starting with `_`) and registers its default
+ * export. A file that fails to load, exports no workflow, or reuses a name fails with the file named.
+ */
+export async function loadRegistry(dir: string): Promise<Registry> {
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /\.(ts|js|mjs)$/.test(f) && !f.endsWith('.d.ts') && !f.startsWith('_'))
+    .sort();
+  const definitions: WorkflowDefinition[] = [];
+  const fileOf = new Map<string, string>();
+  for (const file of files) {
+    const full = path.join(dir, file);
+    let mod: { default?: unknown };
+    try {
+      mod = (await import(pathToFileURL(full).href)) as { default?: unknown };
+    } catch (err) {
+      throw new Error(`Cannot load workflow file ${full}: ${(err as Error).message}`, { cause: err });
+    }
+    if (!isDefinition(mod.default)) {
+      throw new Error(`Workflow file ${full} must export default workflow({...})`);
+    }
+    const def = mod.default;
+    const other = fileOf.get(def.name);
+    if (other) {
+      throw new Error(`Duplicate workflow name ${JSON.stringify(def.name)} in ${full} and ${other}`);
+    }
+    fileOf.set(def.name, full);
+    definitions.push(def);
+  }
+  return createRegistry(definitions);
+}
+
+/** The public description of a workflow, with its input as JSON Schema. */
+export function describeWorkflow(def: WorkflowDefinition) {
+  return {
+    name: def.name,
+    target: def.target,
+    isTask: def.isTask,
+    description: def.description,
+    inputSchema: z.toJSONSchema(def.input, { io: 'input' }),
+    steps: def.steps.map((s) => ({ name: s.name, kind: s.kind, conditional: s.when.length > 0 })),
+  };
+}

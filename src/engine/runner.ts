@@ -1,0 +1,210 @@
+import type { Logger } from '../config/logger.ts';
+import type { Pool, Queryable } from '../db/pool.ts';
+import { withTransaction } from '../db/pool.ts';
+import {
+  claimProcess,
+  commitStep,
+  failClaimed,
+  heartbeat,
+  releaseLease,
+  type Claim,
+  type StepCommit,
+} from '../db/processes.ts';
+import type { WorkflowDefinition } from './dsl.ts';
+import { toStepError } from './errors.ts';
+import type { Registry } from './registry.ts';
+import type { StepPool } from './step-pool.ts';
+import type { ProcessStatus, State, StepError } from './types.ts';
+
+/** How one `run` ended. */
+export type RunResult =
+  /** Someone else holds the process, or it is not runnable. */
+  | 'not_claimed'
+  /** The process stopped in this status. */
+  | ProcessStatus
+  /** The lease was revoked (abort) or taken over; nothing more was written. */
+  | 'lease_lost'
+  /** Given back on shutdown, to be continued by any runner. */
+  | 'released';
+
+export interface RunnerOptions {
+  pool: Pool;
+  registry: Registry;
+  steps: StepPool;
+  /** Who holds leases, e.g. `worker:host:pid`. Shown in `lease_owner`. */
+  owner: string;
+  leaseSeconds: number;
+  logger: Logger;
+  /**
+   * Called inside the transaction that gives a process back on shutdown, so that it is queued
+   * again at once (worker mode). Default: nothing (a starting engine picks it up).
+   */
+  requeue?: (tx: Queryable, processId: string, createdBy: string | null) => Promise<void>;
+}
+
+export interface Runner {
+  /** Claims the process and runs it until it stops; never throws for step errors. */
+  run(processId: string): Promise<RunResult>;
+  /** Fires the AbortSignal of a step this runner is running for `processId`. */
+  abortLocal(processId: string): boolean;
+  /** Processes this runner holds right now. */
+  active(): string[];
+  /**
+   * Stops taking new steps: processes mid-way are given back after their current step, or after
+   * `timeoutMs` with their step aborted. Idempotent.
+   */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+interface Active {
+  controller: AbortController;
+  done: Promise<RunResult>;
+}
+
+export function createRunner(opts: RunnerOptions): Runner {
+  const { pool, registry, steps, owner, leaseSeconds, logger } = opts;
+  const active = new Map<string, Active>();
+  let stopping = false;
+  let stopped: Promise<void> | undefined;
+
+  async function giveBack(claim: Claim): Promise<RunResult> {
+    const released = await withTransaction(pool, async (tx) => {
+      const ok = await releaseLease(tx, claim.id, claim.leaseToken);
+      if (ok && opts.requeue) await opts.requeue(tx, claim.id, claim.createdBy);
+      return ok;
+    });
+    return released ? 'released' : 'lease_lost';
+  }
+
+  /** Checks that the stored position still fits the definition; returns why not, if not. */
+  function mismatch(def: WorkflowDefinition, claim: Claim): string | undefined {
+    if (claim.stepIndex > def.steps.length) {
+      return `workflow ${def.name} changed: the process is at step ${claim.stepIndex} but the workflow has ${def.steps.length} steps`;
+    }
+    const i = claim.lastRowIndex;
+    if (i === null || claim.lastRowName === 'Abort') return undefined;
+    const expected = def.steps[i]?.name;
+    if (expected !== claim.lastRowName) {
+      return `workflow ${def.name} changed: step ${i} was ${JSON.stringify(claim.lastRowName)} and is now ${JSON.stringify(expected ?? null)}`;
+    }
+    return undefined;
+  }
+
+  async function execute(claim: Claim, controller: AbortController): Promise<RunResult> {
+    const def = registry.get(claim.workflowName);
+    const problem = def ? mismatch(def, claim) : `workflow ${claim.workflowName} is not registered`;
+    if (!def || problem) {
+      logger.error('cannot continue process', { processId: claim.id, reason: problem });
+      await failClaimed(pool, claim.id, claim.leaseToken, problem ?? 'unknown workflow');
+      return 'failed';
+    }
+    let state: State = claim.state;
+    let index = claim.stepIndex;
+    let attempt = claim.attempt;
+    const base = { id: claim.id, leaseToken: claim.leaseToken, createdBy: claim.createdBy, leaseSeconds };
+
+    for (;;) {
+      if (stopping) return giveBack(claim);
+      const stepDef = def.steps[index];
+      if (!stepDef) {
+        // Only reachable when a workflow lost trailing steps after the process cleared them all.
+        await failClaimed(pool, claim.id, claim.leaseToken, `workflow ${def.name} has no step ${index}`);
+        return 'failed';
+      }
+      const isLast = index === def.steps.length - 1;
+      const startedAt = new Date();
+      const at = { index, name: stepDef.name, startedAt };
+      let commit: StepCommit;
+      let guard: boolean | StepError;
+      try {
+        guard = stepDef.when.every((p) => p(state));
+      } catch (err) {
+        guard = toStepError(err);
+      }
+      if (guard === false) {
+        commit = { ...base, ...at, stepStatus: 'skipped', state, processStatus: isLast ? 'completed' : 'running', nextIndex: index + 1, nextAttempt: 1 };
+      } else if (guard === true && stepDef.kind === 'input') {
+        commit = { ...base, ...at, stepStatus: 'suspend', state, processStatus: 'suspended', nextIndex: index, nextAttempt: 1 };
+      } else {
+        const outcome =
+          guard === true
+            ? await steps.run({ workflow: def.name, index, state, processId: claim.id, attempt }, controller.signal)
+            : ({ ok: false, error: guard } as const);
+        // Aborted: by the user or a lost lease (nothing to commit), or by shutdown (give it back).
+        if (controller.signal.aborted) return stopping ? giveBack(claim) : 'lease_lost';
+        if (outcome.ok) {
+          state = { ...state, ...outcome.delta };
+          commit = { ...base, ...at, stepStatus: 'success', state, processStatus: isLast ? 'completed' : 'running', nextIndex: index + 1, nextAttempt: 1 };
+        } else {
+          const { outcome: status, name, message, stack } = outcome.error;
+          commit = {
+            ...base,
+            ...at,
+            stepStatus: status === 'aborted' ? 'abort' : 'failed',
+            state,
+            error: { name, message },
+            processStatus: status,
+            nextIndex: index,
+            nextAttempt: attempt + 1,
+            failedReason: message,
+            traceback: stack,
+          };
+        }
+      }
+      if (!(await commitStep(pool, commit))) {
+        logger.warn('lease lost, step not committed', { processId: claim.id, step: stepDef.name });
+        return 'lease_lost';
+      }
+      if (commit.processStatus !== 'running') return commit.processStatus;
+      index = commit.nextIndex;
+      attempt = commit.nextAttempt;
+    }
+  }
+
+  async function run(processId: string): Promise<RunResult> {
+    if (stopping || active.has(processId)) return 'not_claimed';
+    const claim = await claimProcess(pool, processId, owner, leaseSeconds);
+    if (!claim) return 'not_claimed';
+    const controller = new AbortController();
+    const beat = setInterval(() => {
+      heartbeat(pool, claim.id, claim.leaseToken, leaseSeconds).then(
+        (held) => {
+          if (!held) controller.abort(new Error('lease lost'));
+        },
+        (err: unknown) => logger.warn('heartbeat failed', { processId, err }),
+      );
+    }, Math.max(200, (leaseSeconds * 1000) / 3));
+    const done = execute(claim, controller).finally(() => {
+      clearInterval(beat);
+      active.delete(processId);
+    });
+    active.set(processId, { controller, done });
+    return done;
+  }
+
+  return {
+    run,
+    abortLocal(processId) {
+      const a = active.get(processId);
+      a?.controller.abort(new Error('process aborted'));
+      return a !== undefined;
+    },
+    active: () => [...active.keys()],
+    stop(timeoutMs) {
+      stopping = true;
+      stopped ??= (async () => {
+        const all = () => Promise.allSettled([...active.values()].map((a) => a.done));
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
+        if ((await Promise.race([all(), timedOut])) === 'timeout') {
+          // Steps that outlive the timeout are aborted; their leases are given back.
+          const left = [...active.values()];
+          for (const a of left) a.controller.abort(new Error('shutting down'));
+          await all();
+        }
+        clearTimeout(timer);
+      })();
+      return stopped;
+    },
+  };
+}

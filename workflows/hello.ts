@@ -1,0 +1,14 @@
+import { z } from 'zod';
+import { inputStep, step, workflow } from '../src/engine/dsl.ts';
+
+export default workflow({
+  name: 'hello',
+  target: 'create',
+  description: 'Greets someone after confirmation',
+  input: z.object({ name: z.string().min(1) }),
+  steps: [
+    step('Greet', ({ state }) => ({ greeting: `Hello, ${state.name}!` })),
+    inputStep('Confirm', z.object({ confirmed: z.boolean() })),
+    step('Finish', ({ state }) => ({ finished: state.confirmed })),
+  ],
+});

@@ -1,0 +1,8 @@
+import { step, workflow } from '../src/engine/dsl.ts';
+
+export default workflow({
+  name: 'noop',
+  target: 'modify',
+  description: 'Three steps that do nothing',
+  steps: [step('One', () => {}), step('Two', () => {}), step('Three', () => {})],
+});

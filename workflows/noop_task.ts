@@ -1,0 +1,9 @@
+import { step, workflow } from '../src/engine/dsl.ts';
+
+export default workflow({
+  name: 'noop_task',
+  target: 'system',
+  isTask: true,
+  description: 'Three steps that do nothing, as a task',
+  steps: [step('One', () => {}), step('Two', () => {}), step('Three', () => {})],
+});
