@@ -15,6 +15,8 @@ export interface Orchestrator {
   port: number;
   connectionString: string;
   engine: Engine;
+  /** Processes this instance is running right now. */
+  activeProcesses(): string[];
   /** Graceful: stops HTTP, hands back running processes, drains the step pool, closes the database. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -24,9 +26,23 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   const registry = await loadRegistry(config.WORKFLOWS_DIR);
   logger.info('workflows loaded', { count: registry.list().length });
   const database = await openDatabase(config, logger);
-  const pool = createPool({ connectionString: database.connectionString, max: config.DB_POOL_SIZE, logger, applicationName: 'orchestrator-api' });
-  const steps = createStepPool({ workflowsDir: config.WORKFLOWS_DIR, maxThreads: config.MAX_WORKERS });
-  const executor = createThreadpoolExecutor({ pool, registry, steps, leaseSeconds: config.LEASE_SECONDS, logger });
+  const pool = createPool({
+    connectionString: database.connectionString,
+    max: config.DB_POOL_SIZE,
+    logger,
+    applicationName: 'orchestrator-api',
+  });
+  const steps = createStepPool({
+    workflowsDir: config.WORKFLOWS_DIR,
+    maxThreads: config.MAX_WORKERS,
+  });
+  const executor = createThreadpoolExecutor({
+    pool,
+    registry,
+    steps,
+    leaseSeconds: config.LEASE_SECONDS,
+    logger,
+  });
   const engine = createEngine({ pool, registry, dispatcher: executor.dispatcher, logger });
   const app = createApp({ engine, pool, logger });
   const server = http.createServer(app);
@@ -37,7 +53,11 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   await executor.start();
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.HOST}:${port}`;
-  logger.info('orchestrator listening', { url, executor: config.EXECUTOR, maxWorkers: config.MAX_WORKERS });
+  logger.info('orchestrator listening', {
+    url,
+    executor: config.EXECUTOR,
+    maxWorkers: config.MAX_WORKERS,
+  });
 
   let closing: Promise<void> | undefined;
   return {
@@ -45,6 +65,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     port,
     connectionString: database.connectionString,
     engine,
+    activeProcesses: () => executor.runner.active(),
     close(timeoutMs = 10_000) {
       closing ??= (async () => {
         const httpClosed = new Promise<void>((r) => server.close(() => r()));

@@ -9,7 +9,9 @@ export default workflow({
   steps: [
     step('Flaky', ({ state, attempt }) => {
       if (attempt <= (state.failTimes as number)) {
-        throw new Error(`attempt ${attempt} of ${(state.failTimes as number) + 1} fails on purpose`);
+        throw new Error(
+          `attempt ${attempt} of ${(state.failTimes as number) + 1} fails on purpose`,
+        );
       }
       return { succeededOnAttempt: attempt };
     }),

@@ -20,7 +20,12 @@ function userOf(_req: Request): string {
 }
 
 function processId(req: Request): string {
-  return parseOr(processIdSchema, req.params.id, 'invalid_id', `Process id ${JSON.stringify(req.params.id)} is not a uuid`);
+  return parseOr(
+    processIdSchema,
+    req.params.id,
+    'invalid_id',
+    `Process id ${JSON.stringify(req.params.id)} is not a uuid`,
+  );
 }
 
 /** Checks the database with a short timeout, so a dead database answers 503 quickly. */
@@ -28,7 +33,13 @@ async function databaseReachable(pool: Pool, timeoutMs = 2_000): Promise<boolean
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
   try {
-    return await Promise.race([pool.query('SELECT 1').then(() => true, () => false), timeout]);
+    return await Promise.race([
+      pool.query('SELECT 1').then(
+        () => true,
+        () => false,
+      ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -42,7 +53,13 @@ export function createApp({ engine, pool, logger, extend }: AppOptions): express
 
   app.get('/api/health', async (_req, res) => {
     if (await databaseReachable(pool)) res.json({ status: 'ok' });
-    else res.status(503).json({ status: 'unavailable', ...errorBody('database_unavailable', 'The database is unreachable') });
+    else
+      res
+        .status(503)
+        .json({
+          status: 'unavailable',
+          ...errorBody('database_unavailable', 'The database is unreachable'),
+        });
   });
 
   app.get('/api/workflows', (_req, res) => {

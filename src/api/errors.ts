@@ -1,6 +1,11 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from '../config/logger.ts';
-import { ConflictError, NotFoundError, OrchestratorError, ValidationError } from '../engine/errors.ts';
+import {
+  ConflictError,
+  NotFoundError,
+  OrchestratorError,
+  ValidationError,
+} from '../engine/errors.ts';
 
 /** The one error shape of the API: `{ error: { code, message, details? } }`. */
 export function errorBody(code: string, message: string, details?: unknown) {
@@ -11,8 +16,24 @@ export function errorBody(code: string, message: string, details?: unknown) {
 export function isDatabaseDown(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;
   if (!e) return false;
-  if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08006', '08001', '08003'].includes(e.code)) return true;
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message ?? '');
+  if (
+    e.code &&
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ETIMEDOUT',
+      '57P01',
+      '57P02',
+      '57P03',
+      '08006',
+      '08001',
+      '08003',
+    ].includes(e.code)
+  )
+    return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+    e.message ?? '',
+  );
 }
 
 export const notFoundRoute: RequestHandler = (req, res) => {
@@ -24,7 +45,11 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const status = (err as { status?: number; type?: string }).status;
     const type = (err as { type?: string }).type;
     if (type === 'entity.parse.failed') {
-      res.status(400).json(errorBody('invalid_json', `Request body is not valid JSON: ${(err as Error).message}`));
+      res
+        .status(400)
+        .json(
+          errorBody('invalid_json', `Request body is not valid JSON: ${(err as Error).message}`),
+        );
       return;
     }
     if (type === 'entity.too.large') {
@@ -33,7 +58,13 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     if (err instanceof OrchestratorError) {
       const httpStatus =
-        err instanceof NotFoundError ? 404 : err instanceof ValidationError ? 400 : err instanceof ConflictError ? 409 : 400;
+        err instanceof NotFoundError
+          ? 404
+          : err instanceof ValidationError
+            ? 400
+            : err instanceof ConflictError
+              ? 409
+              : 400;
       res.status(httpStatus).json(errorBody(err.code, err.message, err.details));
       return;
     }
@@ -42,10 +73,17 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     if (isDatabaseDown(err)) {
-      res.status(503).json(errorBody('database_unavailable', 'The database is unreachable; try again shortly'));
+      res
+        .status(503)
+        .json(errorBody('database_unavailable', 'The database is unreachable; try again shortly'));
       return;
     }
-    logger.error('request failed', { method: req.method, path: req.path, err, stack: (err as Error).stack });
+    logger.error('request failed', {
+      method: req.method,
+      path: req.path,
+      err,
+      stack: (err as Error).stack,
+    });
     res.status(500).json(errorBody('internal_error', 'Internal error'));
   };
 }

@@ -16,14 +16,20 @@ export const listQuerySchema = z
       .pipe(z.array(z.enum(PROCESS_STATUSES)))
       .optional(),
     workflow: z.string().min(1).optional(),
-    isTask: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+    isTask: z
+      .enum(['true', 'false'])
+      .transform((v) => v === 'true')
+      .optional(),
     createdBy: z.string().min(1).optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(50),
     offset: z.coerce.number().int().min(0).default(0),
     /** `field` or `field:asc|desc`; default `startedAt:desc`. */
     sort: z
       .string()
-      .regex(new RegExp(`^(${sortFields.join('|')})(:(asc|desc))?$`), `must be one of ${sortFields.join(', ')}, optionally with :asc or :desc`)
+      .regex(
+        new RegExp(`^(${sortFields.join('|')})(:(asc|desc))?$`),
+        `must be one of ${sortFields.join(', ')}, optionally with :asc or :desc`,
+      )
       .default('startedAt:desc'),
   })
   .strict()
@@ -33,7 +39,12 @@ export const listQuerySchema = z
   });
 
 /** Parses `input` or throws a 400 `code` error carrying the zod issues. */
-export function parseOr<T extends z.ZodType>(schema: T, input: unknown, code: string, message: string): z.output<T> {
+export function parseOr<T extends z.ZodType>(
+  schema: T,
+  input: unknown,
+  code: string,
+  message: string,
+): z.output<T> {
   const r = schema.safeParse(input);
   if (!r.success) {
     throw new ValidationError(code, message, {

@@ -32,7 +32,9 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
           (err ? `: ${String((err as Error).message ?? err)}` : ''),
       );
     });
-    logger.info('embedded Postgres running', { url: embedded.connectionString.replace(/:[^:@/]+@/, ':***@') });
+    logger.info('embedded Postgres running', {
+      url: embedded.connectionString.replace(/:[^:@/]+@/, ':***@'),
+    });
     await runMigrations(embedded.connectionString);
     return {
       connectionString: embedded.connectionString,

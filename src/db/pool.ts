@@ -32,7 +32,10 @@ export function createPool(opts: PoolOptions): Pool {
 }
 
 /** Runs `fn` in a transaction on one client; rolls back on any error. */
-export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+export async function withTransaction<T>(
+  pool: Pool,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');

@@ -40,7 +40,10 @@ function where(f: ProcessFilter): { sql: string; values: unknown[] } {
   return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
 }
 
-export async function listProcesses(db: Queryable, q: ListQuery): Promise<{ items: ProcessRow[]; total: number }> {
+export async function listProcesses(
+  db: Queryable,
+  q: ListQuery,
+): Promise<{ items: ProcessRow[]; total: number }> {
   const w = where(q);
   const order = `${SORT_COLUMNS[q.sort]} ${q.order === 'asc' ? 'ASC' : 'DESC'}, p.id`;
   const n = w.values.length;
@@ -49,7 +52,10 @@ export async function listProcesses(db: Queryable, q: ListQuery): Promise<{ item
       `SELECT ${PROCESS_COLUMNS} FROM orchestrator.processes p ${w.sql} ORDER BY ${order} LIMIT $${n + 1} OFFSET $${n + 2}`,
       [...w.values, q.limit, q.offset],
     ),
-    db.query<{ total: number }>(`SELECT count(*) AS total FROM orchestrator.processes p ${w.sql}`, w.values),
+    db.query<{ total: number }>(
+      `SELECT count(*) AS total FROM orchestrator.processes p ${w.sql}`,
+      w.values,
+    ),
   ]);
   return { items: items.rows, total: total.rows[0]?.total ?? 0 };
 }

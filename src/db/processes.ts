@@ -57,7 +57,10 @@ export async function insertProcess(db: Queryable, p: NewProcess): Promise<void>
   );
 }
 
-export async function getProcessRow(db: Queryable, id: string): Promise<(ProcessRow & { currentState: State }) | undefined> {
+export async function getProcessRow(
+  db: Queryable,
+  id: string,
+): Promise<(ProcessRow & { currentState: State }) | undefined> {
   const { rows } = await db.query<ProcessRow & { currentState: State }>(
     `SELECT ${PROCESS_COLUMNS}, ${CURRENT_STATE} AS "currentState" FROM orchestrator.processes p WHERE p.id = $1`,
     [id],
@@ -205,7 +208,12 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<boolean>
 }
 
 /** Extends a lease; false when it was lost (aborted, or taken over after expiry). */
-export async function heartbeat(db: Queryable, id: string, token: string, leaseSeconds: number): Promise<boolean> {
+export async function heartbeat(
+  db: Queryable,
+  id: string,
+  token: string,
+  leaseSeconds: number,
+): Promise<boolean> {
   const { rowCount } = await db.query(
     `UPDATE orchestrator.processes SET lease_expires_at = now() + make_interval(secs => $3)
       WHERE id = $1 AND lease_token = $2`,
@@ -231,7 +239,11 @@ export async function releaseLease(db: Queryable, id: string, token: string): Pr
  * in a step can no longer commit), and an `abort` step row holding the current state.
  * Returns false when the process is already terminal or does not exist.
  */
-export async function abortProcessRow(db: Queryable, id: string, user: string | null): Promise<boolean> {
+export async function abortProcessRow(
+  db: Queryable,
+  id: string,
+  user: string | null,
+): Promise<boolean> {
   const { rowCount } = await db.query(
     `WITH p AS (
        UPDATE orchestrator.processes p
@@ -249,7 +261,15 @@ export async function abortProcessRow(db: Queryable, id: string, user: string | 
 /** Records user input on resume of a suspended process: the input step cleared with the merged state. */
 export async function resumeSuspended(
   db: Queryable,
-  r: { id: string; index: number; name: string; input: State; state: State; user: string | null; nextStatus: ProcessStatus },
+  r: {
+    id: string;
+    index: number;
+    name: string;
+    input: State;
+    state: State;
+    user: string | null;
+    nextStatus: ProcessStatus;
+  },
 ): Promise<boolean> {
   const { rowCount } = await db.query(
     `WITH p AS (
@@ -268,7 +288,11 @@ export async function resumeSuspended(
 }
 
 /** Marks a process resumable-and-resumed (failed, waiting, …): compare-and-set on its status. */
-export async function markResumed(db: Queryable, id: string, from: readonly ProcessStatus[]): Promise<boolean> {
+export async function markResumed(
+  db: Queryable,
+  id: string,
+  from: readonly ProcessStatus[],
+): Promise<boolean> {
   const { rowCount } = await db.query(
     `UPDATE orchestrator.processes SET status = 'resumed', last_modified_at = now()
       WHERE id = $1 AND status = ANY($2::text[])`,
@@ -278,7 +302,12 @@ export async function markResumed(db: Queryable, id: string, from: readonly Proc
 }
 
 /** Ends a process that cannot run (its workflow changed or vanished) as `failed`, fenced by the lease. */
-export async function failClaimed(db: Queryable, id: string, token: string, reason: string): Promise<void> {
+export async function failClaimed(
+  db: Queryable,
+  id: string,
+  token: string,
+  reason: string,
+): Promise<void> {
   await db.query(
     `UPDATE orchestrator.processes
         SET status = 'failed', failed_reason = $3, traceback = NULL, lease_token = NULL,
@@ -289,7 +318,11 @@ export async function failClaimed(db: Queryable, id: string, token: string, reas
 }
 
 /** Processes a runner should pick up: never claimed, resumed but not run, or with an expired lease. */
-export async function findOrphans(db: Queryable, olderThanSeconds: number, limit: number): Promise<string[]> {
+export async function findOrphans(
+  db: Queryable,
+  olderThanSeconds: number,
+  limit: number,
+): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
     `SELECT id FROM orchestrator.processes
       WHERE (status IN ('created', 'resumed') AND last_modified_at < now() - make_interval(secs => $1))

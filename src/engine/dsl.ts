@@ -46,7 +46,11 @@ export function step(name: string, run: StepFn): PlainStep {
  * A step that suspends the process until a user resumes it with input valid for `form`; the
  * input is shallow-merged into the state.
  */
-export function inputStep(name: string, form: z.ZodObject, options: { assignee?: string } = {}): InputStep {
+export function inputStep(
+  name: string,
+  form: z.ZodObject,
+  options: { assignee?: string } = {},
+): InputStep {
   return { kind: 'input', name, form, when: [], ...options };
 }
 
@@ -105,7 +109,8 @@ export function workflow(options: WorkflowOptions): WorkflowDefinition {
       typeof s.name === 'string' &&
       s.name.length > 0 &&
       (s.kind === 'input' ? s.form instanceof z.ZodObject : typeof s.run === 'function');
-    if (!valid) throw new Error(`workflow ${options.name} has an invalid step: ${JSON.stringify(s)}`);
+    if (!valid)
+      throw new Error(`workflow ${options.name} has an invalid step: ${JSON.stringify(s)}`);
     if (seen.has(s.name)) throw new Error(`workflow ${options.name} has two steps named ${s.name}`);
     seen.add(s.name);
   }

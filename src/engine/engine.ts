@@ -51,7 +51,11 @@ function invalidInput(message: string, error: z.ZodError): ValidationError {
 }
 
 function isEmpty(body: unknown): boolean {
-  return body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0);
+  return (
+    body === undefined ||
+    body === null ||
+    (typeof body === 'object' && Object.keys(body).length === 0)
+  );
 }
 
 /** Keys whose value differs from the previous snapshot. */
@@ -65,7 +69,10 @@ function stateDelta(prev: State, next: State): State {
 
 /** The process operations of the public API; knows nothing of HTTP, piscina or pg-boss. */
 export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
-  async function makeRunnable(job: Dispatch, write: (tx: Queryable) => Promise<boolean>): Promise<boolean> {
+  async function makeRunnable(
+    job: Dispatch,
+    write: (tx: Queryable) => Promise<boolean>,
+  ): Promise<boolean> {
     const ok = await withTransaction(pool, async (tx) => {
       if (!(await write(tx))) return false;
       await dispatcher.dispatch(tx, job);
@@ -84,14 +91,32 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
   return {
     registry,
 
-    async startProcess(workflowName: string, body: unknown, user: string | null): Promise<{ id: string }> {
+    async startProcess(
+      workflowName: string,
+      body: unknown,
+      user: string | null,
+    ): Promise<{ id: string }> {
       const def = registry.require(workflowName);
       const parsed = def.input.safeParse(body ?? {});
-      if (!parsed.success) throw invalidInput(`Invalid input for workflow ${def.name}`, parsed.error);
+      if (!parsed.success)
+        throw invalidInput(`Invalid input for workflow ${def.name}`, parsed.error);
       const id = randomUUID();
-      const job: Dispatch = { processId: id, user, isTask: def.isTask, target: def.target, kind: 'new' };
+      const job: Dispatch = {
+        processId: id,
+        user,
+        isTask: def.isTask,
+        target: def.target,
+        kind: 'new',
+      };
       await makeRunnable(job, async (tx) => {
-        await insertProcess(tx, { id, workflowName: def.name, target: def.target, isTask: def.isTask, createdBy: user, input: parsed.data });
+        await insertProcess(tx, {
+          id,
+          workflowName: def.name,
+          target: def.target,
+          isTask: def.isTask,
+          createdBy: user,
+          input: parsed.data,
+        });
         return true;
       });
       return { id };
@@ -105,9 +130,19 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
         });
       if (!RESUMABLE_STATUSES.includes(row.status)) throw notResumable();
       const def = registry.get(row.workflowName);
-      if (!def) throw new ConflictError('workflow_not_found', `Workflow ${row.workflowName} is no longer registered`);
+      if (!def)
+        throw new ConflictError(
+          'workflow_not_found',
+          `Workflow ${row.workflowName} is no longer registered`,
+        );
       const stepDef = def.steps[row.stepIndex];
-      const job: Dispatch = { processId: id, user, isTask: row.isTask, target: row.target, kind: 'resume' };
+      const job: Dispatch = {
+        processId: id,
+        user,
+        isTask: row.isTask,
+        target: row.target,
+        kind: 'resume',
+      };
 
       if (row.status === 'suspended') {
         if (stepDef?.kind !== 'input' || stepDef.name !== row.lastStep) {
@@ -117,7 +152,8 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
           );
         }
         const parsed = stepDef.form.safeParse(body ?? {});
-        if (!parsed.success) throw invalidInput(`Invalid input for step ${stepDef.name}`, parsed.error);
+        if (!parsed.success)
+          throw invalidInput(`Invalid input for step ${stepDef.name}`, parsed.error);
         const isLast = row.stepIndex === def.steps.length - 1;
         const resumed = async (tx: Queryable) =>
           resumeSuspended(tx, {
@@ -135,7 +171,10 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
       }
 
       if (!isEmpty(body)) {
-        throw new ValidationError('validation_error', `Process ${id} is ${row.status}, not waiting for input`);
+        throw new ValidationError(
+          'validation_error',
+          `Process ${id} is ${row.status}, not waiting for input`,
+        );
       }
       if (row.status !== 'resumed' && stepDef?.name !== row.lastStep) {
         throw new ConflictError(

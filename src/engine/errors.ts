@@ -26,7 +26,12 @@ export function toStepError(err: unknown): StepError {
         : e instanceof InconsistentData
           ? 'inconsistent_data'
           : 'failed';
-  return { outcome, name: e.name, message: e.message || e.name, ...(e.stack ? { stack: e.stack } : {}) };
+  return {
+    outcome,
+    name: e.name,
+    message: e.message || e.name,
+    ...(e.stack ? { stack: e.stack } : {}),
+  };
 }
 
 /** Errors of the engine's own API, each with a stable `code` the HTTP layer maps to a status. */

@@ -18,7 +18,8 @@ export function createRegistry(definitions: WorkflowDefinition[]): Registry {
     get: (name) => byName.get(name),
     require(name) {
       const def = byName.get(name);
-      if (!def) throw new NotFoundError('workflow_not_found', `No workflow named ${JSON.stringify(name)}`);
+      if (!def)
+        throw new NotFoundError('workflow_not_found', `No workflow named ${JSON.stringify(name)}`);
       return def;
     },
     list: () => [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)),
@@ -46,7 +47,9 @@ export async function loadRegistry(dir: string): Promise<Registry> {
     try {
       mod = (await import(pathToFileURL(full).href)) as { default?: unknown };
     } catch (err) {
-      throw new Error(`Cannot load workflow file ${full}: ${(err as Error).message}`, { cause: err });
+      throw new Error(`Cannot load workflow file ${full}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     if (!isDefinition(mod.default)) {
       throw new Error(`Workflow file ${full} must export default workflow({...})`);
@@ -54,7 +57,9 @@ export async function loadRegistry(dir: string): Promise<Registry> {
     const def = mod.default;
     const other = fileOf.get(def.name);
     if (other) {
-      throw new Error(`Duplicate workflow name ${JSON.stringify(def.name)} in ${full} and ${other}`);
+      throw new Error(
+        `Duplicate workflow name ${JSON.stringify(def.name)} in ${full} and ${other}`,
+      );
     }
     fileOf.set(def.name, full);
     definitions.push(def);

@@ -101,14 +101,24 @@ export function createRunner(opts: RunnerOptions): Runner {
     let state: State = claim.state;
     let index = claim.stepIndex;
     let attempt = claim.attempt;
-    const base = { id: claim.id, leaseToken: claim.leaseToken, createdBy: claim.createdBy, leaseSeconds };
+    const base = {
+      id: claim.id,
+      leaseToken: claim.leaseToken,
+      createdBy: claim.createdBy,
+      leaseSeconds,
+    };
 
     for (;;) {
       if (stopping) return giveBack(claim);
       const stepDef = def.steps[index];
       if (!stepDef) {
         // Only reachable when a workflow lost trailing steps after the process cleared them all.
-        await failClaimed(pool, claim.id, claim.leaseToken, `workflow ${def.name} has no step ${index}`);
+        await failClaimed(
+          pool,
+          claim.id,
+          claim.leaseToken,
+          `workflow ${def.name} has no step ${index}`,
+        );
         return 'failed';
       }
       const isLast = index === def.steps.length - 1;
@@ -122,19 +132,46 @@ export function createRunner(opts: RunnerOptions): Runner {
         guard = toStepError(err);
       }
       if (guard === false) {
-        commit = { ...base, ...at, stepStatus: 'skipped', state, processStatus: isLast ? 'completed' : 'running', nextIndex: index + 1, nextAttempt: 1 };
+        commit = {
+          ...base,
+          ...at,
+          stepStatus: 'skipped',
+          state,
+          processStatus: isLast ? 'completed' : 'running',
+          nextIndex: index + 1,
+          nextAttempt: 1,
+        };
       } else if (guard === true && stepDef.kind === 'input') {
-        commit = { ...base, ...at, stepStatus: 'suspend', state, processStatus: 'suspended', nextIndex: index, nextAttempt: 1 };
+        commit = {
+          ...base,
+          ...at,
+          stepStatus: 'suspend',
+          state,
+          processStatus: 'suspended',
+          nextIndex: index,
+          nextAttempt: 1,
+        };
       } else {
         const outcome =
           guard === true
-            ? await steps.run({ workflow: def.name, index, state, processId: claim.id, attempt }, controller.signal)
+            ? await steps.run(
+                { workflow: def.name, index, state, processId: claim.id, attempt },
+                controller.signal,
+              )
             : ({ ok: false, error: guard } as const);
         // Aborted: by the user or a lost lease (nothing to commit), or by shutdown (give it back).
         if (controller.signal.aborted) return stopping ? giveBack(claim) : 'lease_lost';
         if (outcome.ok) {
           state = { ...state, ...outcome.delta };
-          commit = { ...base, ...at, stepStatus: 'success', state, processStatus: isLast ? 'completed' : 'running', nextIndex: index + 1, nextAttempt: 1 };
+          commit = {
+            ...base,
+            ...at,
+            stepStatus: 'success',
+            state,
+            processStatus: isLast ? 'completed' : 'running',
+            nextIndex: index + 1,
+            nextAttempt: 1,
+          };
         } else {
           const { outcome: status, name, message, stack } = outcome.error;
           commit = {
@@ -166,14 +203,17 @@ export function createRunner(opts: RunnerOptions): Runner {
     const claim = await claimProcess(pool, processId, owner, leaseSeconds);
     if (!claim) return 'not_claimed';
     const controller = new AbortController();
-    const beat = setInterval(() => {
-      heartbeat(pool, claim.id, claim.leaseToken, leaseSeconds).then(
-        (held) => {
-          if (!held) controller.abort(new Error('lease lost'));
-        },
-        (err: unknown) => logger.warn('heartbeat failed', { processId, err }),
-      );
-    }, Math.max(200, (leaseSeconds * 1000) / 3));
+    const beat = setInterval(
+      () => {
+        heartbeat(pool, claim.id, claim.leaseToken, leaseSeconds).then(
+          (held) => {
+            if (!held) controller.abort(new Error('lease lost'));
+          },
+          (err: unknown) => logger.warn('heartbeat failed', { processId, err }),
+        );
+      },
+      Math.max(200, (leaseSeconds * 1000) / 3),
+    );
     const done = execute(claim, controller).finally(() => {
       clearInterval(beat);
       active.delete(processId);
@@ -195,7 +235,9 @@ export function createRunner(opts: RunnerOptions): Runner {
       stopped ??= (async () => {
         const all = () => Promise.allSettled([...active.values()].map((a) => a.done));
         let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
+        const timedOut = new Promise<'timeout'>(
+          (r) => (timer = setTimeout(() => r('timeout'), timeoutMs)),
+        );
         if ((await Promise.race([all(), timedOut])) === 'timeout') {
           // Steps that outlive the timeout are aborted; their leases are given back.
           const left = [...active.values()];

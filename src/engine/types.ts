@@ -51,7 +51,14 @@ export const STEP_STATUSES = [
 ] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
 
-export const TARGETS = ['create', 'modify', 'terminate', 'system', 'validate', 'reconcile'] as const;
+export const TARGETS = [
+  'create',
+  'modify',
+  'terminate',
+  'system',
+  'validate',
+  'reconcile',
+] as const;
 export type Target = (typeof TARGETS)[number];
 
 /** An error a step threw, made cloneable so it crosses the worker-thread boundary intact. */

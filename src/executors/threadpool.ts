@@ -38,7 +38,9 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     logger,
   });
   const launch = (processId: string) => {
-    runner.run(processId).catch((err: unknown) => logger.error('process run failed', { processId, err }));
+    runner
+      .run(processId)
+      .catch((err: unknown) => logger.error('process run failed', { processId, err }));
   };
   let timer: NodeJS.Timeout | undefined;
   let sweeping = false;

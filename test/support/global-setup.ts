@@ -1,0 +1,55 @@
+// Starts one Postgres for the whole run (embedded, or DATABASE_URL when given) and migrates a
+// template database once; each test file clones it (see database.ts).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { silentLogger } from '../../src/config/logger.ts';
+import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
+import { runMigrations } from '../../src/db/migrate.ts';
+import { TEMPLATE_DB, withDatabase } from './database.ts';
+import { freePort } from './ports.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Connection string to a maintenance database of the test cluster. */
+    adminUrl: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  let adminUrl = process.env.DATABASE_URL;
+  let stop = async () => {};
+  let dir: string | undefined;
+  if (!adminUrl) {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-test-'));
+    fs.chmodSync(dir, 0o755);
+    const embedded = await startEmbeddedPostgres({
+      dataDir: dir,
+      port: await freePort(),
+      logger: silentLogger,
+      postgresFlags: [
+        '-c',
+        'max_connections=400',
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+      ],
+    });
+    adminUrl = embedded.connectionString;
+    stop = embedded.stop;
+  }
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${TEMPLATE_DB}`);
+  await admin.end();
+  await runMigrations(withDatabase(adminUrl, TEMPLATE_DB));
+  project.provide('adminUrl', adminUrl);
+  return async () => {
+    await stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  };
+}
