@@ -54,12 +54,10 @@ export function createApp({ engine, pool, logger, extend }: AppOptions): express
   app.get('/api/health', async (_req, res) => {
     if (await databaseReachable(pool)) res.json({ status: 'ok' });
     else
-      res
-        .status(503)
-        .json({
-          status: 'unavailable',
-          ...errorBody('database_unavailable', 'The database is unreachable'),
-        });
+      res.status(503).json({
+        status: 'unavailable',
+        ...errorBody('database_unavailable', 'The database is unreachable'),
+      });
   });
 
   app.get('/api/workflows', (_req, res) => {
