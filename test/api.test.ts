@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkInvariants } from '../src/db/invariants.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -14,6 +15,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await api?.close();
+  if (db) expect(await checkInvariants(db.pool, { registry: api.engine.registry })).toEqual([]);
   await db?.drop();
 });
 

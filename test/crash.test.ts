@@ -3,6 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkInvariants } from '../src/db/invariants.ts';
+import { loadRegistry } from '../src/engine/registry.ts';
+import { root } from './support/paths.ts';
 import { client, startApi } from './support/api.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { freePort } from './support/ports.ts';
@@ -15,6 +18,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await killAll();
+  const registry = await loadRegistry(`${root}/workflows`);
+  if (db) expect(await checkInvariants(db.pool, { registry })).toEqual([]);
   await db?.drop();
 });
 
