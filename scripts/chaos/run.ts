@@ -1,0 +1,236 @@
+// `npm run chaos`: runs the real API and workers against a real Postgres, injects faults while a
+// mixed load runs, then checks the durability invariants over the database.
+//   --profile short|full   (default full; short is what CI runs)
+//   --out FILE             JSON report (default chaos-report.json)
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { checkInvariants, type Violation } from '../../src/db/invariants.ts';
+import { loadRegistry } from '../../src/engine/registry.ts';
+import { ChaosDatabase, freePort, root, Service } from './cluster.ts';
+import { FAULTS, type FaultContext, type FaultKind } from './faults.ts';
+import { createLoad } from './load.ts';
+import { measureRecovery } from './recovery.ts';
+
+const PROFILES = {
+  short: {
+    workerProcesses: 1_500,
+    threadpoolProcesses: 300,
+    faultEveryMs: 1_500,
+    drainTimeoutMs: 180_000,
+  },
+  full: {
+    workerProcesses: 20_000,
+    threadpoolProcesses: 2_000,
+    faultEveryMs: 3_000,
+    drainTimeoutMs: 600_000,
+  },
+} as const;
+
+const WORKER_FAULTS: FaultKind[] = [
+  'kill9_worker',
+  'concurrent_resume_abort',
+  'sigterm_worker',
+  'terminate_backends',
+  'postgres_restart',
+  'listen_cut',
+  'sigstop_worker',
+];
+const THREADPOOL_FAULTS: FaultKind[] = [
+  'kill9_api',
+  'concurrent_resume_abort',
+  'terminate_backends',
+];
+
+const { values: args } = parseArgs({
+  options: {
+    profile: { type: 'string', default: 'full' },
+    out: { type: 'string', default: 'chaos-report.json' },
+  },
+});
+const profileName = args.profile as keyof typeof PROFILES;
+const profile = PROFILES[profileName];
+if (!profile) {
+  console.error(`unknown profile ${args.profile}: use short or full`);
+  process.exit(2);
+}
+
+const LEASE_SECONDS = 3;
+const log = (msg: string) =>
+  console.log(`[chaos ${new Date().toISOString().slice(11, 23)}] ${msg}`);
+const workflowsDir = path.join(root, 'scripts', 'chaos', 'workflows');
+const execLog = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'chaos-exec-')), 'executions.log');
+const started = Date.now();
+
+const db = new ChaosDatabase();
+await db.start();
+const pool = new pg.Pool({ connectionString: db.url, max: 4, application_name: 'chaos' });
+pool.on('error', () => {});
+const apiPort = await freePort();
+const env = () => ({
+  DATABASE_URL: db.url,
+  LEASE_SECONDS: String(LEASE_SECONDS),
+  WORKFLOWS_DIR: workflowsDir,
+  CHAOS_EXEC_LOG: execLog,
+  PORT: String(apiPort),
+  LOG_LEVEL: 'info',
+});
+const load = createLoad(() => `http://127.0.0.1:${apiPort}`);
+const faultsInjected: Record<string, number> = {};
+const recoveries: Record<string, number[]> = {};
+
+async function runPhase(
+  name: string,
+  api: Service,
+  workers: Service[],
+  processes: number,
+  faults: FaultKind[],
+): Promise<void> {
+  log(
+    `phase ${name}: starting ${api.name}${workers.length ? ` and ${workers.length} workers` : ''}`,
+  );
+  await api.start();
+  await Promise.all(workers.map((w) => w.start()));
+  const ctx: FaultContext = { db, pool, api, workers, load, leaseSeconds: LEASE_SECONDS, log };
+  const target = load.stats.started.length + processes;
+  let startingDone = false;
+  const starting = load.starter(target, 8).then(() => (startingDone = true));
+  for (let i = 0; !startingDone; i++) {
+    await sleep(profile.faultEveryMs);
+    if (startingDone) break;
+    const kind = faults[i % faults.length]!;
+    const recovery = measureRecovery(pool);
+    await recovery.snapshot();
+    const what = await FAULTS[kind](ctx);
+    const ms = await recovery.wait(60_000);
+    faultsInjected[kind] = (faultsInjected[kind] ?? 0) + 1;
+    (recoveries[kind] ??= []).push(ms);
+    log(`${kind}: ${what}; recovered in ${ms} ms (${load.stats.started.length}/${target} started)`);
+  }
+  await starting;
+  log(`phase ${name}: all ${processes} started; draining`);
+  await drain(profile.drainTimeoutMs);
+  await Promise.all([...workers, api].map((s) => s.kill('SIGTERM')));
+}
+
+/** Waits until nothing is left to run: every process ended (or waits for input that the resumer gives). */
+async function drain(timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM orchestrator.processes WHERE status NOT IN ('completed', 'aborted')`,
+    );
+    if (rows[0]?.n === 0) return;
+    if (Date.now() > deadline) {
+      log(`drain timed out with ${rows[0]?.n} processes not ended`);
+      return;
+    }
+    await sleep(250);
+  }
+}
+
+const exitCode = await (async () => {
+  const resuming = load.resumer();
+  try {
+    const api = new Service(
+      'api (worker mode)',
+      'src/cli/serve.ts',
+      [],
+      () => ({ ...env(), EXECUTOR: 'worker' }),
+      /orchestrator listening/,
+    );
+    const workers = [1, 2].map(
+      (i) =>
+        new Service(
+          `worker-${i}`,
+          'src/cli/worker.ts',
+          ['--concurrency', '8'],
+          env,
+          /worker (ready|started)/i,
+        ),
+    );
+    await runPhase('worker mode', api, workers, profile.workerProcesses, WORKER_FAULTS);
+    const tpApi = new Service(
+      'api (threadpool)',
+      'src/cli/serve.ts',
+      [],
+      env,
+      /orchestrator listening/,
+    );
+    await runPhase('threadpool mode', tpApi, [], profile.threadpoolProcesses, THREADPOOL_FAULTS);
+  } finally {
+    load.stop();
+    await resuming;
+  }
+
+  const registry = await loadRegistry(workflowsDir);
+  const violations: Violation[] = await checkInvariants(pool, {
+    registry,
+    abandonedAfterSeconds: LEASE_SECONDS * 3,
+  });
+  const { rows: statusRows } = await pool.query<{ status: string; n: number }>(
+    `SELECT status, count(*)::int AS n FROM orchestrator.processes GROUP BY status`,
+  );
+  const { rows: known } = await pool.query<{ id: string }>(
+    `SELECT id FROM orchestrator.processes WHERE id = ANY($1::uuid[]) AND status IN ('completed', 'aborted')`,
+    [load.stats.started],
+  );
+  const lost = load.stats.started.length - known.length;
+  const expectedSteps = await pool.query<{ workflow: string; processes: number; cleared: number }>(
+    `SELECT p.workflow_name AS workflow, count(DISTINCT p.id)::int AS processes, count(s.id)::int AS cleared
+       FROM orchestrator.processes p
+       LEFT JOIN orchestrator.process_steps s ON s.process_id = p.id AND s.status IN ('success', 'skipped', 'complete')
+      WHERE p.status = 'completed' GROUP BY p.workflow_name`,
+  );
+  let expected = 0;
+  let committed = 0;
+  for (const r of expectedSteps.rows) {
+    expected += r.processes * (registry.get(r.workflow)?.steps.length ?? 0);
+    committed += r.cleared;
+  }
+  const executions = fs.existsSync(execLog)
+    ? fs.readFileSync(execLog, 'utf8').split('\n').filter(Boolean).length
+    : 0;
+  const { rows: countedRows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM orchestrator.process_steps s JOIN orchestrator.processes p ON p.id = s.process_id
+      WHERE p.workflow_name = 'counted' AND s.status = 'success'`,
+  );
+  const report = {
+    profile: profileName,
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    processes: {
+      started: load.stats.started.length,
+      refusedStarts: load.stats.refused,
+      resumes: load.stats.resumes,
+      byStatus: Object.fromEntries(statusRows.map((r) => [r.status, r.n])),
+      lost,
+    },
+    steps: { expected, committed },
+    faults: faultsInjected,
+    recoveryMs: Object.fromEntries(
+      Object.entries(recoveries).map(([k, v]) => [
+        k,
+        { max: Math.max(...v), median: v.sort((a, b) => a - b)[Math.floor(v.length / 2)] },
+      ]),
+    ),
+    countedSteps: {
+      executions,
+      committed: countedRows[0]?.n ?? 0,
+      reExecuted: executions - (countedRows[0]?.n ?? 0),
+    },
+    invariantViolations: violations.length,
+    violations: violations.slice(0, 50),
+  };
+  fs.writeFileSync(args.out!, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(JSON.stringify(report, null, 2));
+  const ok = violations.length === 0 && lost === 0 && expected === committed;
+  log(ok ? 'PASS: no invariant violations, no lost processes' : 'FAIL');
+  return ok ? 0 : 1;
+})().finally(async () => {
+  await pool.end();
+  await db.destroy();
+});
+process.exit(exitCode);
