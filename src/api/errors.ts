@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from '../config/logger.ts';
+import { isConnectionError } from '../db/pool.ts';
 import {
   ConflictError,
   NotFoundError,
@@ -10,30 +11,6 @@ import {
 /** The one error shape of the API: `{ error: { code, message, details? } }`. */
 export function errorBody(code: string, message: string, details?: unknown) {
   return { error: { code, message, ...(details === undefined ? {} : { details }) } };
-}
-
-/** Connection-level failures (refused, terminated, timeout): the database is unreachable. */
-export function isDatabaseDown(err: unknown): boolean {
-  const e = err as { code?: string; message?: string } | undefined;
-  if (!e) return false;
-  if (
-    e.code &&
-    [
-      'ECONNREFUSED',
-      'ECONNRESET',
-      'ETIMEDOUT',
-      '57P01',
-      '57P02',
-      '57P03',
-      '08006',
-      '08001',
-      '08003',
-    ].includes(e.code)
-  )
-    return true;
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
-    e.message ?? '',
-  );
 }
 
 export const notFoundRoute: RequestHandler = (req, res) => {
@@ -72,7 +49,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.status(status).json(errorBody('bad_request', (err as Error).message));
       return;
     }
-    if (isDatabaseDown(err)) {
+    if (isConnectionError(err)) {
       res
         .status(503)
         .json(errorBody('database_unavailable', 'The database is unreachable; try again shortly'));

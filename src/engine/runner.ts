@@ -1,6 +1,7 @@
 import type { Logger } from '../config/logger.ts';
 import type { Pool, Queryable } from '../db/pool.ts';
-import { withTransaction } from '../db/pool.ts';
+import { isConnectionError, withTransaction } from '../db/pool.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   claimProcess,
   commitStep,
@@ -74,6 +75,27 @@ export function createRunner(opts: RunnerOptions): Runner {
       return ok;
     });
     return released ? 'released' : 'lease_lost';
+  }
+
+  /**
+   * Commits, retrying through connection failures (database restart) for up to one lease. A
+   * retry that meets its own earlier, acknowledged-too-late commit sees the unique index on
+   * cleared steps: only the lease holder can have written that row, so it counts as committed.
+   */
+  async function commitWithRetry(commit: StepCommit): Promise<boolean> {
+    const deadline = Date.now() + leaseSeconds * 1000;
+    for (let delay = 100, retried = false; ; delay = Math.min(delay * 2, 2_000)) {
+      try {
+        return await commitStep(pool, commit);
+      } catch (err) {
+        if (retried && (err as { constraint?: string }).constraint === 'process_steps_cleared_once')
+          return true;
+        if (!isConnectionError(err) || Date.now() + delay > deadline) throw err;
+        logger.warn('commit failed, retrying', { processId: commit.id, err });
+        retried = true;
+        await sleep(delay);
+      }
+    }
   }
 
   /** Checks that the stored position still fits the definition; returns why not, if not. */
@@ -188,7 +210,7 @@ export function createRunner(opts: RunnerOptions): Runner {
           };
         }
       }
-      if (!(await commitStep(pool, commit))) {
+      if (!(await commitWithRetry(commit))) {
         logger.warn('lease lost, step not committed', { processId: claim.id, step: stepDef.name });
         return 'lease_lost';
       }
