@@ -170,7 +170,7 @@ describe('abort', () => {
     const p = await http.waitForStatus(id, 'aborted');
     expect(p.steps.map((s: any) => [s.name, s.status])).toEqual([['Abort', 'abort']]);
     // The running step ends early on its AbortSignal and frees the runner.
-    await expect.poll(() => api.activeProcesses()).toEqual([]);
+    await expect.poll(() => api.activeProcesses(), { timeout: 15_000 }).toEqual([]);
     const again = await http.put(`/api/processes/${id}/abort`);
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('already_finished');

@@ -101,7 +101,7 @@ describe('fencing token', () => {
     });
     const id = await newProcess('slow', { sleepMs: 60_000 });
     const running = runner.run(id);
-    await expect.poll(() => runner.active()).toEqual([id]);
+    await expect.poll(() => runner.active(), { timeout: 15_000 }).toEqual([id]);
     // Another runner took the process over (as after an expired lease): a new token.
     await db.pool.query(
       `UPDATE orchestrator.processes SET lease_token = gen_random_uuid(), lease_owner = 'runner-b' WHERE id = $1`,
