@@ -1,6 +1,6 @@
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../config/logger.ts';
-import { assertReachableByPostgres, lockDataDir, startEmbeddedPostgres } from './embedded.ts';
+import { lockDataDir, startEmbeddedPostgres } from './embedded.ts';
 import { runMigrations } from './migrate.ts';
 
 export interface Database {
@@ -18,7 +18,6 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
     await runMigrations(config.DATABASE_URL);
     return { connectionString: config.DATABASE_URL, close: async () => {} };
   }
-  assertReachableByPostgres(config.DATA_DIR);
   const unlock = lockDataDir(config.DATA_DIR);
   try {
     const embedded = await startEmbeddedPostgres({

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,22 +77,32 @@ export function lockDataDir(dataDir: string): () => void {
   throw new InstanceLockedError(`Could not take the instance lock ${lockFile}`);
 }
 
-/**
- * As root, Postgres runs as the OS user `postgres`, which must be able to reach the data folder:
- * every folder above it needs the execute bit for others (a clone under /root, mode 700, has not).
- */
-export function assertReachableByPostgres(dir: string): void {
-  if (os.userInfo().uid !== 0) return;
-  for (let d = path.dirname(path.resolve(dir)); ; d = path.dirname(d)) {
-    const mode = fs.statSync(d).mode;
-    if ((mode & 0o001) === 0) {
-      throw new Error(
-        `The embedded Postgres runs as the OS user "postgres", which cannot enter ${d} (mode ${(mode & 0o777).toString(8)}). ` +
-          `Set DATA_DIR to a folder outside it (e.g. DATA_DIR=/var/lib/orchestrator), or allow it with: chmod o+x ${d}`,
-      );
-    }
-    if (d === path.dirname(d)) return;
+/** The first folder above `dir` that others may not enter, if any. */
+function unreachableAncestor(dir: string): string | undefined {
+  for (let d = path.dirname(path.resolve(dir)); d !== path.dirname(d); d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o001) === 0) return d;
   }
+  return undefined;
+}
+
+/**
+ * Where the cluster lives: `dataDir/pg`. As root, Postgres runs as the OS user `postgres`, which
+ * must be able to enter every folder above it; where it cannot (a clone under /root, mode 700),
+ * the cluster goes to /var/lib/orchestrator/<hash of dataDir> instead, and the log says so.
+ */
+export function clusterDirFor(dataDir: string, logger: Logger): string {
+  const preferred = path.join(path.resolve(dataDir), 'pg');
+  if (os.userInfo().uid !== 0) return preferred;
+  const blocked = unreachableAncestor(preferred);
+  if (!blocked) return preferred;
+  const hash = createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 12);
+  const fallback = path.join('/var/lib/orchestrator', hash, 'pg');
+  fs.mkdirSync(path.dirname(fallback), { recursive: true, mode: 0o755 });
+  logger.warn('the postgres user cannot enter the data folder; keeping the cluster elsewhere', {
+    blocked,
+    cluster: fallback,
+  });
+  return fallback;
 }
 
 /**
@@ -118,12 +129,12 @@ async function stopOrphanedPostgres(clusterDir: string, logger: Logger): Promise
 }
 
 /**
- * Starts (initialising on first use) a Postgres cluster in `dataDir/pg`, bound to 127.0.0.1.
+ * Starts (initialising on first use) a Postgres cluster (see clusterDirFor), bound to 127.0.0.1.
  * As root, Postgres runs as the OS user `postgres`, which is created when missing and handed
  * the cluster folder.
  */
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
-  const clusterDir = path.join(opts.dataDir, 'pg');
+  const clusterDir = clusterDirFor(opts.dataDir, opts.logger);
   const isRoot = os.userInfo().uid === 0;
   await stopOrphanedPostgres(clusterDir, opts.logger);
   const pgLog = opts.logger.child({ component: 'postgres' });
