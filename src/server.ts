@@ -9,6 +9,10 @@ import { createEngine, type Engine } from './engine/engine.ts';
 import { loadRegistry } from './engine/registry.ts';
 import { createStepPool } from './engine/step-pool.ts';
 import { createThreadpoolExecutor } from './executors/threadpool.ts';
+// Live view: settings, web page and Socket.IO relay.
+import { liveViewRouter } from './api/live-view.ts';
+import { settingsRouter } from './api/settings.ts';
+import { createLiveServer } from './live/live-server.ts';
 
 export interface Orchestrator {
   url: string;
@@ -44,8 +48,25 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     logger,
   });
   const engine = createEngine({ pool, registry, dispatcher: executor.dispatcher, logger });
-  const app = createApp({ engine, pool, logger });
+  const app = createApp({
+    engine,
+    pool,
+    logger,
+    extend: (a) => {
+      // Live view: engine settings, the web page at `/`.
+      a.use(settingsRouter(pool));
+      a.use(liveViewRouter());
+    },
+  });
   const server = http.createServer(app);
+  // Live view: Socket.IO on the same port, relaying this database's LISTEN/NOTIFY events.
+  const live = createLiveServer({
+    httpServer: server,
+    pool,
+    connectionString: database.connectionString,
+    logger,
+  });
+  await live.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());
@@ -68,6 +89,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     activeProcesses: () => executor.runner.active(),
     close(timeoutMs = 10_000) {
       closing ??= (async () => {
+        await live.close(); // Live view: disconnects clients, stops listening, closes HTTP.
         const httpClosed = new Promise<void>((r) => server.close(() => r()));
         server.closeAllConnections();
         await httpClosed;
