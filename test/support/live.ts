@@ -89,7 +89,7 @@ export async function holdingStepCommits<T>(pool: pg.Pool, fn: () => Promise<T>)
 
 /** Starts `workflow` and subscribes `live` to it before any of its steps commit. */
 export async function startWatched(
-  db: TestDatabase,
+  db: Pick<TestDatabase, 'pool'>,
   baseUrl: string,
   live: LiveClient[],
   workflow: string,
