@@ -38,6 +38,13 @@ export interface LiveServer {
 
 type LiveSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
+/** A notification as clients get it: without the internal `type` tag. */
+function payloadOf<T extends { type: string }>(event: T): Omit<T, 'type'> {
+  const payload: Partial<T> = { ...event };
+  delete payload.type;
+  return payload as Omit<T, 'type'>;
+}
+
 export function createLiveServer(opts: LiveServerOptions): LiveServer {
   const logger = opts.logger.child({ component: 'live' });
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(opts.httpServer, {
@@ -80,15 +87,13 @@ export function createLiveServer(opts: LiveServerOptions): LiveServer {
   function relay(event: Notification): void {
     switch (event.type) {
       case 'process': {
-        const { type: _type, ...payload } = event;
-        io.to(PROCESSES_ROOM).to(processRoom(event.id)).emit('process:updated', payload);
+        io.to(PROCESSES_ROOM).to(processRoom(event.id)).emit('process:updated', payloadOf(event));
         // While paused, processes finishing move the engine from PAUSING to PAUSED.
         if (lastEngine?.globalLock) void refreshEngineStatus();
         break;
       }
       case 'step': {
-        const { type: _type, ...payload } = event;
-        io.to(processRoom(event.processId)).emit('process:step', payload);
+        io.to(processRoom(event.processId)).emit('process:step', payloadOf(event));
         break;
       }
       case 'engine':
