@@ -75,7 +75,12 @@ const notReloaded = (page: Page) =>
 
 describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
   it('starts hello from the page, sees it suspend, submits the form and sees completed without reloading', async () => {
-    await withPage('#/start/hello', async (page, errors) => {
+    await withPage('#/', async (page, errors) => {
+      // As a user would: from the list to the start page, then pick the workflow.
+      await page.waitForSelector('#processes', WAIT);
+      await page.click('nav a[href="#/start"]');
+      await page.waitForSelector('#start-form', WAIT);
+      await page.selectOption('#start-workflow', 'hello');
       await page.waitForSelector('#start-form input[name="name"]', WAIT);
       await page.fill('#start-form input[name="name"]', 'Ada');
       await page.click('#start-form button[type="submit"]');

@@ -25,6 +25,18 @@ const view = document.getElementById('view');
 const socket = io({ transports: ['websocket', 'polling'] });
 /** Teardown of the current page: its socket handlers and subscriptions. */
 let leave = () => {};
+/** Counts page changes: work started for an earlier page must not touch the current one. */
+let generation = 0;
+
+/** Wraps `fn` so that it does nothing once the page it was made for has been left. */
+function forThisPage(fn, g) {
+  return (...args) => (g === generation ? fn(...args) : undefined);
+}
+
+/** Shows `err` in place of the page, unless the page has been left meanwhile. */
+const showError = (g) => (err) => {
+  if (g === generation) view.replaceChildren(el('p', { class: 'error', text: err.message }));
+};
 
 async function api(method, path, body) {
   const res = await fetch(path, {
@@ -51,7 +63,10 @@ function debounce(fn, ms) {
 }
 
 /** Registers socket handlers for the current page; removed when the page changes. */
-function on(handlers) {
+function on(raw, g) {
+  const handlers = Object.fromEntries(
+    Object.entries(raw).map(([event, fn]) => [event, forThisPage(fn, g)]),
+  );
   for (const [event, fn] of Object.entries(handlers)) socket.on(event, fn);
   const prev = leave;
   leave = () => {
@@ -65,11 +80,12 @@ function on(handlers) {
  * subscription is acknowledged: only then can no event be missed between the fetch and the
  * subscription. Unsubscribes on leaving the page.
  */
-function subscribe(sub, refetch) {
-  const send = () => socket.emit('subscribe', sub, () => refetch());
+function subscribe(sub, refetch, g) {
+  const later = forThisPage(refetch, g);
+  const send = () => socket.emit('subscribe', sub, () => later());
   if (socket.connected) send();
-  else refetch(); // shows what there is now; the subscription's ack refetches on connect
-  on({ connect: send });
+  else later(); // shows what there is now; the subscription's ack refetches on connect
+  on({ connect: send }, g);
   const prev = leave;
   leave = () => {
     prev();
@@ -109,10 +125,11 @@ socket.on('disconnect', () => {
 });
 
 // ---- process list ----
-async function listPage(params) {
+async function listPage(params, g) {
   const status = params.get('status') ?? '';
   const workflow = params.get('workflow') ?? '';
   const workflows = await api('GET', '/api/workflows');
+  if (g !== generation) return;
   const filter = (name, value, options) =>
     el('label', {}, [
       `${name} `,
@@ -124,6 +141,7 @@ async function listPage(params) {
         ),
       ),
     ]);
+  const totalText = el('span', { id: 'total', class: 'muted' });
   const filters = el('div', { class: 'filters' }, [
     filter('status', status, STATUSES),
     filter(
@@ -131,7 +149,7 @@ async function listPage(params) {
       workflow,
       workflows.map((w) => w.name),
     ),
-    el('span', { id: 'total', class: 'muted' }),
+    totalText,
   ]);
   filters.addEventListener('change', () => {
     const q = new URLSearchParams();
@@ -178,34 +196,38 @@ async function listPage(params) {
         return tr;
       }),
     );
-    document.getElementById('total').textContent = `${total} process${total === 1 ? '' : 'es'}`;
+    totalText.textContent = `${total} process${total === 1 ? '' : 'es'}`;
   };
   const reload = debounce(() => {
-    load().catch((err) => view.replaceChildren(el('p', { class: 'error', text: err.message })));
+    load().catch(showError(g));
   }, 150);
-  on({
-    'process:updated': (e) => {
-      const known = rows.get(e.id);
-      const matches =
-        (!status || e.status === status) && (!workflow || e.workflowName === workflow);
-      if (known && matches) {
-        const p = { ...known.p, ...e };
-        const tr = row(p);
-        tr.classList.add('flash');
-        known.tr.replaceWith(tr);
-        rows.set(e.id, { tr, p });
-      } else if (known || matches) {
-        reload(); // joins or leaves the filtered list: let the server order and count it
-      }
+  on(
+    {
+      'process:updated': (e) => {
+        const known = rows.get(e.id);
+        const matches =
+          (!status || e.status === status) && (!workflow || e.workflowName === workflow);
+        if (known && matches) {
+          const p = { ...known.p, ...e };
+          const tr = row(p);
+          tr.classList.add('flash');
+          known.tr.replaceWith(tr);
+          rows.set(e.id, { tr, p });
+        } else if (known || matches) {
+          reload(); // joins or leaves the filtered list: let the server order and count it
+        }
+      },
+      resync: reload,
     },
-    resync: reload,
-  });
-  subscribe({ room: 'processes' }, reload);
+    g,
+  );
+  subscribe({ room: 'processes' }, reload, g);
 }
 
 // ---- start a workflow ----
-async function startPage(name) {
+async function startPage(name, g) {
   const workflows = await api('GET', '/api/workflows');
+  if (g !== generation) return;
   const chosen = workflows.find((w) => w.name === name) ?? workflows[0];
   const select = el(
     'select',
@@ -246,7 +268,7 @@ async function startPage(name) {
 }
 
 // ---- one process ----
-async function processPage(id) {
+async function processPage(id, g) {
   const header = el('div');
   const actions = el('div', { class: 'actions' });
   const formBox = el('div', { id: 'resume-box' });
@@ -353,42 +375,46 @@ async function processPage(id) {
     state.textContent = JSON.stringify(p.currentState, null, 2);
   };
   const reload = debounce(() => {
-    load().catch((err) => view.replaceChildren(el('p', { class: 'error', text: err.message })));
+    load().catch(showError(g));
   }, 100);
 
-  on({
-    // A committed step shows at once; the full row (state delta) follows with the refetch.
-    'process:step': (s) => {
-      if (s.processId !== id) return;
-      if (!stepsBody.querySelector(`tr[data-step="${s.id}"]`)) stepsBody.append(stepRow(s));
-      reload();
+  on(
+    {
+      // A committed step shows at once; the full row (state delta) follows with the refetch.
+      'process:step': (s) => {
+        if (s.processId !== id) return;
+        if (!stepsBody.querySelector(`tr[data-step="${s.id}"]`)) stepsBody.append(stepRow(s));
+        reload();
+      },
+      'process:updated': (e) => {
+        if (e.id !== id) return;
+        const pill = document.getElementById('process-status');
+        if (pill) {
+          pill.textContent = e.status;
+          pill.className = `status status-${e.status}`;
+        }
+        reload();
+      },
+      resync: reload,
     },
-    'process:updated': (e) => {
-      if (e.id !== id) return;
-      const pill = document.getElementById('process-status');
-      if (pill) {
-        pill.textContent = e.status;
-        pill.className = `status status-${e.status}`;
-      }
-      reload();
-    },
-    resync: reload,
-  });
-  subscribe({ processId: id }, reload);
+    g,
+  );
+  subscribe({ processId: id }, reload, g);
 }
 
 // ---- router ----
 async function route() {
   leave();
   leave = () => {};
+  const g = ++generation;
   const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
   const parts = (path || '/').split('/').filter(Boolean);
   try {
-    if (parts[0] === 'process' && parts[1]) await processPage(decodeURIComponent(parts[1]));
-    else if (parts[0] === 'start') await startPage(parts[1] && decodeURIComponent(parts[1]));
-    else await listPage(new URLSearchParams(query));
+    if (parts[0] === 'process' && parts[1]) await processPage(decodeURIComponent(parts[1]), g);
+    else if (parts[0] === 'start') await startPage(parts[1] && decodeURIComponent(parts[1]), g);
+    else await listPage(new URLSearchParams(query), g);
   } catch (err) {
-    view.replaceChildren(el('p', { class: 'error', text: err.message }));
+    showError(g)(err);
   }
 }
 window.addEventListener('hashchange', () => void route());
