@@ -18,6 +18,11 @@ let browser: BrowserContext;
 let userDataDir: string;
 
 beforeAll(async () => {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(
+      `The browser test needs Debian's chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`,
+    );
+  }
   db = await createTestDatabase();
   api = await startApi(db.url);
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-chromium-'));

@@ -167,3 +167,79 @@ describe('subscriptions and engine status', () => {
     await lib.arrayBuffer();
   });
 });
+
+describe('notifications at the source', () => {
+  let db: TestDatabase;
+  let api: Orchestrator;
+  let live: LiveClient;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    api = await startApi(db.url);
+    live = await connectLive(api.url);
+    expect(await live.subscribe({ room: 'processes' })).toEqual({ ok: true });
+  });
+  afterAll(async () => {
+    live?.close();
+    await api?.close();
+    await db?.drop();
+  });
+
+  it('a rolled-back step is never announced; the next committed change is', async () => {
+    const id = await startWatched(db, api.url, [live], 'noop');
+    await live.waitFor((ev) => flowOf(ev, id).statuses.includes('completed'), 'completed');
+    const c = await db.pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query(
+        `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
+         VALUES ($1, 3, 'Ghost', 'failed', '{}', now())`,
+        [id],
+      );
+      await c.query('ROLLBACK');
+      await c.query(`UPDATE orchestrator.processes SET last_modified_at = now() WHERE id = $1`, [
+        id,
+      ]);
+    } finally {
+      c.release();
+    }
+    // Notifications arrive in commit order: once the later change is here, the ghost would be too.
+    await live.waitFor(
+      (ev) => flowOf(ev, id).statuses.filter((s) => s === 'completed').length === 2,
+      'the committed change',
+    );
+    expect(flowOf(live.events, id).steps.map((s) => s.name)).toEqual(['One', 'Two', 'Three']);
+  });
+
+  it('payloads stay small whatever the state size: a 2 MB state still announces every step', async () => {
+    const name = 'x'.repeat(2_000_000);
+    const id = await startWatched(db, api.url, [live], 'hello', { name });
+    await live.waitFor((ev) => flowOf(ev, id).statuses.includes('suspended'), 'suspended');
+    const flow = flowOf(live.events, id);
+    expect(flow.steps.map((s) => [s.name, s.status])).toEqual([
+      ['Greet', 'success'],
+      ['Confirm', 'suspend'],
+    ]);
+    for (const e of flow.all) expect(JSON.stringify(e.data).length).toBeLessThan(1000);
+  });
+
+  it('PAUSING while a process runs, PAUSED once it stops, each sent as engine:status', async () => {
+    const http = client(api.url);
+    const id = await http.start('slow', { sleepMs: 600_000 });
+    await http.waitFor(id, (p) => p.status === 'running', 60_000);
+    const before = live.events.length;
+    const statuses = () =>
+      live.events
+        .slice(before)
+        .filter((e) => e.event === 'engine:status')
+        .map((e) => e.data.engineStatus);
+    const locked = await http.put('/api/settings/status', { globalLock: true });
+    expect(locked.body).toEqual({ globalLock: true, runningProcesses: 1, engineStatus: 'PAUSING' });
+    await live.waitFor(() => statuses().includes('PAUSING'), 'engine:status PAUSING');
+    expect((await http.put(`/api/processes/${id}/abort`)).status).toBe(204);
+    await live.waitFor(() => statuses().includes('PAUSED'), 'engine:status PAUSED');
+    expect(statuses()).toEqual(['PAUSING', 'PAUSED']);
+    await http.put('/api/settings/status', { globalLock: false });
+    await live.waitFor(() => statuses().includes('RUNNING'), 'engine:status RUNNING');
+  });
+});
