@@ -89,9 +89,9 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     activeProcesses: () => executor.runner.active(),
     close(timeoutMs = 10_000) {
       closing ??= (async () => {
-        await live.close(); // Live view: disconnects clients, stops listening, closes HTTP.
         const httpClosed = new Promise<void>((r) => server.close(() => r()));
         server.closeAllConnections();
+        await live.close(); // Live view: closes the websockets HTTP keeps open, stops listening.
         await httpClosed;
         await executor.stop(timeoutMs);
         await steps.close();
