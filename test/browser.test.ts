@@ -140,7 +140,32 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
     });
   });
 
+  it('retries a failed process and aborts a running one with the buttons', async () => {
+    const http = client(api.url);
+    const flaky = await http.start('flaky', { failTimes: 1 });
+    await http.waitForStatus(flaky, 'failed', 60_000);
+    await withPage(`#/process/${flaky}`, async (page, errors) => {
+      await page.waitForSelector('#process-status:text-is("failed")', WAIT);
+      await page.click('button:text-is("Retry")');
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      expect(await page.$('button:text-is("Abort")')).toBeNull();
+      expect(errors).toEqual([]);
+    });
+    const slow = await http.start('slow', { sleepMs: 600_000 });
+    await withPage(`#/process/${slow}`, async (page, errors) => {
+      await page.waitForSelector('#process-status:text-is("running")', WAIT);
+      await page.click('button:text-is("Abort")');
+      await page.waitForSelector('#process-status:text-is("aborted")', WAIT);
+      await page.waitForSelector('#steps tr.step:has-text("Abort")', WAIT);
+      expect(errors).toEqual([]);
+    });
+    expect((await http.get(`/api/processes/${slow}`)).body.status).toBe('aborted');
+  });
+
   it('shows the validation errors of a bad start form and starts nothing', async () => {
+    const count = async () =>
+      (await db.pool.query(`SELECT count(*)::int AS n FROM orchestrator.processes`)).rows[0].n;
+    const before = await count();
     await withPage('#/start/slow', async (page) => {
       await page.waitForSelector('#start-form input[name="sleepMs"]', WAIT);
       await page.fill('#start-form input[name="sleepMs"]', '-5');
@@ -149,10 +174,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       await page.click('#start-form button[type="submit"]');
       await page.waitForSelector('#start-error:has-text("sleepMs")', WAIT);
       expect(page.url()).toContain('#/start/slow');
-      const { rows } = await db.pool.query(
-        `SELECT count(*)::int AS n FROM orchestrator.processes WHERE workflow_name = 'slow'`,
-      );
-      expect(rows[0].n).toBe(0);
+      expect(await count()).toBe(before);
     });
   });
 });

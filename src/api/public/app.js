@@ -367,8 +367,11 @@ async function processPage(id, g) {
     formBox.replaceChildren(el('h2', { text: `Input: ${p.lastStep ?? ''}` }), form);
   }
 
+  /** The process as last shown. */
+  let shown;
   const load = async () => {
     const p = await api('GET', `/api/processes/${id}`);
+    shown = p;
     showHeader(p);
     showForm(p);
     stepsBody.replaceChildren(...p.steps.map(stepRow));
@@ -388,11 +391,8 @@ async function processPage(id, g) {
       },
       'process:updated': (e) => {
         if (e.id !== id) return;
-        const pill = document.getElementById('process-status');
-        if (pill) {
-          pill.textContent = e.status;
-          pill.className = `status status-${e.status}`;
-        }
+        // Status and buttons follow at once; steps, state and form with the refetch.
+        if (shown) showHeader((shown = { ...shown, ...e }));
         reload();
       },
       resync: reload,
