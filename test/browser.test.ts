@@ -162,6 +162,27 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
     expect((await http.get(`/api/processes/${slow}`)).body.status).toBe('aborted');
   });
 
+  it('pauses and resumes the engine from the header; another page follows', async () => {
+    const other = await browser.newPage();
+    try {
+      await other.goto(`${api.url}/`);
+      await other.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
+      await withPage('#/', async (page, errors) => {
+        await page.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
+        await page.click('#engine-toggle');
+        await page.waitForSelector('#engine-status:text-is("PAUSED")', WAIT);
+        await other.waitForSelector('#engine-status:text-is("PAUSED")', WAIT);
+        expect((await client(api.url).post('/api/processes/noop', {})).status).toBe(503);
+        await page.click('#engine-toggle:text-is("Resume engine")');
+        await page.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
+        await other.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
+        expect(errors).toEqual([]);
+      });
+    } finally {
+      await other.close();
+    }
+  });
+
   it('shows the validation errors of a bad start form and starts nothing', async () => {
     const count = async () =>
       (await db.pool.query(`SELECT count(*)::int AS n FROM orchestrator.processes`)).rows[0].n;
