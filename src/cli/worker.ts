@@ -3,11 +3,15 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../config/logger.ts';
-import { resolveQueues } from '../executors/boss.ts';
+import { resolveQueues, UnknownQueueError } from '../executors/boss.ts';
 import { startWorker } from '../worker.ts';
 import { onShutdownSignals } from './signals.ts';
 
 const usage = `Usage: npm run worker -- [--queues workflows|tasks|all|name,name…] [--concurrency N]`;
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
 
 let logger = createLogger('info', { service: 'worker' });
 try {
@@ -25,14 +29,20 @@ try {
   }
   const config = loadConfig();
   logger = createLogger(config.LOG_LEVEL, { service: 'worker' });
-  const queues = resolveQueues(values.queues, config.TARGET_QUEUES);
   const concurrency = Number(values.concurrency ?? os.availableParallelism());
   if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new Error(`--concurrency must be a whole number ≥ 1, got ${values.concurrency}`);
+    throw new UsageError(`--concurrency must be a whole number ≥ 1, got ${values.concurrency}`);
   }
+  const queues = resolveQueues(values.queues, config.TARGET_QUEUES);
   const worker = await startWorker(config, logger, { queues, concurrency });
   onShutdownSignals(logger, () => worker.stop());
 } catch (err) {
-  logger.error((err as Error).message);
+  // Mistakes on the command line get a plain message and the usage, not a log line.
+  const usageMistake =
+    err instanceof UsageError ||
+    err instanceof UnknownQueueError ||
+    (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+  if (usageMistake) process.stderr.write(`${(err as Error).message}\n${usage}\n`);
+  else logger.error((err as Error).message);
   process.exit(1);
 }
