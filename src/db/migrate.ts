@@ -7,21 +7,19 @@ import { projectRoot } from '../config/index.ts';
 export const migrationsDir = path.join(projectRoot, 'sql');
 
 /**
- * Installs (or upgrades) pg-boss's schema `pgboss`. Runs before our migrations, whatever the
- * executor, because views in sql/ read `pgboss.job`; pg-boss takes its own advisory lock, so
- * instances starting together install it once.
+ * Installs (or upgrades) pg-boss's schema `pgboss` on `client`. Runs before our migrations,
+ * whatever the executor, because views in sql/ read `pgboss.job`; pg-boss takes its own advisory
+ * lock, so instances starting together install it once.
  */
-async function installQueueSchema(connectionString: string): Promise<void> {
+async function installQueueSchema(client: pg.Client): Promise<void> {
   const boss = new PgBoss({
-    connectionString,
-    max: 2,
+    db: { executeSql: (text, values) => client.query(text, values) },
     supervise: false,
     schedule: false,
-    application_name: 'orchestrator-migrate',
   });
   boss.on('error', () => {});
   await boss.start();
-  await boss.stop({ graceful: false, close: true });
+  await boss.stop({ graceful: false, close: false });
 }
 
 /**
@@ -30,10 +28,10 @@ async function installQueueSchema(connectionString: string): Promise<void> {
  * edited fails here.
  */
 export async function runMigrations(connectionString: string): Promise<void> {
-  await installQueueSchema(connectionString);
   const client = new pg.Client({ connectionString, application_name: 'orchestrator-migrate' });
   await client.connect();
   try {
+    await installQueueSchema(client);
     await migrate({ client }, migrationsDir);
   } finally {
     await client.end();
