@@ -1,6 +1,12 @@
 // Worker mode under crashes and shutdowns, with real worker processes: kill -9 mid-step, SIGTERM
 // hand-over, and many processes across two workers.
+import { randomUUID } from 'node:crypto';
+import { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/config/logger.ts';
+import { createPool } from '../src/db/pool.ts';
+import { insertProcess } from '../src/db/processes.ts';
+import { createQueueExecutor } from '../src/executors/queue.ts';
 import { checkInvariants } from '../src/db/invariants.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -36,6 +42,63 @@ async function holder(id: string, workers: Spawned[]): Promise<Spawned> {
   return w;
 }
 
+const liveJobs = async (id: string) =>
+  (
+    await db.pool.query(
+      `SELECT count(*)::int AS n FROM pgboss.job
+        WHERE data->>'processId' = $1 AND state IN ('created', 'retry', 'active')`,
+      [id],
+    )
+  ).rows[0].n;
+
+describe('sweeper', () => {
+  it('gives a process left without a job exactly one, even with two sweepers racing', async () => {
+    const id = randomUUID();
+    await insertProcess(db.pool, {
+      id,
+      workflowName: 'noop',
+      target: 'modify',
+      isTask: false,
+      createdBy: 'test',
+      input: {},
+    });
+    await db.pool.query(
+      `UPDATE orchestrator.processes SET last_modified_at = now() - interval '1 hour' WHERE id = $1`,
+      [id],
+    );
+    const stuck = await db.pool.query(`SELECT id, reason FROM orchestrator.stuck_processes`);
+    expect(stuck.rows).toEqual([{ id, reason: 'no job queued' }]);
+
+    const pool = createPool({ connectionString: db.url, logger: silentLogger, max: 4 });
+    const boss = new PgBoss({ connectionString: db.url, supervise: false, schedule: false });
+    boss.on('error', () => {});
+    await boss.start();
+    try {
+      const sweepers = [1, 2].map(() =>
+        createQueueExecutor({
+          pool,
+          boss,
+          targetQueues: [],
+          leaseSeconds: 2,
+          logger: silentLogger,
+        }),
+      );
+      for (let round = 0; round < 5; round++) {
+        await Promise.all(sweepers.map((s) => s.sweep()));
+        expect(await liveJobs(id)).toBe(1);
+      }
+      expect((await db.pool.query(`SELECT id FROM orchestrator.stuck_processes`)).rows).toEqual([]);
+    } finally {
+      await boss.stop({ graceful: false });
+      await pool.end();
+    }
+    // The workers of the next test run it.
+    const worker = await startWorkerProcess(db.url, ['--concurrency', '1'], env);
+    await http.waitForStatus(id, 'completed', 60_000);
+    expect(await terminate(worker)).toBe(0);
+  });
+});
+
 describe('kill -9 of a worker mid-step', () => {
   it('another worker continues from the last committed step; every step committed once', async () => {
     const workers = await Promise.all([
@@ -47,6 +110,7 @@ describe('kill -9 of a worker mid-step', () => {
     const victim = await holder(id, workers);
     victim.child.kill('SIGKILL');
     expect(await victim.exited).toBe('SIGKILL');
+    // The job of the dead worker stays active; the sweeper adds one for the expired lease.
 
     const done = await http.waitForStatus(id, 'completed', 60_000);
     expect(done.currentState.visited).toEqual([1, 2, 3, 4, 5]);

@@ -201,3 +201,22 @@ describe('atomic hand-off', () => {
     }
   });
 });
+
+describe('npm run queues', () => {
+  it('prints jobs per queue, processes per workflow and stuck processes', async () => {
+    const text = spawnNode('src/cli/queues.ts', [], { DATABASE_URL: db.url });
+    expect(await text.exited).toBe(0);
+    expect(text.output()).toContain('Jobs per queue and state (orchestrator.queue_overview)');
+    expect(text.output()).toMatch(/new_workflows\s+completed\s+\d+/);
+    expect(text.output()).toMatch(/hello\s+false\s+completed\s+2/);
+    expect(text.output()).toMatch(/Stuck processes \(orchestrator.stuck_processes\)\n {2}\(none\)/);
+
+    const json = spawnNode('src/cli/queues.ts', ['--json'], { DATABASE_URL: db.url });
+    expect(await json.exited).toBe(0);
+    const parsed = JSON.parse(json.output());
+    expect(parsed.stuck).toEqual([]);
+    expect(parsed.processes).toContainEqual(
+      expect.objectContaining({ workflow: 'noop_task', isTask: true, status: 'completed' }),
+    );
+  });
+});
