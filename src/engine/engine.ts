@@ -195,7 +195,8 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
           `Workflow ${def.name} changed: the process stopped at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(stepDef?.name ?? null)} there`,
         );
       }
-      const from = RESUMABLE_STATUSES.filter((s) => s !== 'suspended');
+      // Not from `resumed`: it is queued already, and a second resume racing the first must get 409.
+      const from = RESUMABLE_STATUSES.filter((s) => s !== 'suspended' && s !== 'resumed');
       if (!(await makeRunnable(job, (tx) => markResumed(tx, id, from)))) throw notResumable();
     },
 
