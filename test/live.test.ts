@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { startWorkerProcess, terminate } from './support/workers.ts';
 import {
   connectLive,
   eventFlowSuite,
@@ -11,6 +12,14 @@ import {
 } from './support/live.ts';
 
 eventFlowSuite('threadpool', {});
+eventFlowSuite('worker mode', { EXECUTOR: 'worker' }, async (databaseUrl) => {
+  const worker = await startWorkerProcess(databaseUrl);
+  return {
+    async stop() {
+      expect(await terminate(worker)).toBe(0);
+    },
+  };
+});
 
 describe('two API instances on one database', () => {
   let db: TestDatabase;
