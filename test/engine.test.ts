@@ -184,7 +184,11 @@ describe('changed workflows', () => {
     await http1.waitForStatus(moving, 'completed');
     await v1.close();
 
-    const v2 = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows-v2') });
+    // A short lease: the sweeper (every lease / 2, grace 5 s) picks up the stale process soon.
+    const v2 = await startApi(db.url, {
+      WORKFLOWS_DIR: fixtures('workflows-v2'),
+      LEASE_SECONDS: '2',
+    });
     try {
       const http2 = client(v2.url);
       const r = await http2.put(`/api/processes/${suspended}/resume`, { ok: true });
@@ -205,7 +209,8 @@ describe('changed workflows', () => {
         [stale],
       );
       await http2.put(`/api/processes/${stale}/resume`);
-      const failed = await http2.waitForStatus(stale, 'failed');
+      // Left `resumed`, it waits for the sweeper: up to a sweep interval plus the grace period.
+      const failed = await http2.waitForStatus(stale, 'failed', 60_000);
       expect(failed.failedReason).toMatch(/changed: step 1 was "Approve" and is now "Review"/);
     } finally {
       await v2.close();
