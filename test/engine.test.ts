@@ -184,7 +184,6 @@ describe('changed workflows', () => {
     await http1.waitForStatus(moving, 'completed');
     await v1.close();
 
-    // A short lease: the sweeper (every lease / 2, grace 5 s) picks up the stale process soon.
     const v2 = await startApi(db.url, {
       WORKFLOWS_DIR: fixtures('workflows-v2'),
       LEASE_SECONDS: '2',
@@ -208,9 +207,8 @@ describe('changed workflows', () => {
         `UPDATE orchestrator.processes SET status = 'resumed', step_index = 2 WHERE id = $1`,
         [stale],
       );
-      await http2.put(`/api/processes/${stale}/resume`);
-      // Left `resumed`, it waits for the sweeper: up to a sweep interval plus the grace period.
-      const failed = await http2.waitForStatus(stale, 'failed', 60_000);
+      // Resumed before the new definition was deployed: the sweeper hands it to a runner.
+      const failed = await http2.waitFor(stale, (p) => p.status === 'failed' && !!p.failedReason);
       expect(failed.failedReason).toMatch(/changed: step 1 was "Approve" and is now "Review"/);
     } finally {
       await v2.close();
