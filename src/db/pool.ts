@@ -28,6 +28,12 @@ export function createPool(opts: PoolOptions): Pool {
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', (err) => opts.logger.warn('database connection lost', { err }));
+  // pg-pool listens for errors only on idle clients: a connection that drops while checked out but
+  // between queries (mid-transaction, while the caller awaits something else) would emit 'error'
+  // with nobody listening and end the process. Its next query fails and the pool discards it.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => opts.logger.debug('connection error', { err }));
+  });
   return pool;
 }
 
