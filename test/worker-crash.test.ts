@@ -117,6 +117,8 @@ describe('kill -9 of a worker mid-step', () => {
     expect(done.steps.map((s: any) => [s.name, s.status])).toEqual(
       [1, 2, 3, 4, 5].map((n) => [`Step ${n}`, 'success']),
     );
+    // The dead worker's job was cancelled when the process was queued again: nothing stays active.
+    await expect.poll(() => liveJobs(id), { timeout: 60_000 }).toBe(0);
     for (const w of workers) if (w !== victim) expect(await terminate(w)).toBe(0);
   });
 });

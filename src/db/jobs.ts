@@ -77,3 +77,21 @@ export async function routingOf(
   );
   return rows[0];
 }
+
+/**
+ * Active jobs of a process that `lockUnqueued` found without a live job: fetched by a worker that
+ * died or lost the process since. They are settled when the process is queued again, so that
+ * "active" counts only jobs somebody works on.
+ */
+export async function staleActiveJobs(
+  tx: Queryable,
+  processId: string,
+  queues: readonly string[],
+): Promise<{ name: string; id: string }[]> {
+  const { rows } = await tx.query<{ name: string; id: string }>(
+    `SELECT name, id FROM pgboss.job
+      WHERE name = ANY($2::text[]) AND data->>'processId' = $1 AND state = 'active'`,
+    [processId, queues],
+  );
+  return rows;
+}

@@ -2,7 +2,7 @@
 // transaction; a sweeper re-queues what a crash or an outage left without a job. Nothing runs here.
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../config/logger.ts';
-import { findUnqueued, lockUnqueued, routingOf } from '../db/jobs.ts';
+import { findUnqueued, lockUnqueued, routingOf, staleActiveJobs } from '../db/jobs.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import type { Dispatch, Dispatcher } from '../engine/engine.ts';
 import { allQueues, queueFor, type JobData } from './boss.ts';
@@ -93,6 +93,10 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
           target: p.target,
           kind,
         };
+        // Jobs of a worker that died holding the process: settled, so "active" means running.
+        for (const stale of await staleActiveJobs(tx, p.id, queues)) {
+          await boss.cancel(stale.name, stale.id, { db: inTransaction(tx) });
+        }
         await sendJob(boss, tx, job, targetQueues);
         return true;
       });
