@@ -220,3 +220,33 @@ describe('npm run queues', () => {
     );
   });
 });
+
+describe('per-target queues', () => {
+  it('a target listed in TARGET_QUEUES has its own queue, consumed by name', async () => {
+    const env = { TARGET_QUEUES: 'system' };
+    const api = await startWorkerModeApi(db.url, env);
+    // Without the variable the name is unknown.
+    const refused = spawnNode('src/cli/worker.ts', ['--queues', 'system'], {
+      DATABASE_URL: db.url,
+    });
+    expect(await refused.exited).toBe(1);
+    expect(refused.output()).toContain('Unknown queue "system"');
+
+    const id = await api.http.start('noop_task');
+    const worker = await startWorkerProcess(
+      db.url,
+      ['--queues', 'system', '--concurrency', '1'],
+      env,
+    );
+    await api.http.waitForStatus(id, 'completed', 60_000);
+    const { rows } = await db.pool.query(
+      `SELECT name FROM pgboss.job WHERE data->>'processId' = $1`,
+      [id],
+    );
+    expect(rows).toEqual([{ name: 'system' }]);
+    const status = (await api.http.get('/api/settings/worker-status')).body;
+    expect(status.queues.map((q: { name: string }) => q.name)).toContain('system');
+    expect(await terminate(worker)).toBe(0);
+    expect(await terminate(api.api)).toBe(0);
+  });
+});
