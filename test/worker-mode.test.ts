@@ -154,16 +154,22 @@ describe('two workers, as the README starts them', () => {
   });
 
   it('a resume racing from two clients: one 204, one 409 not_resumable, and the process runs once', async () => {
-    const hello = await http.start('hello', { name: 'Race' });
-    await http.waitForStatus(hello, 'suspended', 60_000);
-    const a = await Promise.all([
-      http.put(`/api/processes/${hello}/resume`, { confirmed: true }),
-      http.put(`/api/processes/${hello}/resume`, { confirmed: false }),
-    ]);
-    expect(a.map((r) => r.status).sort()).toEqual([204, 409]);
-    expect(a.find((r) => r.status === 409)?.body.error.code).toBe('not_resumable');
-    const h = await http.waitForStatus(hello, 'completed', 60_000);
-    expect(h.steps.map((s: any) => s.name)).toEqual(['Greet', 'Confirm', 'Confirm', 'Finish']);
+    const hellos = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => http.start('hello', { name: `R${n}` })),
+    );
+    for (const hello of hellos) {
+      await http.waitForStatus(hello, 'suspended', 60_000);
+      const a = await Promise.all([
+        http.put(`/api/processes/${hello}/resume`, { confirmed: true }),
+        http.put(`/api/processes/${hello}/resume`, { confirmed: false }),
+        http.put(`/api/processes/${hello}/resume`, { confirmed: true }),
+      ]);
+      expect(a.map((r) => r.status).sort()).toEqual([204, 409, 409]);
+      for (const r of a.filter((x) => x.status === 409))
+        expect(r.body.error.code).toBe('not_resumable');
+      const h = await http.waitForStatus(hello, 'completed', 60_000);
+      expect(h.steps.map((s: any) => s.name)).toEqual(['Greet', 'Confirm', 'Confirm', 'Finish']);
+    }
 
     const flaky = await http.start('flaky', { failTimes: 1 });
     await http.waitForStatus(flaky, 'failed', 60_000);
@@ -208,7 +214,7 @@ describe('npm run queues', () => {
     expect(await text.exited).toBe(0);
     expect(text.output()).toContain('Jobs per queue and state (orchestrator.queue_overview)');
     expect(text.output()).toMatch(/new_workflows\s+completed\s+\d+/);
-    expect(text.output()).toMatch(/hello\s+false\s+completed\s+2/);
+    expect(text.output()).toMatch(/hello\s+false\s+completed\s+6/);
     expect(text.output()).toMatch(/Stuck processes \(orchestrator.stuck_processes\)\n {2}\(none\)/);
 
     const json = spawnNode('src/cli/queues.ts', ['--json'], { DATABASE_URL: db.url });
