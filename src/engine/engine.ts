@@ -12,7 +12,8 @@ import {
   resumeSuspended,
   type StepRow,
 } from '../db/processes.ts';
-import { ConflictError, NotFoundError, ValidationError } from './errors.ts';
+import { getGlobalLock } from '../db/settings.ts';
+import { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.ts';
 import type { Registry } from './registry.ts';
 import { RESUMABLE_STATUSES, type State } from './types.ts';
 
@@ -82,6 +83,16 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
     return ok;
   }
 
+  /** With the global lock set nothing starts or resumes: 503 `engine_paused`, nothing written. */
+  async function requireUnlocked(): Promise<void> {
+    if (await getGlobalLock(pool)) {
+      throw new UnavailableError(
+        'engine_paused',
+        'The engine is paused (global lock set); try again once it runs',
+      );
+    }
+  }
+
   async function requireProcess(id: string, db: Queryable = pool) {
     const row = await getProcessRow(db, id);
     if (!row) throw new NotFoundError('process_not_found', `No process with id ${id}`);
@@ -100,6 +111,7 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
       const parsed = def.input.safeParse(body ?? {});
       if (!parsed.success)
         throw invalidInput(`Invalid input for workflow ${def.name}`, parsed.error);
+      await requireUnlocked();
       const id = randomUUID();
       const job: Dispatch = {
         processId: id,
@@ -124,6 +136,7 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
 
     async resumeProcess(id: string, body: unknown, user: string | null): Promise<void> {
       const row = await requireProcess(id);
+      await requireUnlocked();
       const notResumable = () =>
         new ConflictError('not_resumable', `Process ${id} is ${row.status} and cannot be resumed`, {
           details: { status: row.status },
