@@ -150,6 +150,24 @@ describe('SIGTERM of a worker mid-way', () => {
   });
 });
 
+describe('SIGTERM while a step outlives the shutdown timeout', () => {
+  it('aborts the step after SHUTDOWN_TIMEOUT_SECONDS, gives the process back and exits 0', async () => {
+    const worker = await startWorkerProcess(db.url, ['--concurrency', '1'], {
+      SHUTDOWN_TIMEOUT_SECONDS: '1',
+      LEASE_SECONDS: '600',
+    });
+    const id = await http.start('slow', { sleepMs: 600_000 });
+    await http.waitForStatus(id, 'running', 60_000);
+    expect(await terminate(worker)).toBe(0);
+    const p = (await http.get(`/api/processes/${id}`)).body;
+    expect(p.status).toBe('resumed');
+    expect(p.steps).toEqual([]);
+    expect(await liveJobs(id)).toBe(1);
+    // Not to be run again here: abort it (a resumed process can be aborted).
+    expect((await http.put(`/api/processes/${id}/abort`)).status).toBe(204);
+  });
+});
+
 describe('500 processes across 2 workers', () => {
   it('all complete, with exactly one committed row per step', async () => {
     const workers = await Promise.all([
