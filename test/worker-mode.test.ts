@@ -143,6 +143,28 @@ describe('two workers, as the README starts them', () => {
     expect((await http.waitForStatus(task, 'completed', 60_000)).steps).toHaveLength(3);
   });
 
+  it('a job for a process that has ended is completed without running anything', async () => {
+    const id = await http.start('noop');
+    const before = await http.waitForStatus(id, 'completed', 60_000);
+    const boss = new PgBoss({ connectionString: db.url, supervise: false, schedule: false });
+    boss.on('error', () => {});
+    await boss.start();
+    try {
+      const jobId = await boss.send('resume_workflows', { processId: id, user: null });
+      expect(jobId).toBeTruthy();
+      await expect
+        .poll(async () => (await boss.findJobs('resume_workflows', { id: jobId! }))[0]?.state, {
+          timeout: 60_000,
+        })
+        .toBe('completed');
+    } finally {
+      await boss.stop({ graceful: false });
+    }
+    const after = (await http.get(`/api/processes/${id}`)).body;
+    expect(after.steps).toEqual(before.steps);
+    expect(after.lastModifiedAt).toBe(before.lastModifiedAt);
+  });
+
   it('abort stops a step running on a worker', async () => {
     const id = await http.start('slow', { sleepMs: 600_000 });
     await http.waitFor(id, (p) => p.status === 'running', 60_000);
