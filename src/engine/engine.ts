@@ -141,7 +141,9 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
         new ConflictError('not_resumable', `Process ${id} is ${row.status} and cannot be resumed`, {
           details: { status: row.status },
         });
-      if (!RESUMABLE_STATUSES.includes(row.status)) throw notResumable();
+      // `resumed` is on its way to a runner already: a second resume (two clients racing) gets 409.
+      if (!RESUMABLE_STATUSES.includes(row.status) || row.status === 'resumed')
+        throw notResumable();
       const def = registry.get(row.workflowName);
       if (!def)
         throw new ConflictError(
@@ -189,13 +191,13 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
           `Process ${id} is ${row.status}, not waiting for input`,
         );
       }
-      if (row.status !== 'resumed' && stepDef?.name !== row.lastStep) {
+      if (stepDef?.name !== row.lastStep) {
         throw new ConflictError(
           'workflow_changed',
           `Workflow ${def.name} changed: the process stopped at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(stepDef?.name ?? null)} there`,
         );
       }
-      // Not from `resumed`: it is queued already, and a second resume racing the first must get 409.
+      // Not from `resumed` either: a resume racing this one may have just committed.
       const from = RESUMABLE_STATUSES.filter((s) => s !== 'suspended' && s !== 'resumed');
       if (!(await makeRunnable(job, (tx) => markResumed(tx, id, from)))) throw notResumable();
     },
