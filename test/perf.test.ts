@@ -7,7 +7,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { statusCounts } from '../src/db/process-list.ts';
-import { claimProcess, commitStep, insertProcess } from '../src/db/processes.ts';
+import { claimProcess, commitStep, insertProcess, type StepCommit } from '../src/db/processes.ts';
+import { commitPlainSteps } from '../src/db/step-commits.ts';
+import { createCommitBatcher } from '../src/engine/commit-batcher.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { createStepPool } from '../src/engine/step-pool.ts';
@@ -157,6 +159,96 @@ describe('step commits', () => {
     } finally {
       await tx.end();
     }
+  });
+});
+
+async function claimedNoop(): Promise<{ id: string; token: string }> {
+  const id = randomUUID();
+  await insertProcess(db.pool, {
+    id,
+    workflowName: 'noop',
+    target: 'modify',
+    isTask: false,
+    createdBy: null,
+    input: {},
+  });
+  const claim = await claimProcess(db.pool, id, 'test', 30);
+  return { id, token: claim!.leaseToken };
+}
+
+function firstStep(p: { id: string; token: string }, state: object = { n: 1 }): StepCommit {
+  return {
+    id: p.id,
+    leaseToken: p.token,
+    index: 0,
+    name: 'One',
+    stepStatus: 'success',
+    state: state as StepCommit['state'],
+    startedAt: new Date(),
+    createdBy: null,
+    processStatus: 'running',
+    nextIndex: 1,
+    nextAttempt: 1,
+    leaseSeconds: 30,
+  };
+}
+
+async function clearedSteps(ids: string[]): Promise<string[]> {
+  const { rows } = await db.pool.query<{ id: string }>(
+    `SELECT process_id AS id FROM orchestrator.process_steps WHERE process_id = ANY($1::uuid[]) AND status = 'success'`,
+    [ids],
+  );
+  return rows.map((r) => r.id).sort();
+}
+
+describe('group commit', () => {
+  it('fences every commit of a batch by its own lease: a lost lease writes nothing', async () => {
+    const [a, b, c] = [await claimedNoop(), await claimedNoop(), await claimedNoop()];
+    // b's lease is revoked (as an abort does) before the batch commits.
+    await db.pool.query(`UPDATE orchestrator.processes SET lease_token = NULL WHERE id = $1`, [
+      b.id,
+    ]);
+    const held = await commitPlainSteps(db.pool, [firstStep(a), firstStep(b), firstStep(c)], 30);
+    expect(held).toEqual([true, false, true]);
+    expect(await clearedSteps([a.id, b.id, c.id])).toEqual([a.id, c.id].sort());
+    const { rows } = await db.pool.query(
+      `SELECT id, step_index AS "stepIndex", last_step AS "lastStep", status FROM orchestrator.processes WHERE id = ANY($1::uuid[]) ORDER BY id`,
+      [[a.id, c.id]],
+    );
+    for (const r of rows)
+      expect(r).toMatchObject({ stepIndex: 1, lastStep: 'One', status: 'running' });
+  });
+
+  it('collects commits that arrive while one is in flight, and falls back to single commits when a batch fails', async () => {
+    const ps = [await claimedNoop(), await claimedNoop(), await claimedNoop(), await claimedNoop()];
+    const singles: string[] = [];
+    const batcher = createCommitBatcher({
+      db: db.pool,
+      leaseSeconds: 30,
+      maxInFlight: 1,
+      single: (commit) => {
+        singles.push(commit.id);
+        return commitStep(db.pool, commit);
+      },
+    });
+    // A BigInt cannot be serialised: the batch holding it fails as a whole.
+    const results = await Promise.allSettled([
+      batcher.commit(firstStep(ps[0]!)),
+      batcher.commit(firstStep(ps[1]!)),
+      batcher.commit(firstStep(ps[2]!, { n: 1n })),
+      batcher.commit(firstStep(ps[3]!)),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+    ]);
+    // The first went alone; the other three went as one batch, then one by one after it failed.
+    expect(singles).toEqual([ps[0]!.id, ps[1]!.id, ps[2]!.id, ps[3]!.id]);
+    expect(await clearedSteps(ps.map((p) => p.id))).toEqual(
+      [ps[0]!.id, ps[1]!.id, ps[3]!.id].sort(),
+    );
   });
 });
 
