@@ -7,8 +7,9 @@ import { openDatabase } from './db/database.ts';
 import { createPool } from './db/pool.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { loadRegistry } from './engine/registry.ts';
-import { createStepPool } from './engine/step-pool.ts';
-import { createThreadpoolExecutor } from './executors/threadpool.ts';
+import { startApiExecutor } from './executors/api-executor.ts';
+import { workerStatusRouter } from './api/worker-status.ts';
+import { allQueues } from './executors/boss.ts';
 
 export interface Orchestrator {
   url: string;
@@ -32,19 +33,27 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     logger,
     applicationName: 'orchestrator-api',
   });
-  const steps = createStepPool({
-    workflowsDir: config.WORKFLOWS_DIR,
-    maxThreads: config.MAX_WORKERS,
-  });
-  const executor = createThreadpoolExecutor({
+  const executor = await startApiExecutor(config, {
     pool,
     registry,
-    steps,
-    leaseSeconds: config.LEASE_SECONDS,
+    connectionString: database.connectionString,
     logger,
   });
   const engine = createEngine({ pool, registry, dispatcher: executor.dispatcher, logger });
-  const app = createApp({ engine, pool, logger });
+  const app = createApp({
+    engine,
+    pool,
+    logger,
+    extend: (a) => {
+      a.use(
+        workerStatusRouter({
+          pool,
+          executor: config.EXECUTOR,
+          queues: allQueues(config.TARGET_QUEUES),
+        }),
+      );
+    },
+  });
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -65,14 +74,13 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     port,
     connectionString: database.connectionString,
     engine,
-    activeProcesses: () => executor.runner.active(),
+    activeProcesses: () => executor.active(),
     close(timeoutMs = 10_000) {
       closing ??= (async () => {
         const httpClosed = new Promise<void>((r) => server.close(() => r()));
         server.closeAllConnections();
         await httpClosed;
         await executor.stop(timeoutMs);
-        await steps.close();
         await pool.end();
         await database.close();
       })();

@@ -184,7 +184,10 @@ describe('changed workflows', () => {
     await http1.waitForStatus(moving, 'completed');
     await v1.close();
 
-    const v2 = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows-v2') });
+    const v2 = await startApi(db.url, {
+      WORKFLOWS_DIR: fixtures('workflows-v2'),
+      LEASE_SECONDS: '2',
+    });
     try {
       const http2 = client(v2.url);
       const r = await http2.put(`/api/processes/${suspended}/resume`, { ok: true });
@@ -204,8 +207,8 @@ describe('changed workflows', () => {
         `UPDATE orchestrator.processes SET status = 'resumed', step_index = 2 WHERE id = $1`,
         [stale],
       );
-      await http2.put(`/api/processes/${stale}/resume`);
-      const failed = await http2.waitForStatus(stale, 'failed');
+      // Resumed before the new definition was deployed: the sweeper hands it to a runner.
+      const failed = await http2.waitFor(stale, (p) => p.status === 'failed' && !!p.failedReason);
       expect(failed.failedReason).toMatch(/changed: step 1 was "Approve" and is now "Review"/);
     } finally {
       await v2.close();

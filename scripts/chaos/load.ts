@@ -51,11 +51,19 @@ export function createLoad(base: () => string) {
   let stopStarting = false;
   let stopAll = false;
 
-  /** Starts `total` processes with `concurrency` requests in flight. */
-  async function starter(total: number, concurrency: number): Promise<void> {
+  /**
+   * Starts processes until `total` have been started, with `concurrency` requests in flight and
+   * at most `perSecond` starts a second, so that the load spans the faults injected meanwhile.
+   */
+  async function starter(total: number, concurrency: number, perSecond: number): Promise<void> {
+    const t0 = Date.now();
+    const before = stats.started.length;
     const one = async () => {
       while (!stopStarting && stats.started.length + inFlight < total) {
+        const ahead = (stats.started.length + inFlight - before) / perSecond;
         inFlight++;
+        const wait = t0 + ahead * 1000 - Date.now();
+        if (wait > 0) await sleep(wait);
         const [workflow, input] = pick();
         const res = await call(base, 'POST', `/api/processes/${workflow}`, input);
         inFlight--;

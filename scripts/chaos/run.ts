@@ -2,6 +2,7 @@
 // mixed load runs, then checks the durability invariants over the database.
 //   --profile short|full   (default full; short is what CI runs)
 //   --out FILE             JSON report (default chaos-report.json)
+//   --phases LIST          worker,threadpool (default both, in that order)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,12 +21,14 @@ const PROFILES = {
     workerProcesses: 1_500,
     threadpoolProcesses: 300,
     faultEveryMs: 1_500,
+    faultRounds: 1,
     drainTimeoutMs: 180_000,
   },
   full: {
     workerProcesses: 20_000,
     threadpoolProcesses: 2_000,
     faultEveryMs: 3_000,
+    faultRounds: 3,
     drainTimeoutMs: 600_000,
   },
 } as const;
@@ -43,12 +46,14 @@ const THREADPOOL_FAULTS: FaultKind[] = [
   'kill9_api',
   'concurrent_resume_abort',
   'terminate_backends',
+  'postgres_restart',
 ];
 
 const { values: args } = parseArgs({
   options: {
     profile: { type: 'string', default: 'full' },
     out: { type: 'string', default: 'chaos-report.json' },
+    phases: { type: 'string', default: 'worker,threadpool' },
   },
 });
 const profileName = args.profile as keyof typeof PROFILES;
@@ -56,6 +61,14 @@ const profile = PROFILES[profileName];
 if (!profile) {
   console.error(`unknown profile ${args.profile}: use short or full`);
   process.exit(2);
+}
+
+const phases = new Set(args.phases!.split(',').map((p) => p.trim()));
+for (const p of phases) {
+  if (p !== 'worker' && p !== 'threadpool') {
+    console.error(`unknown phase ${p}: use worker and/or threadpool`);
+    process.exit(2);
+  }
 }
 
 const LEASE_SECONDS = 3;
@@ -97,10 +110,12 @@ async function runPhase(
   const ctx: FaultContext = { db, pool, api, workers, load, leaseSeconds: LEASE_SECONDS, log };
   const target = load.stats.started.length + processes;
   let startingDone = false;
-  const starting = load.starter(target, 8).then(() => (startingDone = true));
-  for (let i = 0; !startingDone; i++) {
+  // Starts are paced so that every kind of fault hits a running load `faultRounds` times.
+  const rounds = faults.length * profile.faultRounds;
+  const perSecond = processes / ((rounds * profile.faultEveryMs) / 1000);
+  const starting = load.starter(target, 8, perSecond).then(() => (startingDone = true));
+  for (let i = 0; !startingDone || i < rounds; i++) {
     await sleep(profile.faultEveryMs);
-    if (startingDone) break;
     const kind = faults[i % faults.length]!;
     const recovery = measureRecovery(pool);
     await recovery.snapshot();
@@ -152,7 +167,9 @@ const exitCode = await (async () => {
           /worker (ready|started)/i,
         ),
     );
-    await runPhase('worker mode', api, workers, profile.workerProcesses, WORKER_FAULTS);
+    if (phases.has('worker')) {
+      await runPhase('worker mode', api, workers, profile.workerProcesses, WORKER_FAULTS);
+    }
     const tpApi = new Service(
       'api (threadpool)',
       'src/cli/serve.ts',
@@ -160,7 +177,9 @@ const exitCode = await (async () => {
       env,
       /orchestrator listening/,
     );
-    await runPhase('threadpool mode', tpApi, [], profile.threadpoolProcesses, THREADPOOL_FAULTS);
+    if (phases.has('threadpool')) {
+      await runPhase('threadpool mode', tpApi, [], profile.threadpoolProcesses, THREADPOOL_FAULTS);
+    }
   } finally {
     load.stop();
     await resuming;

@@ -33,6 +33,24 @@ const configSchema = z.object({
   DB_POOL_SIZE: intFromEnv(10, 2),
   /** Log level: `debug`, `info`, `warn`, `error`. Default `info`. */
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /**
+   * Worker mode: targets that get a queue of their own, comma-separated (target `reconcile` →
+   * queue `reconcile`, for new and resumed processes). Default none.
+   */
+  TARGET_QUEUES: z
+    .string()
+    .default('')
+    .transform((s) => [
+      ...new Set(
+        s
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean),
+      ),
+    ])
+    .pipe(z.array(z.string().regex(/^[a-z][a-z0-9_]*$/, 'lower-case letters, digits, _'))),
+  /** Seconds a stopping worker or API lets running steps finish before aborting them. Default 30. */
+  SHUTDOWN_TIMEOUT_SECONDS: intFromEnv(30, 0),
 });
 
 export type Config = z.infer<typeof configSchema>;

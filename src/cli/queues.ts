@@ -1,0 +1,61 @@
+// Entry point of `npm run queues`: prints the inspection views (jobs per queue and state,
+// processes per workflow and status, stuck processes). `--json` prints them as one JSON object.
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/index.ts';
+import { embeddedConnectionString } from '../db/embedded.ts';
+import { inspect } from '../db/inspection.ts';
+import { createPool } from '../db/pool.ts';
+import { createLogger } from '../config/logger.ts';
+
+function cell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (v instanceof Date) return v.toISOString();
+  return String(v);
+}
+
+/** A plain text table: header, rule, rows. */
+function table(title: string, rows: Record<string, unknown>[]): string {
+  if (rows.length === 0) return `${title}\n  (none)\n`;
+  const cols = Object.keys(rows[0] ?? {});
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => `  ${vals.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ')}`;
+  return [
+    title,
+    line(cols),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map((r) => line(cols.map((c) => cell(r[c])))),
+    '',
+  ].join('\n');
+}
+
+const logger = createLogger('warn', { service: 'queues' });
+try {
+  const { values } = parseArgs({ options: { json: { type: 'boolean' } } });
+  const config = loadConfig();
+  const pool = createPool({
+    connectionString: config.DATABASE_URL ?? embeddedConnectionString(config.EMBEDDED_PG_PORT),
+    max: 3,
+    logger,
+    applicationName: 'orchestrator-queues',
+  });
+  try {
+    const result = await inspect(pool);
+    if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else
+      process.stdout.write(
+        [
+          table('Jobs per queue and state (orchestrator.queue_overview)', result.queues),
+          table(
+            'Processes per workflow and status (orchestrator.process_overview)',
+            result.processes,
+          ),
+          table('Stuck processes (orchestrator.stuck_processes)', result.stuck),
+        ].join('\n'),
+      );
+  } finally {
+    await pool.end();
+  }
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,79 @@
+// Processes and their pg-boss jobs (worker mode): which runnable processes have no job that will
+// run them. A job is "live" when it is waiting (created, retry), or active and fetched after the
+// process last needed one: a worker claims a process right after fetching its job, so an active job
+// older than that belongs to a worker that died.
+import type { ProcessStatus } from '../engine/types.ts';
+import type { Queryable } from './pool.ts';
+
+export interface Unqueued {
+  id: string;
+  status: ProcessStatus;
+  isTask: boolean;
+  target: string;
+  createdBy: string | null;
+}
+
+const NEEDS_JOB = `(
+  (p.status IN ('created', 'resumed') AND p.last_modified_at < now() - make_interval(secs => $1))
+  OR (p.status = 'running' AND p.lease_expires_at < now()))`;
+
+const NO_LIVE_JOB = `NOT EXISTS (
+  SELECT 1 FROM pgboss.job j
+   WHERE j.name = ANY($2::text[]) AND j.data->>'processId' = p.id::text
+     AND (j.state IN ('created', 'retry')
+          OR (j.state = 'active' AND j.started_on > CASE WHEN p.status = 'running'
+                THEN p.lease_expires_at ELSE now() - make_interval(secs => $3) END)))`;
+
+const COLUMNS = `p.id, p.status, p.is_task AS "isTask", p.target, p.created_by AS "createdBy"`;
+
+/**
+ * Candidates for a new job: created/resumed for longer than `graceSeconds`, or running with an
+ * expired lease, and without a live job.
+ */
+export async function findUnqueued(
+  db: Queryable,
+  o: { graceSeconds: number; queues: readonly string[]; leaseSeconds: number; limit: number },
+): Promise<Unqueued[]> {
+  const { rows } = await db.query<Unqueued>(
+    `SELECT ${COLUMNS} FROM orchestrator.processes p
+      WHERE ${NEEDS_JOB} AND ${NO_LIVE_JOB}
+      ORDER BY p.last_modified_at LIMIT $4`,
+    [o.graceSeconds, o.queues, o.leaseSeconds, o.limit],
+  );
+  return rows;
+}
+
+/**
+ * Inside a transaction: locks the process row (skipping it when another sweeper holds it), then
+ * checks again, in a statement that sees everything committed before the lock was taken, that it
+ * still has no live job. Returns the process when the caller should send one.
+ */
+export async function lockUnqueued(
+  tx: Queryable,
+  id: string,
+  o: { graceSeconds: number; queues: readonly string[]; leaseSeconds: number },
+): Promise<Unqueued | undefined> {
+  const locked = await tx.query(
+    `SELECT 1 FROM orchestrator.processes WHERE id = $1 FOR UPDATE SKIP LOCKED`,
+    [id],
+  );
+  if (locked.rowCount !== 1) return undefined;
+  const { rows } = await tx.query<Unqueued>(
+    `SELECT ${COLUMNS} FROM orchestrator.processes p
+      WHERE p.id = $4 AND ${NEEDS_JOB} AND ${NO_LIVE_JOB}`,
+    [o.graceSeconds, o.queues, o.leaseSeconds, id],
+  );
+  return rows[0];
+}
+
+/** What the resume queue of a process needs to know, read inside the transaction that requeues it. */
+export async function routingOf(
+  tx: Queryable,
+  id: string,
+): Promise<{ isTask: boolean; target: string } | undefined> {
+  const { rows } = await tx.query<{ isTask: boolean; target: string }>(
+    `SELECT is_task AS "isTask", target FROM orchestrator.processes WHERE id = $1`,
+    [id],
+  );
+  return rows[0];
+}

@@ -1,0 +1,81 @@
+// The executor inside the API, by EXECUTOR: `threadpool` runs processes here in a piscina step
+// pool; `worker` only sends jobs (no step pool: the API runs nothing) and sweeps for processes
+// left without one.
+import type { Config } from '../config/index.ts';
+import type { Logger } from '../config/logger.ts';
+import type { Pool } from '../db/pool.ts';
+import type { Dispatcher } from '../engine/engine.ts';
+import type { Registry } from '../engine/registry.ts';
+import { createStepPool } from '../engine/step-pool.ts';
+import { allQueues, createBoss, createQueues } from './boss.ts';
+import { createQueueExecutor } from './queue.ts';
+import { createThreadpoolExecutor } from './threadpool.ts';
+
+export interface ApiExecutor {
+  dispatcher: Dispatcher;
+  /** Picks up what was left behind, then sweeps periodically. */
+  start(): Promise<void>;
+  /** Hands back running processes (threadpool) and closes what it opened. */
+  stop(timeoutMs: number): Promise<void>;
+  /** Processes running in this process (always none in worker mode). */
+  active(): string[];
+}
+
+export interface ApiExecutorDeps {
+  pool: Pool;
+  registry: Registry;
+  connectionString: string;
+  logger: Logger;
+}
+
+export async function startApiExecutor(
+  config: Config,
+  deps: ApiExecutorDeps,
+): Promise<ApiExecutor> {
+  const { pool, registry, logger } = deps;
+  if (config.EXECUTOR === 'worker') {
+    const boss = createBoss({
+      connectionString: deps.connectionString,
+      logger,
+      applicationName: 'orchestrator-api-queue',
+    });
+    await boss.start();
+    await createQueues(boss, allQueues(config.TARGET_QUEUES));
+    const queue = createQueueExecutor({
+      pool,
+      boss,
+      targetQueues: config.TARGET_QUEUES,
+      leaseSeconds: config.LEASE_SECONDS,
+      logger,
+    });
+    return {
+      dispatcher: queue.dispatcher,
+      start: () => queue.start(),
+      async stop() {
+        await queue.stop();
+        await boss.stop({ graceful: true, timeout: 5_000 });
+      },
+      active: () => [],
+    };
+  }
+  const steps = createStepPool({
+    workflowsDir: config.WORKFLOWS_DIR,
+    maxThreads: config.MAX_WORKERS,
+  });
+  const threadpool = createThreadpoolExecutor({
+    pool,
+    registry,
+    steps,
+    leaseSeconds: config.LEASE_SECONDS,
+    logger,
+  });
+  return {
+    dispatcher: threadpool.dispatcher,
+    start: () => threadpool.start(),
+    async stop(timeoutMs) {
+      await threadpool.stop(timeoutMs);
+      await steps.close();
+    },
+    active: () => threadpool.runner.active(),
+  };
+}

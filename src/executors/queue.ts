@@ -1,0 +1,134 @@
+// The API side of worker mode: processes are recorded and their job is sent in the same
+// transaction; a sweeper re-queues what a crash or an outage left without a job. Nothing runs here.
+import type { PgBoss } from 'pg-boss';
+import type { Logger } from '../config/logger.ts';
+import { findUnqueued, lockUnqueued, routingOf } from '../db/jobs.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import type { Dispatch, Dispatcher } from '../engine/engine.ts';
+import { allQueues, queueFor, type JobData } from './boss.ts';
+
+/** pg-boss's `db` option that runs its statements on our transaction's client. */
+function inTransaction(tx: Queryable) {
+  return {
+    executeSql: (text: string, values?: unknown[]) => tx.query(text, values),
+  };
+}
+
+/**
+ * Sends the job of `job` inside `tx`: a rollback takes the job back with the process change.
+ * Throws when the queue does not exist (pg-boss would return null and drop the job silently).
+ */
+export async function sendJob(
+  boss: PgBoss,
+  tx: Queryable,
+  job: Pick<Dispatch, 'processId' | 'user' | 'isTask' | 'target' | 'kind'>,
+  targetQueues: readonly string[],
+): Promise<void> {
+  const queue = queueFor(job, targetQueues);
+  const data: JobData = { processId: job.processId, user: job.user };
+  const id = await boss.send(queue, data, { db: inTransaction(tx) });
+  if (!id)
+    throw new Error(`Queue ${queue} does not exist: job for process ${job.processId} not sent`);
+}
+
+/** For Runner.requeue: a process given back on shutdown goes to its resume queue at once. */
+export function requeueInTransaction(boss: PgBoss, targetQueues: readonly string[]) {
+  return async (tx: Queryable, processId: string, createdBy: string | null): Promise<void> => {
+    const routing = await routingOf(tx, processId);
+    if (!routing) return;
+    await sendJob(
+      boss,
+      tx,
+      { processId, user: createdBy, ...routing, kind: 'resume' },
+      targetQueues,
+    );
+  };
+}
+
+export interface QueueExecutorOptions {
+  pool: Pool;
+  boss: PgBoss;
+  targetQueues: readonly string[];
+  leaseSeconds: number;
+  logger: Logger;
+  /** How often to look for processes without a job. Default: lease / 2. */
+  sweepIntervalMs?: number;
+}
+
+export interface QueueExecutor {
+  dispatcher: Dispatcher;
+  /** Re-queues what was left behind, then sweeps periodically. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** One sweep now; resolves with the number of jobs sent. */
+  sweep(): Promise<number>;
+}
+
+export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
+  const { pool, boss, targetQueues, leaseSeconds } = opts;
+  const logger = opts.logger.child({ component: 'queue' });
+  const queues = allQueues(targetQueues);
+  // A process that was just created has its job in the same transaction: give the sweeper no
+  // reason to look at it before it is a few seconds old.
+  const window: { graceSeconds: number; queues: string[]; leaseSeconds: number } = {
+    graceSeconds: Math.max(5, leaseSeconds / 2),
+    queues,
+    leaseSeconds,
+  };
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<number> | undefined;
+
+  async function sweepOnce(): Promise<number> {
+    let sent = 0;
+    const candidates = await findUnqueued(pool, { ...window, limit: 500 });
+    for (const c of candidates) {
+      const ok = await withTransaction(pool, async (tx) => {
+        const p = await lockUnqueued(tx, c.id, window);
+        if (!p) return false;
+        const kind: Dispatch['kind'] = p.status === 'created' ? 'new' : 'resume';
+        const job = {
+          processId: p.id,
+          user: p.createdBy,
+          isTask: p.isTask,
+          target: p.target,
+          kind,
+        };
+        await sendJob(boss, tx, job, targetQueues);
+        return true;
+      });
+      if (ok) sent++;
+    }
+    if (sent) logger.info('re-queued processes without a job', { count: sent });
+    return sent;
+  }
+
+  function sweep(): Promise<number> {
+    running ??= sweepOnce()
+      .catch((err: unknown) => {
+        logger.warn('sweep failed', { err });
+        return 0;
+      })
+      .finally(() => (running = undefined));
+    return running;
+  }
+
+  return {
+    dispatcher: {
+      dispatch: (tx, job) => sendJob(boss, tx, job, targetQueues),
+      afterCommit: () => {},
+      // The worker running it notices at its next heartbeat: the abort revoked its lease.
+      aborted: () => {},
+    },
+    async start() {
+      await sweep();
+      const every = opts.sweepIntervalMs ?? (leaseSeconds * 1000) / 2;
+      timer = setInterval(() => void sweep(), every);
+      timer.unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+    sweep,
+  };
+}

@@ -1,0 +1,130 @@
+// Composition root of `npm run worker`: registry, database, pg-boss, step pool, worker loop, and
+// the worker's registration in orchestrator.workers.
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config } from './config/index.ts';
+import type { Logger } from './config/logger.ts';
+import { embeddedConnectionString } from './db/embedded.ts';
+import { runMigrations } from './db/migrate.ts';
+import { createPool, isConnectionError } from './db/pool.ts';
+import { markWorkerStopped, registerWorker, workerHeartbeat } from './db/workers.ts';
+import { loadRegistry } from './engine/registry.ts';
+import { createStepPool } from './engine/step-pool.ts';
+import { allQueues, createBoss, createQueues } from './executors/boss.ts';
+import { createWorkerExecutor, type WorkerExecutor } from './executors/worker.ts';
+
+export interface WorkerOptions {
+  /** Queues to consume (see resolveQueues). */
+  queues: string[];
+  /** Processes run at once per queue; also the threads of the step pool. */
+  concurrency: number;
+}
+
+export interface Worker {
+  /** Its row in orchestrator.workers. */
+  id: string;
+  executor: WorkerExecutor;
+  /** Graceful: stops fetching, lets steps finish up to `timeoutMs`, gives back the rest. Idempotent. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** Runs `fn`, retrying connection failures with backoff (the database may still be starting). */
+async function withStartupRetry<T>(logger: Logger, what: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isConnectionError(err) || Date.now() + delay > deadline) throw err;
+      logger.warn(`${what}: database unreachable, retrying`, { err });
+      await sleep(delay);
+    }
+  }
+}
+
+export async function startWorker(
+  config: Config,
+  logger: Logger,
+  options: WorkerOptions,
+): Promise<Worker> {
+  const registry = await loadRegistry(config.WORKFLOWS_DIR);
+  // Without DATABASE_URL, the embedded Postgres that `npm start` runs on this machine.
+  const connectionString = config.DATABASE_URL ?? embeddedConnectionString(config.EMBEDDED_PG_PORT);
+  await withStartupRetry(logger, 'migrations', () => runMigrations(connectionString));
+  const id = randomUUID();
+  const pool = createPool({
+    connectionString,
+    max: config.DB_POOL_SIZE,
+    logger,
+    applicationName: 'orchestrator-worker',
+  });
+  const boss = createBoss({
+    connectionString,
+    logger,
+    applicationName: 'orchestrator-worker-queue',
+  });
+  await withStartupRetry(logger, 'queue start', () => boss.start());
+  await createQueues(boss, allQueues(config.TARGET_QUEUES));
+  const steps = createStepPool({
+    workflowsDir: config.WORKFLOWS_DIR,
+    maxThreads: options.concurrency,
+  });
+  const executor = createWorkerExecutor({
+    pool,
+    boss,
+    registry,
+    steps,
+    queues: options.queues,
+    concurrency: options.concurrency,
+    targetQueues: config.TARGET_QUEUES,
+    leaseSeconds: config.LEASE_SECONDS,
+    owner: `worker:${os.hostname()}:${process.pid}`,
+    logger,
+  });
+
+  const heartbeatSeconds = Math.max(1, Math.min(10, Math.floor(config.LEASE_SECONDS / 2)));
+  const registration = {
+    id,
+    hostname: os.hostname(),
+    pid: process.pid,
+    queues: options.queues,
+    concurrency: options.concurrency,
+    heartbeatSeconds,
+  };
+  await registerWorker(pool, registration);
+  const beat = setInterval(() => {
+    workerHeartbeat(pool, id)
+      .then((found) => (found ? undefined : registerWorker(pool, registration)))
+      .catch((err: unknown) => logger.warn('worker heartbeat failed', { err }));
+  }, heartbeatSeconds * 1000);
+
+  await executor.start();
+  logger.info('worker ready', {
+    id,
+    queues: options.queues,
+    concurrency: options.concurrency,
+    leaseSeconds: config.LEASE_SECONDS,
+  });
+
+  let stopped: Promise<void> | undefined;
+  return {
+    id,
+    executor,
+    stop(timeoutMs = config.SHUTDOWN_TIMEOUT_SECONDS * 1000) {
+      stopped ??= (async () => {
+        logger.info('worker stopping', { id, active: executor.runner.active().length });
+        await executor.stop(timeoutMs);
+        clearInterval(beat);
+        await boss.stop({ graceful: true, timeout: 5_000 });
+        await steps.close();
+        await markWorkerStopped(pool, id).catch((err: unknown) =>
+          logger.warn('could not mark the worker stopped', { err }),
+        );
+        await pool.end();
+        logger.info('worker stopped', { id });
+      })();
+      return stopped;
+    },
+  };
+}
