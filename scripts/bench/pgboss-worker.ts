@@ -1,22 +1,22 @@
-// One pg-boss worker process of the floor measurement: completes no-op jobs until stopped.
-// Fetches in batches and keeps fetching while batches come back full (otherwise a notify-enabled
-// queue waits out its 30 s backstop poll after each job).
+// One pg-boss worker process of the floor measurement, consuming like a worker-mode worker
+// (src/executors/worker.ts): `concurrency` slots that each fetch one job at a time from a
+// notify-enabled queue and wake themselves after every job. The handler does nothing.
 import { PgBoss } from 'pg-boss';
 
-const [url, schema, queue, concurrency, batchSize] = process.argv.slice(2) as string[];
+const [url, schema, queue, concurrency] = process.argv.slice(2) as string[];
 const boss = new PgBoss({ connectionString: url!, schema: schema!, useListenNotify: true });
 boss.on('error', (err: unknown) => process.stderr.write(`pg-boss error: ${String(err)}\n`));
 await boss.start();
-await boss.work(
-  queue!,
-  {
-    localConcurrency: Number(concurrency),
-    batchSize: Number(batchSize),
-    burstWhenBatchFull: true,
-    pollingIntervalSeconds: 0.5,
-  },
-  async () => {},
-);
+for (let i = 0; i < Number(concurrency); i++) {
+  const slot: { id?: string } = {};
+  slot.id = await boss.work(
+    queue!,
+    { batchSize: 1, pollingIntervalSeconds: 2, notifyPollingIntervalSeconds: 10 },
+    async () => {
+      if (slot.id) boss.notifyWorker(slot.id);
+    },
+  );
+}
 process.stdout.write('worker ready\n');
 process.on('SIGTERM', () => {
   boss.stop({ graceful: true, timeout: 5_000 }).then(

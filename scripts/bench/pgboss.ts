@@ -1,6 +1,7 @@
-// Item 2, the pg-boss floor: no-op jobs through pg-boss alone, with the queue settings worker
-// mode uses (notify-enabled queue, LISTEN/NOTIFY wake-ups) and the same number of worker
-// processes. Jobs per second, from the bulk insert to the last completion.
+// Item 2, the pg-boss floor: no-op jobs through pg-boss alone, with the queue and fetch settings
+// worker mode uses (notify-enabled queue, one job per fetch, slots that wake themselves) and the
+// same number of worker processes. Jobs per second, from the bulk insert to the last completion.
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PgBoss } from 'pg-boss';
 import pg from 'pg';
@@ -8,9 +9,8 @@ import { NodeProcess } from './system.ts';
 
 const SCHEMA = 'bench_pgboss';
 const QUEUE = 'bench_noop';
-/** Fetch loops per worker process, and jobs fetched (and completed) per fetch. */
-export const FLOOR_CONCURRENCY = 2;
-export const FLOOR_BATCH = 16;
+/** Slots per worker process: the worker CLI's default `--concurrency` (the number of cores). */
+export const FLOOR_CONCURRENCY = os.availableParallelism();
 
 export async function measurePgBossFloor(
   url: string,
@@ -19,13 +19,13 @@ export async function measurePgBossFloor(
   const boss = new PgBoss({ connectionString: url, schema: SCHEMA });
   boss.on('error', () => {});
   await boss.start();
-  await boss.createQueue(QUEUE, { notify: true });
+  await boss.createQueue(QUEUE, { notify: true, expireInSeconds: 24 * 60 * 60 });
   const workers = Array.from(
     { length: opts.workers },
     () =>
       new NodeProcess(
         'scripts/bench/pgboss-worker.ts',
-        [url, SCHEMA, QUEUE, String(FLOOR_CONCURRENCY), String(FLOOR_BATCH)],
+        [url, SCHEMA, QUEUE, String(FLOOR_CONCURRENCY)],
         {},
       ),
   );

@@ -85,7 +85,10 @@ async function withApi<T>(
   fn: (api: Api, workers: NodeProcess[]) => Promise<T>,
 ): Promise<T> {
   const api = await startApi(db, mode);
-  const workers = mode === 'worker' ? Array.from({ length: WORKERS }, () => startWorker(db)) : [];
+  const workers =
+    mode === 'worker'
+      ? await Promise.all(Array.from({ length: WORKERS }, () => startWorker(db)))
+      : [];
   try {
     return await fn(api, workers);
   } finally {

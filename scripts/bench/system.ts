@@ -179,11 +179,22 @@ export async function startApi(
   }
 }
 
-/** Starts `node src/cli/worker.ts` (worker mode) on the database. */
-export function startWorker(db: BenchDatabase, extraEnv: Record<string, string> = {}): NodeProcess {
-  return new NodeProcess('src/cli/worker.ts', [], {
+/** Starts `node src/cli/worker.ts` (worker mode, default options) and waits for its ready line. */
+export async function startWorker(
+  db: BenchDatabase,
+  extraEnv: Record<string, string> = {},
+): Promise<NodeProcess> {
+  const proc = new NodeProcess('src/cli/worker.ts', [], {
     DATABASE_URL: db.url,
     WORKFLOWS_DIR: benchWorkflows,
+    LOG_LEVEL: 'info',
     ...extraEnv,
   });
+  const deadline = Date.now() + 60_000;
+  while (!/worker ready/.test(proc.output)) {
+    if (!proc.running) throw new Error(`a worker exited while starting:\n${proc.output}`);
+    if (Date.now() > deadline) throw new Error(`a worker did not start:\n${proc.output}`);
+    await sleep(50);
+  }
+  return proc;
 }
