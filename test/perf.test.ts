@@ -97,7 +97,7 @@ describe('status counts', () => {
     await expectCountsExact();
   });
 
-  it('are zero after the table is truncated', async () => {
+  it('follow bulk inserts and deletes, and are zero after the table is truncated', async () => {
     const other = await createTestDatabase();
     try {
       await insertProcess(other.pool, {
@@ -109,6 +109,22 @@ describe('status counts', () => {
         input: {},
       });
       expect((await statusCounts(other.pool)).processCounts).toEqual({ created: 1 });
+      // One statement, many rows of mixed statuses, as a bulk load writes them.
+      await other.pool.query(
+        `INSERT INTO orchestrator.processes (id, workflow_name, status, is_task, target)
+         SELECT gen_random_uuid(), 'noop', (ARRAY['completed', 'failed', 'suspended'])[1 + i % 3],
+                i % 2 = 0, 'modify'
+           FROM generate_series(1, 600) i`,
+      );
+      expect(await statusCounts(other.pool)).toEqual({
+        processCounts: { created: 1, completed: 100, failed: 100, suspended: 100 },
+        taskCounts: { completed: 100, failed: 100, suspended: 100 },
+      });
+      await other.pool.query(`DELETE FROM orchestrator.processes WHERE status = 'failed'`);
+      expect(await statusCounts(other.pool)).toEqual({
+        processCounts: { created: 1, completed: 100, suspended: 100 },
+        taskCounts: { completed: 100, suspended: 100 },
+      });
       await other.pool.query('TRUNCATE orchestrator.processes CASCADE');
       expect(await statusCounts(other.pool)).toEqual({ processCounts: {}, taskCounts: {} });
     } finally {
