@@ -38,7 +38,7 @@ const PROFILES = {
     floorJobs: 5_000,
     processes: 5_000,
     payloads: [
-      [1_024, 2_000],
+      [1_024, 1_000],
       [100 * 1_024, 300],
       [1_024 * 1_024, 40],
     ],
@@ -100,6 +100,11 @@ async function withApi<T>(
 async function main(): Promise<void> {
   log(`profile ${profileName}; worker mode ${workerModeAvailable ? 'available' : 'not available'}`);
   const db = await openBenchDatabase({ pgStats: args['pg-stats'] });
+  // Ctrl-C: stop the database this run started (the API and workers die with their pipes).
+  process.once('SIGINT', () => {
+    log('interrupted: stopping the database');
+    void db.close().finally(() => process.exit(130));
+  });
   try {
     await run(db);
     if (args['pg-stats']) await printStatements(db.url);
