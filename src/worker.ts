@@ -69,7 +69,7 @@ export async function startWorker(
   await createQueues(boss, allQueues(config.TARGET_QUEUES));
   const steps = createStepPool({
     workflowsDir: config.WORKFLOWS_DIR,
-    maxThreads: options.concurrency,
+    maxThreads: config.MAX_WORKERS,
   });
   const executor = createWorkerExecutor({
     pool,

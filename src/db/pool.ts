@@ -28,11 +28,13 @@ export function createPool(opts: PoolOptions): Pool {
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', (err) => opts.logger.warn('database connection lost', { err }));
-  // pg-pool listens for errors only on idle clients: a connection that drops while checked out but
-  // between queries (mid-transaction, while the caller awaits something else) would emit 'error'
-  // with nobody listening and end the process. Its next query fails and the pool discards it.
+  // A client checked out of the pool has no error listener of the pool's: a backend terminated
+  // between two queries of a transaction would emit an unhandled 'error' and kill the process.
+  // With this listener the next query fails instead, and the pool drops the broken client.
   pool.on('connect', (client) => {
-    client.on('error', (err) => opts.logger.debug('connection error', { err }));
+    client.on('error', (err) =>
+      opts.logger.warn('database connection lost (client in use)', { err: err.message }),
+    );
   });
   return pool;
 }

@@ -47,14 +47,15 @@ export interface NewProcess {
 
 /** Inserts a `created` process and its initial state in one statement. */
 export async function insertProcess(db: Queryable, p: NewProcess): Promise<void> {
-  await db.query(
-    `WITH p AS (
+  await db.query({
+    name: 'orchestrator-insert-process',
+    text: `WITH p AS (
        INSERT INTO orchestrator.processes (id, workflow_name, status, is_task, target, created_by)
        VALUES ($1, $2, 'created', $3, $4, $5) RETURNING id)
      INSERT INTO orchestrator.input_states (process_id, input, input_type)
      SELECT id, $6, 'initial_state' FROM p`,
-    [p.id, p.workflowName, p.isTask, p.target, p.createdBy, JSON.stringify(p.input)],
-  );
+    values: [p.id, p.workflowName, p.isTask, p.target, p.createdBy, JSON.stringify(p.input)],
+  });
 }
 
 export async function getProcessRow(
@@ -114,8 +115,9 @@ export async function claimProcess(
   owner: string,
   leaseSeconds: number,
 ): Promise<Claim | undefined> {
-  const { rows } = await db.query<Claim>(
-    `WITH c AS (
+  const { rows } = await db.query<Claim>({
+    name: 'orchestrator-claim-process',
+    text: `WITH c AS (
        UPDATE orchestrator.processes
           SET status = 'running', lease_owner = $2, lease_token = gen_random_uuid(),
               lease_expires_at = now() + make_interval(secs => $3), last_modified_at = now()
@@ -132,8 +134,8 @@ export async function claimProcess(
        LEFT JOIN LATERAL (SELECT i.input FROM orchestrator.input_states i
                            WHERE i.process_id = c.id AND i.input_type = 'initial_state'
                            ORDER BY i.id LIMIT 1) init ON last.state IS NULL`,
-    [id, owner, leaseSeconds],
-  );
+    values: [id, owner, leaseSeconds],
+  });
   return rows[0];
 }
 
@@ -163,8 +165,9 @@ export interface StepCommit {
  * Returns false when the lease was lost: nothing was written.
  */
 export async function commitStep(db: Queryable, c: StepCommit): Promise<boolean> {
-  const { rows } = await db.query<{ held: number }>(
-    `WITH p AS (
+  const { rows } = await db.query<{ held: number }>({
+    name: 'orchestrator-commit-step',
+    text: `WITH p AS (
        UPDATE orchestrator.processes
           SET step_index = $3, attempt = $4, last_step = $5, status = $6::text,
               failed_reason = $7, traceback = $8, last_modified_at = now(),
@@ -186,7 +189,7 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<boolean>
        SELECT p.id, $10, $5, $11, $12, $13, $14, $15 FROM p
         WHERE NOT EXISTS (SELECT 1 FROM repeated))
      SELECT count(*) AS held FROM p`,
-    [
+    values: [
       c.id,
       c.leaseToken,
       c.nextIndex,
@@ -203,7 +206,7 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<boolean>
       c.startedAt,
       c.createdBy,
     ],
-  );
+  });
   return rows[0]?.held === 1;
 }
 
@@ -214,11 +217,12 @@ export async function heartbeat(
   token: string,
   leaseSeconds: number,
 ): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE orchestrator.processes SET lease_expires_at = now() + make_interval(secs => $3)
+  const { rowCount } = await db.query({
+    name: 'orchestrator-heartbeat',
+    text: `UPDATE orchestrator.processes SET lease_expires_at = now() + make_interval(secs => $3)
       WHERE id = $1 AND lease_token = $2`,
-    [id, token, leaseSeconds],
-  );
+    values: [id, token, leaseSeconds],
+  });
   return rowCount === 1;
 }
 

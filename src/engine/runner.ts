@@ -11,6 +11,8 @@ import {
   type Claim,
   type StepCommit,
 } from '../db/processes.ts';
+import { isPlainCommit } from '../db/step-commits.ts';
+import { createCommitBatcher } from './commit-batcher.ts';
 import type { WorkflowDefinition } from './dsl.ts';
 import { toStepError } from './errors.ts';
 import type { Registry } from './registry.ts';
@@ -82,9 +84,9 @@ export function createRunner(opts: RunnerOptions): Runner {
    * retry that meets its own earlier, acknowledged-too-late commit sees the unique index on
    * cleared steps: only the lease holder can have written that row, so it counts as committed.
    */
-  async function commitWithRetry(commit: StepCommit): Promise<boolean> {
+  async function commitWithRetry(commit: StepCommit, afterFailure = false): Promise<boolean> {
     const deadline = Date.now() + leaseSeconds * 1000;
-    for (let delay = 100, retried = false; ; delay = Math.min(delay * 2, 2_000)) {
+    for (let delay = 100, retried = afterFailure; ; delay = Math.min(delay * 2, 2_000)) {
       try {
         return await commitStep(pool, commit);
       } catch (err) {
@@ -97,6 +99,8 @@ export function createRunner(opts: RunnerOptions): Runner {
       }
     }
   }
+
+  const batcher = createCommitBatcher({ db: pool, leaseSeconds, single: commitWithRetry });
 
   /** Checks that the stored position still fits the definition; returns why not, if not. */
   function mismatch(def: WorkflowDefinition, claim: Claim): string | undefined {
@@ -210,7 +214,10 @@ export function createRunner(opts: RunnerOptions): Runner {
           };
         }
       }
-      if (!(await commitWithRetry(commit))) {
+      const held = isPlainCommit(commit)
+        ? await batcher.commit(commit)
+        : await commitWithRetry(commit);
+      if (!held) {
         logger.warn('lease lost, step not committed', { processId: claim.id, step: stepDef.name });
         return 'lease_lost';
       }

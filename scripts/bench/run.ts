@@ -1,0 +1,389 @@
+// `npm run bench [-- --quick] [-- --out FILE] [-- --pg-stats]`: measures the ceiling, the pg-boss
+// floor and the orchestrator side by side on one Postgres, prints a table and writes JSON.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { measureCeiling, measureCommitLatency } from './ceiling.ts';
+import { liveAvailable, measureLiveLatency } from './live.ts';
+import { measureLatency } from './latency.ts';
+import { measurePgBossFloor } from './pgboss.ts';
+import { formatTable, type Figure } from './report.ts';
+import { measureScale, seedProcesses } from './scale.ts';
+import { quantile, repeat, summarize, summarizeLatency } from './stats.ts';
+import {
+  openBenchDatabase,
+  startApi,
+  startWorker,
+  workerModeAvailable,
+  type Api,
+  type BenchDatabase,
+  type NodeProcess,
+} from './system.ts';
+import { measureThroughput } from './throughput.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    'pg-stats': { type: 'boolean', default: false },
+  },
+});
+
+const PROFILES = {
+  default: {
+    runs: 3,
+    ceilingMs: 3_000,
+    floorJobs: 5_000,
+    processes: 5_000,
+    payloads: [
+      [1_024, 1_000],
+      [100 * 1_024, 300],
+      [1_024 * 1_024, 40],
+    ],
+    latencyCount: 200,
+    liveCount: 100,
+    liveClients: 200,
+    scaleRows: 1_000_000,
+    scaleRequests: 200,
+  },
+  quick: {
+    runs: 3,
+    ceilingMs: 500,
+    floorJobs: 500,
+    processes: 300,
+    payloads: [
+      [1_024, 100],
+      [100 * 1_024, 20],
+      [1_024 * 1_024, 3],
+    ],
+    latencyCount: 20,
+    liveCount: 10,
+    liveClients: 200,
+    scaleRows: 20_000,
+    scaleRequests: 20,
+  },
+} as const;
+
+const profileName = args.quick ? 'quick' : 'default';
+const profile = PROFILES[profileName];
+const STEPS_PER_PROCESS = 3;
+const WORKERS = 2;
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const figures: Figure[] = [];
+const benchStarted = Date.now();
+
+function sizeLabel(bytes: number): string {
+  return bytes >= 1_048_576 ? `${bytes / 1_048_576} MB` : `${bytes / 1_024} KB`;
+}
+
+async function withApi<T>(
+  db: BenchDatabase,
+  mode: 'threadpool' | 'worker',
+  fn: (api: Api, workers: NodeProcess[]) => Promise<T>,
+): Promise<T> {
+  const api = await startApi(db, mode);
+  const workers =
+    mode === 'worker'
+      ? await Promise.all(Array.from({ length: WORKERS }, () => startWorker(db)))
+      : [];
+  try {
+    return await fn(api, workers);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await api.process.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  log(`profile ${profileName}; worker mode ${workerModeAvailable ? 'available' : 'not available'}`);
+  const db = await openBenchDatabase({ pgStats: args['pg-stats'] });
+  // Ctrl-C: stop the database this run started (the API and workers die with their pipes).
+  process.once('SIGINT', () => {
+    log('interrupted: stopping the database');
+    void db.close().finally(() => process.exit(130));
+  });
+  try {
+    await run(db);
+    if (args['pg-stats']) await printStatements(db.url);
+  } finally {
+    await db.close();
+  }
+  const table = formatTable([...figures].sort((a, b) => a.item - b.item));
+  process.stdout.write(`\n${table}\n`);
+  const seconds = (Date.now() - benchStarted) / 1000;
+  process.stdout.write(
+    `\nprofile ${profileName}, ${seconds.toFixed(0)} s, ${machine.cpus}× ${machine.cpuModel}, ` +
+      `${machine.memoryGb} GB, node ${process.version}, ${machine.database}\n`,
+  );
+  if (args.out) {
+    fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
+    fs.writeFileSync(
+      args.out,
+      `${JSON.stringify({ profile: profileName, date: new Date().toISOString(), seconds, machine, figures }, null, 2)}\n`,
+    );
+    log(`wrote ${args.out}`);
+  }
+}
+
+const machine = {
+  cpus: os.availableParallelism(),
+  cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+  memoryGb: Math.round(os.totalmem() / 1024 ** 3),
+  node: process.version,
+  database: '',
+};
+
+async function run(db: BenchDatabase): Promise<void> {
+  machine.database = db.describe;
+
+  log('1. ceiling');
+  const ceilingRuns = await repeat(profile.runs, () => measureCeiling(db.url, profile.ceilingMs));
+  const ceiling = summarize(ceilingRuns);
+  const commit = quantile(await measureCommitLatency(db.url, 500), 0.5);
+  figures.push(
+    {
+      item: 1,
+      label: 'ceiling: step-shaped commits, 16 connections',
+      unit: 'commits/s',
+      value: ceiling,
+      ratio: 1,
+    },
+    {
+      item: 1,
+      label: 'one commit, idle, 1 connection, p50',
+      unit: 'ms',
+      value: summarize([commit]),
+      ratio: 1,
+    },
+  );
+  const rate = (v: number) => v / ceiling.median;
+  const time = (v: number) => v / commit;
+
+  log('2. pg-boss floor');
+  await db.reset();
+  const floor = summarize(
+    await measurePgBossFloor(db.url, {
+      workers: WORKERS,
+      jobs: profile.floorJobs,
+      runs: profile.runs,
+    }),
+  );
+  figures.push({
+    item: 2,
+    label: `pg-boss floor: no-op jobs, ${WORKERS} worker processes`,
+    unit: 'jobs/s',
+    value: floor,
+    ratio: rate(floor.median),
+  });
+
+  for (const mode of ['worker', 'threadpool'] as const) {
+    const name = mode === 'worker' ? `worker mode, ${WORKERS} workers` : 'threadpool';
+    if (mode === 'worker' && !workerModeAvailable) {
+      const missing = 'worker mode not available';
+      for (const [item, label, unit] of [
+        [3, `throughput ${name}`, 'steps/s'],
+        [3, `throughput ${name}`, 'processes/s'],
+        ...profile.payloads.map(
+          ([b]) => [3, `throughput ${name}, ${sizeLabel(b)} state`, 'steps/s'] as const,
+        ),
+        [4, `POST → first step committed, ${name}, p50`, 'ms'],
+        [4, `POST → first step committed, ${name}, p99`, 'ms'],
+        [4, `POST → noop completed, ${name}, p50`, 'ms'],
+        [4, `POST → noop completed, ${name}, p99`, 'ms'],
+        [7, `peak RSS, API (${name})`, 'MB'],
+        [7, `peak RSS, each worker`, 'MB'],
+      ] as const)
+        figures.push({ item, label, unit, missing });
+      continue;
+    }
+    await withApi(db, mode, async (api, workers) => {
+      log(`3. throughput, ${name}`);
+      const noop = await repeat(profile.runs, () =>
+        measureThroughput(db, api.url, { processes: profile.processes, stateBytes: 0 }),
+      );
+      const steps = summarize(noop.map((r) => r.stepsPerSecond));
+      const procs = summarize(noop.map((r) => r.processesPerSecond));
+      const rssApi = api.process.peakRssMb();
+      const rssWorkers = workers.map((w) => w.peakRssMb());
+      figures.push(
+        {
+          item: 3,
+          label: `throughput ${name}, ${profile.processes} noop`,
+          unit: 'steps/s',
+          value: steps,
+          ratio: rate(steps.median),
+          target: '≥ 0.5× ceiling',
+          met: rate(steps.median) >= 0.5,
+        },
+        {
+          item: 3,
+          label: `throughput ${name}, ${profile.processes} noop`,
+          unit: 'processes/s',
+          value: procs,
+          ratio: rate(procs.median * STEPS_PER_PROCESS),
+        },
+      );
+      for (const [bytes, count] of profile.payloads) {
+        const r = await repeat(profile.runs, () =>
+          measureThroughput(db, api.url, { processes: count, stateBytes: bytes }),
+        );
+        const s = summarize(r.map((x) => x.stepsPerSecond));
+        figures.push({
+          item: 3,
+          label: `throughput ${name}, ${count} × ${sizeLabel(bytes)} state`,
+          unit: 'steps/s',
+          value: s,
+          ratio: rate(s.median),
+        });
+      }
+
+      log(`4. latency, ${name}`);
+      await db.reset();
+      const lat = await measureLatency(db.url, api.url, {
+        count: profile.latencyCount,
+        runs: profile.runs,
+      });
+      const first = summarizeLatency(lat.firstStep);
+      const done = summarizeLatency(lat.completed);
+      const doneTarget = mode === 'worker' ? 15 : 10;
+      figures.push(
+        latencyFigure(4, `POST → first step committed, ${name}, p50`, first.p50, 5),
+        latencyFigure(4, `POST → first step committed, ${name}, p99`, first.p99, 25),
+        latencyFigure(4, `POST → noop completed, ${name}, p50`, done.p50, doneTarget),
+        latencyFigure(4, `POST → noop completed, ${name}, p99`, done.p99),
+      );
+
+      if (mode === 'threadpool') {
+        log('5. live latency');
+        if (await liveAvailable(api.url)) {
+          for (const clients of [1, profile.liveClients]) {
+            const runs = await measureLiveLatency(api.url, {
+              clients,
+              count: profile.liveCount,
+              runs: profile.runs,
+            });
+            const l = summarizeLatency(runs);
+            figures.push(
+              latencyFigure(
+                5,
+                `live: commit → event, ${clients} clients, p50`,
+                l.p50,
+                clients > 1 ? 5 : undefined,
+              ),
+              latencyFigure(
+                5,
+                `live: commit → event, ${clients} clients, p99`,
+                l.p99,
+                clients > 1 ? 25 : undefined,
+              ),
+            );
+          }
+        } else {
+          for (const c of [1, profile.liveClients])
+            for (const q of ['p50', 'p99'])
+              figures.push({
+                item: 5,
+                label: `live: commit → event, ${c} clients, ${q}`,
+                unit: 'ms',
+                missing: 'live events not available',
+              });
+        }
+      }
+
+      const memLimit = mode === 'worker' ? 200 : 200;
+      figures.push({
+        item: 7,
+        label: `peak RSS, API (${name}), noop throughput`,
+        unit: 'MB',
+        value: summarize([rssApi]),
+        target: `≤ ${memLimit} MB`,
+        met: rssApi <= memLimit,
+      });
+      if (workers.length) {
+        const worst = Math.max(...rssWorkers);
+        figures.push({
+          item: 7,
+          label: 'peak RSS, each worker, noop throughput',
+          unit: 'MB',
+          value: summarize(rssWorkers),
+          target: '≤ 150 MB',
+          met: worst <= 150,
+        });
+      }
+      const afterPayloads = api.process.peakRssMb();
+      figures.push({
+        item: 7,
+        label: `peak RSS, API (${name}), incl. big states`,
+        unit: 'MB',
+        value: summarize([afterPayloads]),
+      });
+      if (workers.length)
+        figures.push({
+          item: 7,
+          label: 'peak RSS, each worker, incl. big states',
+          unit: 'MB',
+          value: summarize(workers.map((w) => w.peakRssMb())),
+        });
+    });
+  }
+
+  log(`6. scale: seeding ${profile.scaleRows.toLocaleString('en-US')} processes`);
+  await db.reset();
+  const seeded = await seedProcesses(db.url, profile.scaleRows);
+  log(`   seeded in ${seeded.toFixed(1)} s`);
+  await withApi(db, 'threadpool', async (api) => {
+    const s = await measureScale(api.url, { requests: profile.scaleRequests, runs: profile.runs });
+    const list = summarizeLatency(s.list);
+    const counts = summarizeLatency(s.counts);
+    const rows = profile.scaleRows.toLocaleString('en-US');
+    figures.push(
+      latencyFigure(6, `list failed, limit 50, ${rows} processes, p50`, list.p50, 20),
+      latencyFigure(6, `list failed, limit 50, ${rows} processes, p99`, list.p99),
+      latencyFigure(6, `status counts, ${rows} processes, p50`, counts.p50, 20),
+      latencyFigure(6, `status counts, ${rows} processes, p99`, counts.p99),
+    );
+  });
+
+  function latencyFigure(
+    item: number,
+    label: string,
+    value: ReturnType<typeof summarize>,
+    targetMs?: number,
+  ): Figure {
+    return {
+      item,
+      label,
+      unit: 'ms',
+      value,
+      ratio: time(value.median),
+      ...(targetMs === undefined
+        ? {}
+        : { target: `≤ ${targetMs} ms`, met: value.median <= targetMs }),
+    };
+  }
+}
+
+/** With --pg-stats: the statements that took the most time in the whole run. */
+async function printStatements(url: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ calls: number; total: number; mean: number; query: string }>(
+      `SELECT calls, round(total_exec_time)::int AS total, round(mean_exec_time::numeric, 3)::float AS mean,
+              left(regexp_replace(query, '\\s+', ' ', 'g'), 140) AS query
+         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15`,
+    );
+    process.stdout.write('\npg_stat_statements, top 15 by total time (ms):\n');
+    for (const r of rows)
+      process.stdout.write(
+        `${String(r.total).padStart(8)} ${String(r.calls).padStart(8)} calls ${r.mean} ms  ${r.query}\n`,
+      );
+  } finally {
+    await c.end();
+  }
+}
+
+await main();

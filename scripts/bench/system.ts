@@ -1,0 +1,200 @@
+// The system under test as real processes: a Postgres of its own (embedded in a temporary
+// folder, or a fresh database on DATABASE_URL's server), the API and worker processes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { silentLogger } from '../../src/config/logger.ts';
+import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
+import { runMigrations } from '../../src/db/migrate.ts';
+import { freePort } from '../support/ports.ts';
+
+export const root = path.resolve(import.meta.dirname, '..', '..');
+export const benchWorkflows = path.join(root, 'scripts', 'bench', 'workflows');
+/** Worker mode lands with `src/cli/worker.ts`; without it the worker figures are n/a. */
+export const workerModeAvailable = fs.existsSync(path.join(root, 'src', 'cli', 'worker.ts'));
+
+export interface BenchDatabase {
+  url: string;
+  /** What it runs on, for the report. */
+  describe: string;
+  /** Empties the orchestrator's tables and pg-boss's jobs between runs. */
+  reset(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const DB_NAME = 'orchestrator_bench';
+
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/**
+ * A database of its own: `DATABASE_URL`'s server gets a fresh `orchestrator_bench` database;
+ * otherwise an embedded Postgres (default settings, fsync on) in a temporary folder.
+ */
+export async function openBenchDatabase(opts: { pgStats: boolean }): Promise<BenchDatabase> {
+  let serverUrl = process.env.DATABASE_URL;
+  let stop = async () => {};
+  let describe = 'DATABASE_URL server';
+  if (!serverUrl) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-bench-'));
+    fs.chmodSync(dir, 0o755);
+    const flags = ['-c', 'max_connections=300'];
+    if (opts.pgStats) flags.push('-c', 'shared_preload_libraries=pg_stat_statements');
+    const embedded = await startEmbeddedPostgres({
+      dataDir: dir,
+      port: await freePort(),
+      logger: silentLogger,
+      postgresFlags: flags,
+    });
+    serverUrl = embedded.connectionString;
+    describe = 'embedded Postgres (default settings, fsync on)';
+    stop = async () => {
+      await embedded.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    };
+  }
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]
+    ?.server_version;
+  await admin.query(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${DB_NAME}`);
+  await admin.end();
+  const url = withDatabase(serverUrl, DB_NAME);
+  await runMigrations(url);
+  if (opts.pgStats) {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    await c.end();
+  }
+  return {
+    url,
+    describe: `${describe}, PostgreSQL ${version}`,
+    async reset() {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        await c.query('TRUNCATE orchestrator.processes CASCADE');
+        const boss = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgboss'`);
+        if (boss.rowCount) await c.query('TRUNCATE pgboss.job');
+        await c.query('VACUUM ANALYZE');
+      } finally {
+        await c.end();
+      }
+    },
+    async close() {
+      const c = new pg.Client({ connectionString: serverUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch(() => undefined);
+      await c.end();
+      await stop();
+    },
+  };
+}
+
+/** A node process of the system; its peak RSS is read from /proc (VmHWM) before it exits. */
+export class NodeProcess {
+  readonly child: ChildProcess;
+  output = '';
+  readonly #exited: Promise<unknown>;
+
+  constructor(script: string, args: string[], env: Record<string, string>) {
+    this.child = spawn(process.execPath, [script, ...args], {
+      cwd: root,
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const append = (d: Buffer) => {
+      this.output += d.toString();
+      if (this.output.length > 100_000) this.output = this.output.slice(-50_000);
+    };
+    this.child.stdout?.on('data', append);
+    this.child.stderr?.on('data', append);
+    this.#exited = once(this.child, 'exit');
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Peak resident set size so far, in MB (Linux only; NaN elsewhere). */
+  peakRssMb(): number {
+    try {
+      const status = fs.readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
+      const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+      return kb ? Number(kb) / 1024 : Number.NaN;
+    } catch {
+      return Number.NaN;
+    }
+  }
+
+  /** Graceful stop (SIGTERM), SIGKILL after `timeoutMs`. */
+  async stop(timeoutMs = 20_000): Promise<void> {
+    if (!this.running) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    await this.#exited;
+    clearTimeout(timer);
+  }
+}
+
+export interface Api {
+  url: string;
+  process: NodeProcess;
+}
+
+/** Starts `node src/cli/serve.ts` on the database and waits until /api/health answers. */
+export async function startApi(
+  db: BenchDatabase,
+  executor: 'threadpool' | 'worker',
+  extraEnv: Record<string, string> = {},
+): Promise<Api> {
+  const port = await freePort();
+  const proc = new NodeProcess('src/cli/serve.ts', [], {
+    DATABASE_URL: db.url,
+    EXECUTOR: executor,
+    PORT: String(port),
+    WORKFLOWS_DIR: benchWorkflows,
+    ...extraEnv,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (!proc.running) throw new Error(`the API exited while starting:\n${proc.output}`);
+    const ok = await fetch(`${url}/api/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return { url, process: proc };
+    if (Date.now() > deadline) throw new Error(`the API did not start:\n${proc.output}`);
+    await sleep(50);
+  }
+}
+
+/** Starts `node src/cli/worker.ts` (worker mode, default options) and waits for its ready line. */
+export async function startWorker(
+  db: BenchDatabase,
+  extraEnv: Record<string, string> = {},
+): Promise<NodeProcess> {
+  const proc = new NodeProcess('src/cli/worker.ts', [], {
+    DATABASE_URL: db.url,
+    WORKFLOWS_DIR: benchWorkflows,
+    LOG_LEVEL: 'info',
+    ...extraEnv,
+  });
+  const deadline = Date.now() + 60_000;
+  while (!/worker ready/.test(proc.output)) {
+    if (!proc.running) throw new Error(`a worker exited while starting:\n${proc.output}`);
+    if (Date.now() > deadline) throw new Error(`a worker did not start:\n${proc.output}`);
+    await sleep(50);
+  }
+  return proc;
+}

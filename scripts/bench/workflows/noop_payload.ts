@@ -1,0 +1,11 @@
+import { z } from 'zod';
+import { step, workflow } from '../../../src/engine/dsl.ts';
+
+/** Three steps that do nothing with a state of a chosen size: how cost grows with state size. */
+export default workflow({
+  name: 'noop_payload',
+  target: 'modify',
+  description: 'Three steps that do nothing, carrying a payload in the state',
+  input: z.object({ payload: z.string() }),
+  steps: [step('One', () => {}), step('Two', () => {}), step('Three', () => {})],
+});
