@@ -18,7 +18,7 @@ import { createListener } from './live/listener.ts';
 export interface WorkerOptions {
   /** Queues to consume (see resolveQueues). */
   queues: string[];
-  /** Processes run at once per queue; also the threads of the step pool. */
+  /** Processes run at once per queue (step bodies run in a pool of MAX_WORKERS threads). */
   concurrency: number;
 }
 
