@@ -18,7 +18,7 @@ import { createListener } from './live/listener.ts';
 export interface WorkerOptions {
   /** Queues to consume (see resolveQueues). */
   queues: string[];
-  /** Processes run at once per queue (step bodies run in a pool of MAX_WORKERS threads). */
+  /** Processes run at once by this worker (step bodies run in a pool of MAX_WORKERS threads). */
   concurrency: number;
 }
 
@@ -104,9 +104,14 @@ export async function startWorker(
   // An abort reaches the step at once through the live events; the lease heartbeat (every
   // LEASE_SECONDS / 3) stays the fallback while this connection is down.
   const events = createListener({ connectionString, logger });
+  // A created or resumed process has its job committed in the same transaction: idle slots
+  // fetch at once instead of waiting out the polling interval.
   events.on('notification', (e) => {
-    if (e.type === 'process' && e.status === 'aborted') executor.runner.abortLocal(e.id);
+    if (e.type !== 'process') return;
+    if (e.status === 'aborted') executor.runner.abortLocal(e.id);
+    else if (e.status === 'created' || e.status === 'resumed') executor.wake();
   });
+  events.on('reconnected', () => executor.wake());
   await events.start();
 
   await executor.start();
