@@ -70,6 +70,7 @@ export async function startWorker(
   const steps = createStepPool({
     workflowsDir: config.WORKFLOWS_DIR,
     maxThreads: config.MAX_WORKERS,
+    stepsPerThread: config.STEPS_PER_THREAD,
   });
   const executor = createWorkerExecutor({
     pool,

@@ -61,6 +61,7 @@ export async function startApiExecutor(
   const steps = createStepPool({
     workflowsDir: config.WORKFLOWS_DIR,
     maxThreads: config.MAX_WORKERS,
+    stepsPerThread: config.STEPS_PER_THREAD,
   });
   const threadpool = createThreadpoolExecutor({
     pool,
