@@ -107,3 +107,16 @@ export function createStepPool(opts: StepPoolOptions): StepPool {
     },
   };
 }
+
+/** The step pool as configured by WORKFLOWS_DIR, MAX_WORKERS and STEPS_PER_THREAD. */
+export function stepPoolFromConfig(config: {
+  WORKFLOWS_DIR: string;
+  MAX_WORKERS: number;
+  STEPS_PER_THREAD: number;
+}): StepPool {
+  return createStepPool({
+    workflowsDir: config.WORKFLOWS_DIR,
+    maxThreads: config.MAX_WORKERS,
+    stepsPerThread: config.STEPS_PER_THREAD,
+  });
+}
