@@ -10,6 +10,10 @@ import { loadRegistry } from './engine/registry.ts';
 import { startApiExecutor } from './executors/api-executor.ts';
 import { workerStatusRouter } from './api/worker-status.ts';
 import { allQueues } from './executors/boss.ts';
+// Live view: settings, web page and Socket.IO relay.
+import { liveViewRouter } from './api/live-view.ts';
+import { settingsRouter } from './api/settings.ts';
+import { createLiveServer } from './live/live-server.ts';
 
 export interface Orchestrator {
   url: string;
@@ -52,9 +56,20 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
           queues: allQueues(config.TARGET_QUEUES),
         }),
       );
+      // Live view: engine settings, the web page at `/`.
+      a.use(settingsRouter(pool));
+      a.use(liveViewRouter());
     },
   });
   const server = http.createServer(app);
+  // Live view: Socket.IO on the same port, relaying this database's LISTEN/NOTIFY events.
+  const live = createLiveServer({
+    httpServer: server,
+    pool,
+    connectionString: database.connectionString,
+    logger,
+  });
+  await live.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());
@@ -79,6 +94,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
       closing ??= (async () => {
         const httpClosed = new Promise<void>((r) => server.close(() => r()));
         server.closeAllConnections();
+        await live.close(); // Live view: closes the websockets HTTP keeps open, stops listening.
         await httpClosed;
         await executor.stop(timeoutMs);
         await pool.end();

@@ -8,7 +8,7 @@ import type { Logger } from './config/logger.ts';
 import { embeddedConnectionString } from './db/embedded.ts';
 import { runMigrations } from './db/migrate.ts';
 import { createPool, isConnectionError } from './db/pool.ts';
-import { markWorkerStopped, registerWorker, workerHeartbeat } from './db/workers.ts';
+import { markWorkerStopped, pruneWorkers, registerWorker, workerHeartbeat } from './db/workers.ts';
 import { loadRegistry } from './engine/registry.ts';
 import { createStepPool } from './engine/step-pool.ts';
 import { allQueues, createBoss, createQueues } from './executors/boss.ts';
@@ -93,6 +93,7 @@ export async function startWorker(
     heartbeatSeconds,
   };
   await registerWorker(pool, registration);
+  await pruneWorkers(pool);
   const beat = setInterval(() => {
     workerHeartbeat(pool, id)
       .then((found) => (found ? undefined : registerWorker(pool, registration)))

@@ -117,6 +117,8 @@ describe('kill -9 of a worker mid-step', () => {
     expect(done.steps.map((s: any) => [s.name, s.status])).toEqual(
       [1, 2, 3, 4, 5].map((n) => [`Step ${n}`, 'success']),
     );
+    // The dead worker's job was cancelled when the process was queued again: nothing stays active.
+    await expect.poll(() => liveJobs(id), { timeout: 60_000 }).toBe(0);
     for (const w of workers) if (w !== victim) expect(await terminate(w)).toBe(0);
   });
 });
@@ -145,6 +147,24 @@ describe('SIGTERM of a worker mid-way', () => {
     expect(done.currentState.visited).toEqual([1, 2, 3, 4, 5]);
     expect(done.steps).toHaveLength(5);
     expect(await terminate(second)).toBe(0);
+  });
+});
+
+describe('SIGTERM while a step outlives the shutdown timeout', () => {
+  it('aborts the step after SHUTDOWN_TIMEOUT_SECONDS, gives the process back and exits 0', async () => {
+    const worker = await startWorkerProcess(db.url, ['--concurrency', '1'], {
+      SHUTDOWN_TIMEOUT_SECONDS: '1',
+      LEASE_SECONDS: '600',
+    });
+    const id = await http.start('slow', { sleepMs: 600_000 });
+    await http.waitForStatus(id, 'running', 60_000);
+    expect(await terminate(worker)).toBe(0);
+    const p = (await http.get(`/api/processes/${id}`)).body;
+    expect(p.status).toBe('resumed');
+    expect(p.steps).toEqual([]);
+    expect(await liveJobs(id)).toBe(1);
+    // Not to be run again here: abort it (a resumed process can be aborted).
+    expect((await http.put(`/api/processes/${id}/abort`)).status).toBe(204);
   });
 });
 

@@ -143,6 +143,28 @@ describe('two workers, as the README starts them', () => {
     expect((await http.waitForStatus(task, 'completed', 60_000)).steps).toHaveLength(3);
   });
 
+  it('a job for a process that has ended is completed without running anything', async () => {
+    const id = await http.start('noop');
+    const before = await http.waitForStatus(id, 'completed', 60_000);
+    const boss = new PgBoss({ connectionString: db.url, supervise: false, schedule: false });
+    boss.on('error', () => {});
+    await boss.start();
+    try {
+      const jobId = await boss.send('resume_workflows', { processId: id, user: null });
+      expect(jobId).toBeTruthy();
+      await expect
+        .poll(async () => (await boss.findJobs('resume_workflows', { id: jobId! }))[0]?.state, {
+          timeout: 60_000,
+        })
+        .toBe('completed');
+    } finally {
+      await boss.stop({ graceful: false });
+    }
+    const after = (await http.get(`/api/processes/${id}`)).body;
+    expect(after.steps).toEqual(before.steps);
+    expect(after.lastModifiedAt).toBe(before.lastModifiedAt);
+  });
+
   it('abort stops a step running on a worker', async () => {
     const id = await http.start('slow', { sleepMs: 600_000 });
     await http.waitFor(id, (p) => p.status === 'running', 60_000);
@@ -154,16 +176,22 @@ describe('two workers, as the README starts them', () => {
   });
 
   it('a resume racing from two clients: one 204, one 409 not_resumable, and the process runs once', async () => {
-    const hello = await http.start('hello', { name: 'Race' });
-    await http.waitForStatus(hello, 'suspended', 60_000);
-    const a = await Promise.all([
-      http.put(`/api/processes/${hello}/resume`, { confirmed: true }),
-      http.put(`/api/processes/${hello}/resume`, { confirmed: false }),
-    ]);
-    expect(a.map((r) => r.status).sort()).toEqual([204, 409]);
-    expect(a.find((r) => r.status === 409)?.body.error.code).toBe('not_resumable');
-    const h = await http.waitForStatus(hello, 'completed', 60_000);
-    expect(h.steps.map((s: any) => s.name)).toEqual(['Greet', 'Confirm', 'Confirm', 'Finish']);
+    const hellos = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => http.start('hello', { name: `R${n}` })),
+    );
+    for (const hello of hellos) {
+      await http.waitForStatus(hello, 'suspended', 60_000);
+      const a = await Promise.all([
+        http.put(`/api/processes/${hello}/resume`, { confirmed: true }),
+        http.put(`/api/processes/${hello}/resume`, { confirmed: false }),
+        http.put(`/api/processes/${hello}/resume`, { confirmed: true }),
+      ]);
+      expect(a.map((r) => r.status).sort()).toEqual([204, 409, 409]);
+      for (const r of a.filter((x) => x.status === 409))
+        expect(r.body.error.code).toBe('not_resumable');
+      const h = await http.waitForStatus(hello, 'completed', 60_000);
+      expect(h.steps.map((s: any) => s.name)).toEqual(['Greet', 'Confirm', 'Confirm', 'Finish']);
+    }
 
     const flaky = await http.start('flaky', { failTimes: 1 });
     await http.waitForStatus(flaky, 'failed', 60_000);
@@ -208,7 +236,7 @@ describe('npm run queues', () => {
     expect(await text.exited).toBe(0);
     expect(text.output()).toContain('Jobs per queue and state (orchestrator.queue_overview)');
     expect(text.output()).toMatch(/new_workflows\s+completed\s+\d+/);
-    expect(text.output()).toMatch(/hello\s+false\s+completed\s+2/);
+    expect(text.output()).toMatch(/hello\s+false\s+completed\s+6/);
     expect(text.output()).toMatch(/Stuck processes \(orchestrator.stuck_processes\)\n {2}\(none\)/);
 
     const json = spawnNode('src/cli/queues.ts', ['--json'], { DATABASE_URL: db.url });
@@ -218,5 +246,35 @@ describe('npm run queues', () => {
     expect(parsed.processes).toContainEqual(
       expect.objectContaining({ workflow: 'noop_task', isTask: true, status: 'completed' }),
     );
+  });
+});
+
+describe('per-target queues', () => {
+  it('a target listed in TARGET_QUEUES has its own queue, consumed by name', async () => {
+    const env = { TARGET_QUEUES: 'system' };
+    const api = await startWorkerModeApi(db.url, env);
+    // Without the variable the name is unknown.
+    const refused = spawnNode('src/cli/worker.ts', ['--queues', 'system'], {
+      DATABASE_URL: db.url,
+    });
+    expect(await refused.exited).toBe(1);
+    expect(refused.output()).toContain('Unknown queue "system"');
+
+    const id = await api.http.start('noop_task');
+    const worker = await startWorkerProcess(
+      db.url,
+      ['--queues', 'system', '--concurrency', '1'],
+      env,
+    );
+    await api.http.waitForStatus(id, 'completed', 60_000);
+    const { rows } = await db.pool.query(
+      `SELECT name FROM pgboss.job WHERE data->>'processId' = $1`,
+      [id],
+    );
+    expect(rows).toEqual([{ name: 'system' }]);
+    const status = (await api.http.get('/api/settings/worker-status')).body;
+    expect(status.queues.map((q: { name: string }) => q.name)).toContain('system');
+    expect(await terminate(worker)).toBe(0);
+    expect(await terminate(api.api)).toBe(0);
   });
 });

@@ -64,7 +64,12 @@ export class ChaosDatabase {
 
 /** One node process of the system (API or worker), restartable with the same arguments. */
 export class Service {
+  /** Folder where every service appends its output (one file per service, across restarts). */
+  static logDir: string | undefined;
+  /** Exits nobody asked for (a crash of the API or a worker): each one fails the run. */
+  static readonly crashes: { name: string; code: number | string; output: string }[] = [];
   child: ChildProcess | undefined;
+  #stopping = false;
   output = '';
   readonly name: string;
   readonly #script: string;
@@ -105,7 +110,21 @@ export class Service {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    this.#stopping = false;
+    child.once('exit', (code, signal) => {
+      if (!this.#stopping) {
+        Service.crashes.push({
+          name: this.name,
+          code: code ?? signal ?? 'unknown',
+          output: this.output.slice(-4000),
+        });
+      }
+    });
+    const logFile =
+      Service.logDir && path.join(Service.logDir, `${this.name.replace(/\W+/g, '_')}.log`);
+    if (logFile) fs.appendFileSync(logFile, `--- start ${new Date().toISOString()}\n`);
     const append = (d: Buffer) => {
+      if (logFile) fs.appendFileSync(logFile, d);
       this.output += d.toString();
       if (this.output.length > 200_000) this.output = this.output.slice(-100_000);
     };
@@ -127,6 +146,7 @@ export class Service {
     const child = this.child;
     if (!child || !this.running) return 'not running';
     const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+    this.#stopping = true;
     child.kill(signal);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>(

@@ -16,7 +16,8 @@ export function measureRecovery(pool: pg.Pool) {
       before = new Map(rows.map((r) => [r.id, r.t.getTime()]));
       t0 = Date.now();
     },
-    async wait(timeoutMs: number): Promise<number> {
+    /** Milliseconds until recovered, or undefined when it did not within `timeoutMs`. */
+    async wait(timeoutMs: number): Promise<number | undefined> {
       const deadline = t0 + timeoutMs;
       while (Date.now() < deadline) {
         try {
@@ -40,7 +41,7 @@ export function measureRecovery(pool: pg.Pool) {
         }
         await sleep(50);
       }
-      return timeoutMs;
+      return undefined;
     },
   };
 }

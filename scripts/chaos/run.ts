@@ -75,7 +75,9 @@ const LEASE_SECONDS = 3;
 const log = (msg: string) =>
   console.log(`[chaos ${new Date().toISOString().slice(11, 23)}] ${msg}`);
 const workflowsDir = path.join(root, 'scripts', 'chaos', 'workflows');
-const execLog = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'chaos-exec-')), 'executions.log');
+const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaos-'));
+const execLog = path.join(workDir, 'executions.log');
+Service.logDir = workDir;
 const started = Date.now();
 
 const db = new ChaosDatabase();
@@ -93,6 +95,8 @@ const env = () => ({
 });
 const load = createLoad(() => `http://127.0.0.1:${apiPort}`);
 const faultsInjected: Record<string, number> = {};
+/** Faults after which the system did not recover within a minute: each one fails the run. */
+const unrecovered: string[] = [];
 const recoveries: Record<string, number[]> = {};
 
 async function runPhase(
@@ -122,12 +126,18 @@ async function runPhase(
     const what = await FAULTS[kind](ctx);
     const ms = await recovery.wait(60_000);
     faultsInjected[kind] = (faultsInjected[kind] ?? 0) + 1;
+    if (ms === undefined || Service.crashes.length) {
+      if (ms === undefined) unrecovered.push(`${name}: ${kind}`);
+      log(`${kind}: ${what}; NOT RECOVERED — stopping the load (logs in ${workDir})`);
+      load.stopStarting();
+      break;
+    }
     (recoveries[kind] ??= []).push(ms);
     log(`${kind}: ${what}; recovered in ${ms} ms (${load.stats.started.length}/${target} started)`);
   }
   await starting;
   log(`phase ${name}: all ${processes} started; draining`);
-  await drain(profile.drainTimeoutMs);
+  await drain(unrecovered.length ? 30_000 : profile.drainTimeoutMs);
   await Promise.all([...workers, api].map((s) => s.kill('SIGTERM')));
 }
 
@@ -240,12 +250,21 @@ const exitCode = await (async () => {
       committed: countedRows[0]?.n ?? 0,
       reExecuted: executions - (countedRows[0]?.n ?? 0),
     },
+    unrecovered,
+    crashes: Service.crashes.map((c) => `${c.name} exited with ${c.code}`),
+    logs: workDir,
     invariantViolations: violations.length,
     violations: violations.slice(0, 50),
   };
   fs.writeFileSync(args.out!, `${JSON.stringify(report, null, 2)}\n`);
   console.log(JSON.stringify(report, null, 2));
-  const ok = violations.length === 0 && lost === 0 && expected === committed;
+  const ok =
+    violations.length === 0 &&
+    lost === 0 &&
+    expected === committed &&
+    unrecovered.length === 0 &&
+    Service.crashes.length === 0;
+  for (const c of Service.crashes) log(`${c.name} crashed (${c.code}):\n${c.output}`);
   log(ok ? 'PASS: no invariant violations, no lost processes' : 'FAIL');
   return ok ? 0 : 1;
 })().finally(async () => {

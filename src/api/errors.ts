@@ -5,6 +5,7 @@ import {
   ConflictError,
   NotFoundError,
   OrchestratorError,
+  UnavailableError,
   ValidationError,
 } from '../engine/errors.ts';
 
@@ -41,7 +42,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
             ? 400
             : err instanceof ConflictError
               ? 409
-              : 400;
+              : err instanceof UnavailableError
+                ? 503
+                : 400;
       res.status(httpStatus).json(errorBody(err.code, err.message, err.details));
       return;
     }

@@ -19,10 +19,10 @@ const NEEDS_JOB = `(
 
 const NO_LIVE_JOB = `NOT EXISTS (
   SELECT 1 FROM pgboss.job j
-   WHERE j.name = ANY($2::text[]) AND j.data->>'processId' = p.id::text
+   WHERE j.data->>'processId' = p.id::text
      AND (j.state IN ('created', 'retry')
           OR (j.state = 'active' AND j.started_on > CASE WHEN p.status = 'running'
-                THEN p.lease_expires_at ELSE now() - make_interval(secs => $3) END)))`;
+                THEN p.lease_expires_at ELSE now() - make_interval(secs => $2) END)))`;
 
 const COLUMNS = `p.id, p.status, p.is_task AS "isTask", p.target, p.created_by AS "createdBy"`;
 
@@ -32,13 +32,13 @@ const COLUMNS = `p.id, p.status, p.is_task AS "isTask", p.target, p.created_by A
  */
 export async function findUnqueued(
   db: Queryable,
-  o: { graceSeconds: number; queues: readonly string[]; leaseSeconds: number; limit: number },
+  o: { graceSeconds: number; leaseSeconds: number; limit: number },
 ): Promise<Unqueued[]> {
   const { rows } = await db.query<Unqueued>(
     `SELECT ${COLUMNS} FROM orchestrator.processes p
       WHERE ${NEEDS_JOB} AND ${NO_LIVE_JOB}
-      ORDER BY p.last_modified_at LIMIT $4`,
-    [o.graceSeconds, o.queues, o.leaseSeconds, o.limit],
+      ORDER BY p.last_modified_at LIMIT $3`,
+    [o.graceSeconds, o.leaseSeconds, o.limit],
   );
   return rows;
 }
@@ -51,7 +51,7 @@ export async function findUnqueued(
 export async function lockUnqueued(
   tx: Queryable,
   id: string,
-  o: { graceSeconds: number; queues: readonly string[]; leaseSeconds: number },
+  o: { graceSeconds: number; leaseSeconds: number },
 ): Promise<Unqueued | undefined> {
   const locked = await tx.query(
     `SELECT 1 FROM orchestrator.processes WHERE id = $1 FOR UPDATE SKIP LOCKED`,
@@ -60,8 +60,8 @@ export async function lockUnqueued(
   if (locked.rowCount !== 1) return undefined;
   const { rows } = await tx.query<Unqueued>(
     `SELECT ${COLUMNS} FROM orchestrator.processes p
-      WHERE p.id = $4 AND ${NEEDS_JOB} AND ${NO_LIVE_JOB}`,
-    [o.graceSeconds, o.queues, o.leaseSeconds, id],
+      WHERE p.id = $3 AND ${NEEDS_JOB} AND ${NO_LIVE_JOB}`,
+    [o.graceSeconds, o.leaseSeconds, id],
   );
   return rows[0];
 }
@@ -76,4 +76,20 @@ export async function routingOf(
     [id],
   );
   return rows[0];
+}
+
+/**
+ * Active jobs of a process that `lockUnqueued` found without a live job: fetched by a worker that
+ * died or lost the process since. They are settled when the process is queued again, so that
+ * "active" counts only jobs somebody works on.
+ */
+export async function staleActiveJobs(
+  tx: Queryable,
+  processId: string,
+): Promise<{ name: string; id: string }[]> {
+  const { rows } = await tx.query<{ name: string; id: string }>(
+    `SELECT name, id FROM pgboss.job WHERE data->>'processId' = $1 AND state = 'active'`,
+    [processId],
+  );
+  return rows;
 }

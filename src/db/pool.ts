@@ -28,6 +28,14 @@ export function createPool(opts: PoolOptions): Pool {
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', (err) => opts.logger.warn('database connection lost', { err }));
+  // A client checked out of the pool has no error listener of the pool's: a backend terminated
+  // between two queries of a transaction would emit an unhandled 'error' and kill the process.
+  // With this listener the next query fails instead, and the pool drops the broken client.
+  pool.on('connect', (client) => {
+    client.on('error', (err) =>
+      opts.logger.warn('database connection lost (client in use)', { err: err.message }),
+    );
+  });
   return pool;
 }
 

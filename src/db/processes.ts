@@ -336,3 +336,9 @@ export async function findOrphans(
   );
   return rows.map((r) => r.id);
 }
+
+/** Whether a process with this id exists (cheap: primary key only). */
+export async function processExists(db: Queryable, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(`SELECT 1 FROM orchestrator.processes WHERE id = $1`, [id]);
+  return rowCount === 1;
+}

@@ -12,7 +12,8 @@ import {
   resumeSuspended,
   type StepRow,
 } from '../db/processes.ts';
-import { ConflictError, NotFoundError, ValidationError } from './errors.ts';
+import { getGlobalLock } from '../db/settings.ts';
+import { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.ts';
 import type { Registry } from './registry.ts';
 import { RESUMABLE_STATUSES, type State } from './types.ts';
 
@@ -88,6 +89,16 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
     return ok;
   }
 
+  /** With the global lock set nothing starts or resumes: 503 `engine_paused`, nothing written. */
+  async function requireUnlocked(): Promise<void> {
+    if (await getGlobalLock(pool)) {
+      throw new UnavailableError(
+        'engine_paused',
+        'The engine is paused (global lock set); try again once it runs',
+      );
+    }
+  }
+
   async function requireProcess(id: string, db: Queryable = pool) {
     const row = await getProcessRow(db, id);
     if (!row) throw new NotFoundError('process_not_found', `No process with id ${id}`);
@@ -106,6 +117,7 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
       const parsed = def.input.safeParse(body ?? {});
       if (!parsed.success)
         throw invalidInput(`Invalid input for workflow ${def.name}`, parsed.error);
+      await requireUnlocked();
       const id = randomUUID();
       const job: Dispatch = {
         processId: id,
@@ -130,11 +142,14 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
 
     async resumeProcess(id: string, body: unknown, user: string | null): Promise<void> {
       const row = await requireProcess(id);
+      await requireUnlocked();
       const notResumable = () =>
         new ConflictError('not_resumable', `Process ${id} is ${row.status} and cannot be resumed`, {
           details: { status: row.status },
         });
-      if (!RESUMABLE_STATUSES.includes(row.status)) throw notResumable();
+      // `resumed` is on its way to a runner already: a second resume (two clients racing) gets 409.
+      if (!RESUMABLE_STATUSES.includes(row.status) || row.status === 'resumed')
+        throw notResumable();
       const def = registry.get(row.workflowName);
       if (!def)
         throw new ConflictError(
@@ -182,13 +197,13 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
           `Process ${id} is ${row.status}, not waiting for input`,
         );
       }
-      if (row.status !== 'resumed' && stepDef?.name !== row.lastStep) {
+      if (stepDef?.name !== row.lastStep) {
         throw new ConflictError(
           'workflow_changed',
           `Workflow ${def.name} changed: the process stopped at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(stepDef?.name ?? null)} there`,
         );
       }
-      // Not from `resumed`: it is queued already, and a second resume racing the first must get 409.
+      // Not from `resumed` either: a resume racing this one may have just committed.
       const from = RESUMABLE_STATUSES.filter((s) => s !== 'suspended' && s !== 'resumed');
       if (!(await makeRunnable(job, (tx) => markResumed(tx, id, from)))) throw notResumable();
     },

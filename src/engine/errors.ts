@@ -55,3 +55,7 @@ export class ValidationError extends OrchestratorError {
 export class ConflictError extends OrchestratorError {
   override name = 'ConflictError';
 }
+/** The engine cannot take the request right now (global lock set): HTTP 503. */
+export class UnavailableError extends OrchestratorError {
+  override name = 'UnavailableError';
+}

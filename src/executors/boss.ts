@@ -107,9 +107,14 @@ const JOB_EXPIRE_SECONDS = 24 * 60 * 60;
 
 /** Creates the queues that do not exist yet (a queue must exist before `send`). */
 export async function createQueues(boss: PgBoss, names: readonly string[]): Promise<void> {
-  const existing = new Set((await boss.getQueues(names as string[])).map((q) => q.name));
+  const existing = new Map((await boss.getQueues(names as string[])).map((q) => [q.name, q]));
   for (const name of names) {
-    if (existing.has(name)) continue;
+    const queue = existing.get(name);
+    if (queue) {
+      // Created elsewhere without NOTIFY: workers would only poll.
+      if (!queue.notify) await boss.updateQueue(name, { notify: true });
+      continue;
+    }
     try {
       await boss.createQueue(name, {
         notify: true,

@@ -2,10 +2,10 @@
 // transaction; a sweeper re-queues what a crash or an outage left without a job. Nothing runs here.
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../config/logger.ts';
-import { findUnqueued, lockUnqueued, routingOf } from '../db/jobs.ts';
+import { findUnqueued, lockUnqueued, routingOf, staleActiveJobs } from '../db/jobs.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import type { Dispatch, Dispatcher } from '../engine/engine.ts';
-import { allQueues, queueFor, type JobData } from './boss.ts';
+import { queueFor, type JobData } from './boss.ts';
 
 /** pg-boss's `db` option that runs its statements on our transaction's client. */
 function inTransaction(tx: Queryable) {
@@ -67,12 +67,10 @@ export interface QueueExecutor {
 export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
   const { pool, boss, targetQueues, leaseSeconds } = opts;
   const logger = opts.logger.child({ component: 'queue' });
-  const queues = allQueues(targetQueues);
   // A process that was just created has its job in the same transaction: give the sweeper no
   // reason to look at it before it is a few seconds old.
-  const window: { graceSeconds: number; queues: string[]; leaseSeconds: number } = {
+  const window = {
     graceSeconds: Math.max(5, leaseSeconds / 2),
-    queues,
     leaseSeconds,
   };
   let timer: NodeJS.Timeout | undefined;
@@ -93,6 +91,10 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
           target: p.target,
           kind,
         };
+        // Jobs of a worker that died holding the process: settled, so "active" means running.
+        for (const stale of await staleActiveJobs(tx, p.id)) {
+          await boss.cancel(stale.name, stale.id, { db: inTransaction(tx) });
+        }
         await sendJob(boss, tx, job, targetQueues);
         return true;
       });

@@ -1,0 +1,19 @@
+// The live view: static HTML/JS/CSS at `GET /` (no build step). The page talks to the REST API
+// and to Socket.IO, whose client the Socket.IO server serves at /socket.io/socket.io.js.
+import path from 'node:path';
+import express, { Router } from 'express';
+
+export const publicDir = path.join(import.meta.dirname, 'public');
+
+export function liveViewRouter(): Router {
+  const router = Router();
+  router.use(
+    express.static(publicDir, {
+      index: 'index.html',
+      // Small files that change with deployments: always revalidate.
+      maxAge: 0,
+      etag: true,
+    }),
+  );
+  return router;
+}

@@ -1,0 +1,100 @@
+// #/ : the processes, filtered by status and workflow, changing as processes move.
+import { el } from './forms.js';
+import { api, debounce, STATUSES, statusPill, time, view } from './page.js';
+
+/** Renders the list for `params` (status, workflow) within `visit` (see page.js). */
+export async function listPage(params, visit) {
+  const status = params.get('status') ?? '';
+  const workflow = params.get('workflow') ?? '';
+  const workflows = await api('GET', '/api/workflows');
+  if (!visit.alive()) return;
+  const filter = (name, value, options) =>
+    el('label', {}, [
+      `${name} `,
+      el(
+        'select',
+        { id: `filter-${name}`, name },
+        [['', 'all'], ...options.map((o) => [o, o])].map(([v, t]) =>
+          el('option', { value: v, text: t, selected: v === value }),
+        ),
+      ),
+    ]);
+  const totalText = el('span', { id: 'total', class: 'muted' });
+  const filters = el('div', { class: 'filters' }, [
+    filter('status', status, STATUSES),
+    filter(
+      'workflow',
+      workflow,
+      workflows.map((w) => w.name),
+    ),
+    totalText,
+  ]);
+  filters.addEventListener('change', () => {
+    const q = new URLSearchParams();
+    for (const s of filters.querySelectorAll('select')) if (s.value) q.set(s.name, s.value);
+    location.hash = `#/?${q}`;
+  });
+  const body = el('tbody');
+  const table = el('table', { id: 'processes' }, [
+    el('thead', {}, [
+      el(
+        'tr',
+        {},
+        ['Process', 'Workflow', 'Status', 'Last step', 'Started', 'Modified'].map((h) =>
+          el('th', { text: h }),
+        ),
+      ),
+    ]),
+    body,
+  ]);
+  view.replaceChildren(el('h1', { text: 'Processes' }), filters, table);
+
+  const rows = new Map();
+  const row = (p) => {
+    const tr = el('tr', { 'data-id': p.id }, [
+      el('td', {}, [el('a', { href: `#/process/${p.id}`, class: 'mono', text: p.id.slice(0, 8) })]),
+      el('td', { text: p.workflowName }),
+      el('td', {}, [statusPill(p.status)]),
+      el('td', { text: p.lastStep ?? '' }),
+      el('td', { text: p.startedAt ? new Date(p.startedAt).toLocaleString() : '' }),
+      el('td', { text: time(p.lastModifiedAt) }),
+    ]);
+    return tr;
+  };
+  const query = new URLSearchParams({ limit: '100' });
+  if (status) query.set('status', status);
+  if (workflow) query.set('workflow', workflow);
+  const load = async () => {
+    const { items, total } = await api('GET', `/api/processes?${query}`);
+    rows.clear();
+    body.replaceChildren(
+      ...items.map((p) => {
+        const tr = row(p);
+        rows.set(p.id, { tr, p });
+        return tr;
+      }),
+    );
+    totalText.textContent = `${total} process${total === 1 ? '' : 'es'}`;
+  };
+  const reload = debounce(() => {
+    load().catch(visit.showError);
+  }, 150);
+  visit.on({
+    'process:updated': (e) => {
+      const known = rows.get(e.id);
+      const matches =
+        (!status || e.status === status) && (!workflow || e.workflowName === workflow);
+      if (known && matches) {
+        const p = { ...known.p, ...e };
+        const tr = row(p);
+        tr.classList.add('flash');
+        known.tr.replaceWith(tr);
+        rows.set(e.id, { tr, p });
+      } else if (known || matches) {
+        reload(); // joins or leaves the filtered list: let the server order and count it
+      }
+    },
+    resync: reload,
+  });
+  visit.subscribe({ room: 'processes' }, reload);
+}

@@ -1,0 +1,89 @@
+// What every page of the live view shares: the REST client, the Socket.IO connection, and a
+// "visit" per page shown, whose socket handlers and subscriptions end when the page is left.
+import { el, errorText } from './forms.js';
+
+export const STATUSES = [
+  'created',
+  'running',
+  'suspended',
+  'waiting',
+  'awaiting_callback',
+  'resumed',
+  'completed',
+  'aborted',
+  'failed',
+  'api_unavailable',
+  'inconsistent_data',
+];
+
+export const view = document.getElementById('view');
+export const socket = io({ transports: ['websocket', 'polling'] });
+
+export async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : undefined;
+  if (!res.ok) throw Object.assign(new Error(errorText(data, res.status)), { status: res.status });
+  return data;
+}
+
+export const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
+export const statusPill = (status) =>
+  el('span', { class: `status status-${status}`, text: status });
+
+/** Calls `fn` once, `ms` after the last call. */
+export function debounce(fn, ms) {
+  let timer;
+  return () => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(fn, ms);
+  };
+}
+
+/**
+ * One visit of a page. Work it started (fetches, events, acks) must not touch the page shown
+ * after it: everything it registers goes through `guard`, and `leave()` undoes it all.
+ */
+export function createVisit() {
+  let active = true;
+  const undo = [];
+  const guard =
+    (fn) =>
+    (...args) =>
+      active ? fn(...args) : undefined;
+  const visit = {
+    alive: () => active,
+    guard,
+    /** Shows `err` in place of the page. */
+    showError: guard((err) => view.replaceChildren(el('p', { class: 'error', text: err.message }))),
+    /** Socket handlers for this visit. */
+    on(raw) {
+      const handlers = Object.entries(raw).map(([event, fn]) => [event, guard(fn)]);
+      for (const [event, fn] of handlers) socket.on(event, fn);
+      undo.push(() => {
+        for (const [event, fn] of handlers) socket.off(event, fn);
+      });
+    },
+    /**
+     * Subscribes now and after every reconnect, calling `refetch` once the subscription is
+     * acknowledged: only then can no event fall between the fetch and the subscription.
+     */
+    subscribe(sub, refetch) {
+      const later = guard(refetch);
+      const send = () => socket.emit('subscribe', sub, () => later());
+      if (socket.connected) send();
+      else later(); // shows what there is now; the ack refetches once connected
+      visit.on({ connect: send });
+      undo.push(() => socket.emit('unsubscribe', sub, () => {}));
+    },
+    leave() {
+      active = false;
+      for (const u of undo.splice(0)) u();
+    },
+  };
+  return visit;
+}

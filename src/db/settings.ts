@@ -1,0 +1,45 @@
+// Runtime queries on orchestrator.engine_settings (one row) and the engine status derived from it.
+import type { Queryable } from './pool.ts';
+
+export type EngineStatusName = 'RUNNING' | 'PAUSING' | 'PAUSED';
+
+export interface EngineStatus {
+  /** Set: no process may start or resume. */
+  globalLock: boolean;
+  /** Processes in status `running` right now, on any instance. */
+  runningProcesses: number;
+  /** RUNNING without the lock; with it, PAUSING while processes still run, then PAUSED. */
+  engineStatus: EngineStatusName;
+}
+
+export function engineStatusOf(globalLock: boolean, runningProcesses: number): EngineStatusName {
+  if (!globalLock) return 'RUNNING';
+  return runningProcesses > 0 ? 'PAUSING' : 'PAUSED';
+}
+
+export async function getGlobalLock(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query<{ globalLock: boolean }>(
+    `SELECT global_lock AS "globalLock" FROM orchestrator.engine_settings`,
+  );
+  return rows[0]?.globalLock ?? false;
+}
+
+export async function getEngineStatus(db: Queryable): Promise<EngineStatus> {
+  const { rows } = await db.query<{ globalLock: boolean; runningProcesses: number }>(
+    `SELECT s.global_lock AS "globalLock",
+            (SELECT count(*) FROM orchestrator.processes WHERE status = 'running') AS "runningProcesses"
+       FROM orchestrator.engine_settings s`,
+  );
+  const globalLock = rows[0]?.globalLock ?? false;
+  const runningProcesses = rows[0]?.runningProcesses ?? 0;
+  return {
+    globalLock,
+    runningProcesses,
+    engineStatus: engineStatusOf(globalLock, runningProcesses),
+  };
+}
+
+/** Sets or clears the global lock (the trigger of 003 announces a change as `engine:status`). */
+export async function setGlobalLock(db: Queryable, globalLock: boolean): Promise<void> {
+  await db.query(`UPDATE orchestrator.engine_settings SET global_lock = $1`, [globalLock]);
+}

@@ -1,0 +1,106 @@
+// The live events: what the database announces on `orchestrator_events` (see
+// sql/003_live_events.sql) and what Socket.IO clients receive. Names follow DESIGN.md.
+import { z } from 'zod';
+import { PROCESS_STATUSES, STEP_STATUSES } from '../engine/types.ts';
+
+/** The NOTIFY channel every instance listens on. */
+export const EVENTS_CHANNEL = 'orchestrator_events';
+
+/** Socket.IO room of the process list; a process's own room is `process:<id>`. */
+export const PROCESSES_ROOM = 'processes';
+export const processRoom = (id: string) => `process:${id}`;
+
+/** Timestamps arrive as JSON strings from Postgres; relayed as ISO strings. */
+const timestamp = z.string().transform((s) => new Date(s).toISOString());
+
+const processNotification = z.object({
+  type: z.literal('process'),
+  id: z.uuid(),
+  workflowName: z.string(),
+  status: z.enum(PROCESS_STATUSES),
+  lastStep: z.string().nullable(),
+  stepIndex: z.number().int(),
+  isTask: z.boolean(),
+  lastModifiedAt: timestamp,
+});
+
+const stepNotification = z.object({
+  type: z.literal('step'),
+  /** Row id: increases with every step row of a process. */
+  id: z.number().int(),
+  processId: z.uuid(),
+  index: z.number().int(),
+  name: z.string(),
+  status: z.enum(STEP_STATUSES),
+  retries: z.number().int(),
+  startedAt: timestamp,
+  completedAt: timestamp,
+});
+
+const engineNotification = z.object({
+  type: z.literal('engine'),
+  globalLock: z.boolean(),
+});
+
+const notification = z.discriminatedUnion('type', [
+  processNotification,
+  stepNotification,
+  engineNotification,
+]);
+
+export type Notification = z.infer<typeof notification>;
+export type ProcessNotification = z.infer<typeof processNotification>;
+export type StepNotification = z.infer<typeof stepNotification>;
+
+/** `process:updated`, to rooms `processes` and `process:<id>`. */
+export type ProcessUpdatedEvent = Omit<ProcessNotification, 'type'>;
+/** `process:step`, to room `process:<id>`. */
+export type ProcessStepEvent = Omit<StepNotification, 'type'>;
+
+/** `engine:status`, to every client. */
+export interface EngineStatusEvent {
+  globalLock: boolean;
+  runningProcesses: number;
+  engineStatus: 'RUNNING' | 'PAUSING' | 'PAUSED';
+}
+
+/** `resync`, to every client: notifications may have been missed, refetch over REST. */
+export interface ResyncEvent {
+  reason: 'reconnected';
+}
+
+/** Events the server emits, for typed Socket.IO servers and clients. */
+export interface ServerToClientEvents {
+  'process:updated': (e: ProcessUpdatedEvent) => void;
+  'process:step': (e: ProcessStepEvent) => void;
+  'engine:status': (e: EngineStatusEvent) => void;
+  resync: (e: ResyncEvent) => void;
+}
+
+/** What `subscribe`/`unsubscribe` take: one process, or the process list. */
+export const subscriptionSchema = z.union([
+  z.object({ processId: z.uuid() }).strict(),
+  z.object({ room: z.literal(PROCESSES_ROOM) }).strict(),
+]);
+export type Subscription = z.infer<typeof subscriptionSchema>;
+
+/** The acknowledgement of `subscribe`/`unsubscribe`. */
+export type SubscribeAck = { ok: true } | { error: { code: string; message: string } };
+
+export interface ClientToServerEvents {
+  subscribe: (s: Subscription, ack?: (a: SubscribeAck) => void) => void;
+  unsubscribe: (s: Subscription, ack?: (a: SubscribeAck) => void) => void;
+}
+
+/** Parses a NOTIFY payload; undefined for anything unexpected (logged by the caller). */
+export function parseNotification(payload: string | undefined): Notification | undefined {
+  if (!payload) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  const r = notification.safeParse(json);
+  return r.success ? r.data : undefined;
+}

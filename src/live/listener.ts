@@ -1,0 +1,168 @@
+// One dedicated LISTEN connection per API instance (LISTEN needs a session of its own; a pooled
+// client would lose it on release). Reconnects with backoff after a database restart and then
+// reports `reconnected`, since whatever was notified while it was away is lost.
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import type { Logger } from '../config/logger.ts';
+import { EVENTS_CHANNEL, parseNotification, type Notification } from './events.ts';
+
+export interface ListenerOptions {
+  connectionString: string;
+  logger: Logger;
+  /** First reconnect delay in ms, doubled per failed attempt. Default 100. */
+  minDelayMs?: number;
+  /** Longest reconnect delay in ms. Default 5000. */
+  maxDelayMs?: number;
+  /** How often the connection is checked with a query, in ms (finds half-open sockets). Default 15000. */
+  checkIntervalMs?: number;
+}
+
+export interface ListenerEvents {
+  /** A parsed notification, in commit order. */
+  notification: [Notification];
+  /** Listening again after the connection was lost: notifications may have been missed. */
+  reconnected: [];
+}
+
+export interface Listener extends EventEmitter<ListenerEvents> {
+  /** Connects and LISTENs; resolves once listening (retrying until then). Idempotent. */
+  start(): Promise<void>;
+  /** Closes the connection and stops reconnecting. Idempotent. */
+  stop(): Promise<void>;
+  /** Whether the LISTEN connection is up right now. */
+  connected(): boolean;
+}
+
+export function createListener(opts: ListenerOptions): Listener {
+  const logger = opts.logger.child({ component: 'live-listener' });
+  const minDelay = opts.minDelayMs ?? 100;
+  const maxDelay = opts.maxDelayMs ?? 5_000;
+  const emitter = new EventEmitter<ListenerEvents>() as Listener;
+  let client: pg.Client | undefined;
+  let stopped = false;
+  let started: Promise<void> | undefined;
+  let everConnected = false;
+  let reconnecting: Promise<void> | undefined;
+  let checkTimer: NodeJS.Timeout | undefined;
+  let wake: (() => void) | undefined;
+
+  /** Sleeps `ms`, cut short by stop(). */
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+
+  async function connectOnce(): Promise<void> {
+    const c = new pg.Client({
+      connectionString: opts.connectionString,
+      application_name: 'orchestrator-live',
+      keepAlive: true,
+      connectionTimeoutMillis: 5_000,
+    });
+    // Errors on an idle client (server restart) arrive here; `end` then triggers the reconnect.
+    c.on('error', (err) => logger.warn('live connection error', { err: err.message }));
+    c.on('end', () => {
+      if (client === c) {
+        client = undefined;
+        if (!stopped) void reconnect();
+      }
+    });
+    c.on('notification', (msg) => {
+      if (msg.channel !== EVENTS_CHANNEL) return;
+      const event = parseNotification(msg.payload);
+      if (!event) {
+        logger.warn('unexpected live notification', { payload: msg.payload?.slice(0, 200) });
+        return;
+      }
+      try {
+        emitter.emit('notification', event);
+      } catch (err) {
+        // A faulty subscriber must not break the connection's event loop.
+        logger.error('live event handler failed', { err });
+      }
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${EVENTS_CHANNEL}`);
+    } catch (err) {
+      await c.end().catch(() => undefined);
+      throw err;
+    }
+    if (stopped) {
+      await c.end().catch(() => undefined);
+      return;
+    }
+    client = c;
+  }
+
+  /** Connects, retrying with backoff until it works or stop() is called. */
+  async function connectWithRetry(): Promise<void> {
+    for (let delay = minDelay; !stopped; delay = Math.min(delay * 2, maxDelay)) {
+      try {
+        await connectOnce();
+        return;
+      } catch (err) {
+        logger.warn('live connection failed, retrying', {
+          err: (err as Error).message,
+          retryInMs: delay,
+        });
+        // Jitter spreads the reconnects of many instances after one database restart.
+        await pause(delay / 2 + Math.random() * (delay / 2));
+      }
+    }
+  }
+
+  function reconnect(): Promise<void> {
+    reconnecting ??= (async () => {
+      logger.warn('live connection lost, reconnecting');
+      await pause(minDelay);
+      await connectWithRetry();
+      reconnecting = undefined;
+      if (!stopped && client) {
+        logger.info('live connection restored');
+        emitter.emit('reconnected');
+      }
+    })();
+    return reconnecting;
+  }
+
+  /** A query on the LISTEN connection: finds a connection that died without a FIN. */
+  function check(): void {
+    const c = client;
+    if (!c || reconnecting) return;
+    c.query('SELECT 1').catch(() => {
+      if (client !== c) return;
+      client = undefined;
+      void c.end().catch(() => undefined);
+      if (!stopped) void reconnect();
+    });
+  }
+
+  emitter.start = () => {
+    started ??= (async () => {
+      await connectWithRetry();
+      everConnected = true;
+      checkTimer = setInterval(check, opts.checkIntervalMs ?? 15_000);
+      checkTimer.unref();
+    })();
+    return started;
+  };
+
+  emitter.stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(checkTimer);
+    wake?.();
+    const c = client;
+    client = undefined;
+    await c?.end().catch(() => undefined);
+    await reconnecting?.catch(() => undefined);
+  };
+
+  emitter.connected = () => everConnected && client !== undefined;
+  return emitter;
+}

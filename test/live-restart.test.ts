@@ -1,0 +1,92 @@
+// The relay survives its database going away: a Postgres restart (own cluster, not the shared
+// one) and a terminated LISTEN backend both end with `resync` to clients and events flowing again.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/config/logger.ts';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
+import type { Orchestrator } from '../src/server.ts';
+import { client, startApi } from './support/api.ts';
+import { connectLive, flowOf, startWatched, type LiveClient } from './support/live.ts';
+import { freePort } from './support/ports.ts';
+
+let dir: string;
+let port: number;
+let cluster: EmbeddedDatabase | undefined;
+let pool: pg.Pool;
+let api: Orchestrator;
+let live: LiveClient;
+
+const startCluster = () =>
+  startEmbeddedPostgres({
+    dataDir: dir,
+    port,
+    logger: silentLogger,
+    postgresFlags: ['-c', 'fsync=off'],
+  });
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-restart-'));
+  fs.chmodSync(dir, 0o755);
+  port = await freePort();
+  cluster = await startCluster();
+  api = await startApi(cluster.connectionString);
+  pool = new pg.Pool({ connectionString: cluster.connectionString, max: 2 });
+  pool.on('error', () => {});
+  live = await connectLive(api.url);
+  expect(await live.subscribe({ room: 'processes' })).toEqual({ ok: true });
+});
+afterAll(async () => {
+  live?.close();
+  await api?.close();
+  await pool?.end();
+  await cluster?.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const resyncs = () => live.events.filter((e) => e.event === 'resync').length;
+
+/** A noop started now reaches the client, every step in order. */
+async function eventsFlow(): Promise<void> {
+  const id = await startWatched({ pool }, api.url, [live], 'noop');
+  await live.waitFor((ev) => flowOf(ev, id).statuses.includes('completed'), `${id} completed`);
+  expect(flowOf(live.events, id).steps.map((s) => s.name)).toEqual(['One', 'Two', 'Three']);
+}
+
+describe('live relay across database outages', () => {
+  it('relays before any outage', async () => {
+    await eventsFlow();
+    expect(resyncs()).toBe(0);
+  });
+
+  it('after a Postgres restart: resync, then events flow again', async () => {
+    await cluster?.stop();
+    cluster = undefined;
+    cluster = await startCluster();
+    await live.waitFor(() => resyncs() === 1, 'resync after the restart');
+    expect(live.events.filter((e) => e.event === 'resync').at(-1)?.data).toEqual({
+      reason: 'reconnected',
+    });
+    // The client stayed connected to the API throughout: the resync reached the same socket.
+    expect(live.socket.connected).toBe(true);
+    const http = client(api.url);
+    const deadline = Date.now() + 60_000;
+    while ((await http.get('/api/health')).status !== 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await eventsFlow();
+  });
+
+  it('after its LISTEN backend is terminated: resync, then events flow again', async () => {
+    const before = resyncs();
+    const { rows } = await pool.query<{ ok: boolean }>(
+      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+        WHERE application_name = 'orchestrator-live'`,
+    );
+    expect(rows.map((r) => r.ok)).toEqual([true]);
+    await live.waitFor(() => resyncs() === before + 1, 'resync after the termination');
+    await eventsFlow();
+  });
+});

@@ -1,0 +1,254 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Orchestrator } from '../src/server.ts';
+import { client, startApi } from './support/api.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { startWorkerProcess, terminate } from './support/workers.ts';
+import {
+  connectLive,
+  eventFlowSuite,
+  flowOf,
+  startWatched,
+  type LiveClient,
+} from './support/live.ts';
+
+eventFlowSuite('threadpool', {});
+eventFlowSuite('worker mode', { EXECUTOR: 'worker' }, async (databaseUrl) => {
+  const worker = await startWorkerProcess(databaseUrl);
+  return {
+    async stop() {
+      expect(await terminate(worker)).toBe(0);
+    },
+  };
+});
+
+describe('two API instances on one database', () => {
+  let db: TestDatabase;
+  let a: Orchestrator;
+  let b: Orchestrator;
+  let clientsA: LiveClient[];
+  let clientsB: LiveClient[];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    [a, b] = await Promise.all([startApi(db.url), startApi(db.url)]);
+    clientsA = [await connectLive(a.url), await connectLive(a.url)];
+    clientsB = [await connectLive(b.url)];
+    for (const c of [...clientsA, ...clientsB]) {
+      expect(await c.subscribe({ room: 'processes' })).toEqual({ ok: true });
+    }
+  });
+  afterAll(async () => {
+    for (const c of [...(clientsA ?? []), ...(clientsB ?? [])]) c.close();
+    await Promise.all([a?.close(), b?.close()]);
+    await db?.drop();
+  });
+
+  it('each instance delivers every event of a process started on either to its own clients', async () => {
+    const all = [...clientsA, ...clientsB];
+    const onA = await startWatched(db, a.url, all, 'noop');
+    const onB = await startWatched(db, b.url, all, 'noop');
+    for (const id of [onA, onB]) {
+      for (const c of all) {
+        await c.waitFor((ev) => flowOf(ev, id).statuses.includes('completed'), `${id} completed`);
+        expect(flowOf(c.events, id).steps.map((s) => s.name)).toEqual(['One', 'Two', 'Three']);
+      }
+    }
+    // Each client got each event once: one relay per instance, none duplicated across instances.
+    for (const c of all) {
+      const steps = c.events.filter((e) => e.event === 'process:step');
+      expect(new Set(steps.map((e) => e.data.id)).size).toBe(steps.length);
+    }
+  });
+
+  it('the list room gets status changes but not steps of processes it did not subscribe to', async () => {
+    const watcher = await connectLive(b.url);
+    try {
+      expect(await watcher.subscribe({ room: 'processes' })).toEqual({ ok: true });
+      const id = await client(a.url).start('noop');
+      await watcher.waitFor((ev) => flowOf(ev, id).statuses.includes('completed'), 'completed');
+      expect(flowOf(watcher.events, id).steps).toEqual([]);
+    } finally {
+      watcher.close();
+    }
+  });
+});
+
+describe('subscriptions and engine status', () => {
+  let db: TestDatabase;
+  let api: Orchestrator;
+  let live: LiveClient;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    api = await startApi(db.url);
+    live = await connectLive(api.url);
+  });
+  afterAll(async () => {
+    live?.close();
+    await api?.close();
+    await db?.drop();
+  });
+
+  it('acknowledges an unknown process or a malformed subscription with an error', async () => {
+    expect(await live.subscribe({ processId: '00000000-0000-4000-8000-000000000000' })).toEqual({
+      error: { code: 'process_not_found', message: expect.any(String) },
+    });
+    expect(await live.subscribe({ processId: 'nope' })).toMatchObject({
+      error: { code: 'validation_error' },
+    });
+    expect(await live.subscribe({ room: 'everything' })).toMatchObject({
+      error: { code: 'validation_error' },
+    });
+  });
+
+  it('a client receives the engine status on connect', async () => {
+    await live.waitFor((ev) => ev.some((e) => e.event === 'engine:status'), 'engine:status');
+    expect(live.events.find((e) => e.event === 'engine:status')?.data).toEqual({
+      globalLock: false,
+      runningProcesses: 0,
+      engineStatus: 'RUNNING',
+    });
+  });
+
+  it('the global lock: 503 engine_paused for starts and resumes, nothing written, engine:status sent', async () => {
+    const http = client(api.url);
+    const suspended = await http.start('hello', { name: 'Ada' });
+    await http.waitForStatus(suspended, 'suspended', 60_000);
+    const before = live.events.length;
+
+    const locked = await http.put('/api/settings/status', { globalLock: true });
+    expect(locked.status).toBe(200);
+    expect(locked.body).toEqual({ globalLock: true, runningProcesses: 0, engineStatus: 'PAUSED' });
+    expect((await http.get('/api/settings/status')).body.engineStatus).toBe('PAUSED');
+    await live.waitFor(
+      (ev) => ev.slice(before).some((e) => e.event === 'engine:status' && e.data.globalLock),
+      'engine:status with the lock',
+    );
+    expect(live.events.slice(before).find((e) => e.event === 'engine:status')?.data).toEqual({
+      globalLock: true,
+      runningProcesses: 0,
+      engineStatus: 'PAUSED',
+    });
+
+    const count = async () =>
+      (await db.pool.query('SELECT count(*)::int AS n FROM orchestrator.processes')).rows[0].n;
+    const n = await count();
+    const start = await http.post('/api/processes/noop', {});
+    expect(start.status).toBe(503);
+    expect(start.body.error.code).toBe('engine_paused');
+    const resume = await http.put(`/api/processes/${suspended}/resume`, { confirmed: true });
+    expect(resume.status).toBe(503);
+    expect(resume.body.error.code).toBe('engine_paused');
+    expect(await count()).toBe(n);
+    expect((await http.get(`/api/processes/${suspended}`)).body.status).toBe('suspended');
+
+    const unlocked = await http.put('/api/settings/status', { globalLock: false });
+    expect(unlocked.body).toMatchObject({ globalLock: false, engineStatus: 'RUNNING' });
+    await live.waitFor(
+      (ev) =>
+        ev
+          .slice(before)
+          .some((e) => e.event === 'engine:status' && e.data.engineStatus === 'RUNNING'),
+      'engine:status RUNNING',
+    );
+    expect((await http.put(`/api/processes/${suspended}/resume`, { confirmed: true })).status).toBe(
+      204,
+    );
+  });
+
+  it('rejects a malformed settings body with 400 and changes nothing', async () => {
+    const http = client(api.url);
+    for (const body of [{}, { globalLock: 'yes' }, { globalLock: true, extra: 1 }]) {
+      const r = await http.put('/api/settings/status', body);
+      expect(r.status).toBe(400);
+      expect(r.body.error.code).toBe('validation_error');
+    }
+    expect((await http.get('/api/settings/status')).body.globalLock).toBe(false);
+  });
+
+  it('serves the live view page and the Socket.IO client', async () => {
+    const page = await fetch(`${api.url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await page.text()).toContain('/socket.io/socket.io.js');
+    const lib = await fetch(`${api.url}/socket.io/socket.io.js`);
+    expect(lib.status).toBe(200);
+    await lib.arrayBuffer();
+  });
+});
+
+describe('notifications at the source', () => {
+  let db: TestDatabase;
+  let api: Orchestrator;
+  let live: LiveClient;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    api = await startApi(db.url);
+    live = await connectLive(api.url);
+    expect(await live.subscribe({ room: 'processes' })).toEqual({ ok: true });
+  });
+  afterAll(async () => {
+    live?.close();
+    await api?.close();
+    await db?.drop();
+  });
+
+  it('a rolled-back step is never announced; the next committed change is', async () => {
+    const id = await startWatched(db, api.url, [live], 'noop');
+    await live.waitFor((ev) => flowOf(ev, id).statuses.includes('completed'), 'completed');
+    const c = await db.pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query(
+        `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
+         VALUES ($1, 3, 'Ghost', 'failed', '{}', now())`,
+        [id],
+      );
+      await c.query('ROLLBACK');
+      await c.query(`UPDATE orchestrator.processes SET last_modified_at = now() WHERE id = $1`, [
+        id,
+      ]);
+    } finally {
+      c.release();
+    }
+    // Notifications arrive in commit order: once the later change is here, the ghost would be too.
+    await live.waitFor(
+      (ev) => flowOf(ev, id).statuses.filter((s) => s === 'completed').length === 2,
+      'the committed change',
+    );
+    expect(flowOf(live.events, id).steps.map((s) => s.name)).toEqual(['One', 'Two', 'Three']);
+  });
+
+  it('payloads stay small whatever the state size: a 2 MB state still announces every step', async () => {
+    const name = 'x'.repeat(2_000_000);
+    const id = await startWatched(db, api.url, [live], 'hello', { name });
+    await live.waitFor((ev) => flowOf(ev, id).statuses.includes('suspended'), 'suspended');
+    const flow = flowOf(live.events, id);
+    expect(flow.steps.map((s) => [s.name, s.status])).toEqual([
+      ['Greet', 'success'],
+      ['Confirm', 'suspend'],
+    ]);
+    for (const e of flow.all) expect(JSON.stringify(e.data).length).toBeLessThan(1000);
+  });
+
+  it('PAUSING while a process runs, PAUSED once it stops, each sent as engine:status', async () => {
+    const http = client(api.url);
+    const id = await http.start('slow', { sleepMs: 600_000 });
+    await http.waitFor(id, (p) => p.status === 'running', 60_000);
+    const before = live.events.length;
+    const statuses = () =>
+      live.events
+        .slice(before)
+        .filter((e) => e.event === 'engine:status')
+        .map((e) => e.data.engineStatus);
+    const locked = await http.put('/api/settings/status', { globalLock: true });
+    expect(locked.body).toEqual({ globalLock: true, runningProcesses: 1, engineStatus: 'PAUSING' });
+    await live.waitFor(() => statuses().includes('PAUSING'), 'engine:status PAUSING');
+    expect((await http.put(`/api/processes/${id}/abort`)).status).toBe(204);
+    await live.waitFor(() => statuses().includes('PAUSED'), 'engine:status PAUSED');
+    expect(statuses()).toEqual(['PAUSING', 'PAUSED']);
+    await http.put('/api/settings/status', { globalLock: false });
+    await live.waitFor(() => statuses().includes('RUNNING'), 'engine:status RUNNING');
+  });
+});
