@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { measureCeiling, measureCommitLatency } from './ceiling.ts';
+import { measureCeiling, measureCeilingWithoutNotify, measureCommitLatency } from './ceiling.ts';
 import { liveAvailable, measureLiveLatency } from './live.ts';
 import { measureLatency } from './latency.ts';
 import { measurePgBossFloor } from './pgboss.ts';
@@ -162,6 +162,16 @@ async function run(db: BenchDatabase): Promise<void> {
       ratio: 1,
     },
   );
+  const quiet = summarize(
+    await repeat(profile.runs, () => measureCeilingWithoutNotify(db.url, profile.ceilingMs)),
+  );
+  figures.push({
+    item: 1,
+    label: 'the same without the live NOTIFY triggers',
+    unit: 'commits/s',
+    value: quiet,
+    ratio: quiet.median / ceiling.median,
+  });
   const rate = (v: number) => v / ceiling.median;
   const time = (v: number) => v / commit;
 
