@@ -34,13 +34,13 @@ const { values: args } = parseArgs({
 const PROFILES = {
   default: {
     runs: 3,
-    ceilingMs: 3_000,
+    ceilingMs: 2_000,
     floorJobs: 5_000,
     processes: 5_000,
     payloads: [
-      [1_024, 1_000],
-      [100 * 1_024, 300],
-      [1_024 * 1_024, 40],
+      [1_024, 600],
+      [100 * 1_024, 200],
+      [1_024 * 1_024, 30],
     ],
     latencyCount: 200,
     liveCount: 100,
