@@ -13,11 +13,12 @@ import { loadRegistry } from './engine/registry.ts';
 import { createStepPool } from './engine/step-pool.ts';
 import { allQueues, createBoss, createQueues } from './executors/boss.ts';
 import { createWorkerExecutor, type WorkerExecutor } from './executors/worker.ts';
+import { createListener } from './live/listener.ts';
 
 export interface WorkerOptions {
   /** Queues to consume (see resolveQueues). */
   queues: string[];
-  /** Processes run at once per queue; also the threads of the step pool. */
+  /** Processes run at once by this worker (step bodies run in a pool of MAX_WORKERS threads). */
   concurrency: number;
 }
 
@@ -100,6 +101,19 @@ export async function startWorker(
       .catch((err: unknown) => logger.warn('worker heartbeat failed', { err }));
   }, heartbeatSeconds * 1000);
 
+  // An abort reaches the step at once through the live events; the lease heartbeat (every
+  // LEASE_SECONDS / 3) stays the fallback while this connection is down.
+  const events = createListener({ connectionString, logger });
+  // A created or resumed process has its job committed in the same transaction: idle slots
+  // fetch at once instead of waiting out the polling interval.
+  events.on('notification', (e) => {
+    if (e.type !== 'process') return;
+    if (e.status === 'aborted') executor.runner.abortLocal(e.id);
+    else if (e.status === 'created' || e.status === 'resumed') executor.wake();
+  });
+  events.on('reconnected', () => executor.wake());
+  await events.start();
+
   await executor.start();
   logger.info('worker ready', {
     id,
@@ -116,6 +130,7 @@ export async function startWorker(
       stopped ??= (async () => {
         logger.info('worker stopping', { id, active: executor.runner.active().length });
         await executor.stop(timeoutMs);
+        await events.stop();
         clearInterval(beat);
         await boss.stop({ graceful: true, timeout: 5_000 });
         await steps.close();

@@ -78,11 +78,13 @@ describe('routing', () => {
 });
 
 describe('two workers, as the README starts them', () => {
+  const longLease = { LEASE_SECONDS: '600' };
   let workers: Awaited<ReturnType<typeof startWorkerProcess>>[] = [];
   beforeAll(async () => {
     workers = await Promise.all([
-      startWorkerProcess(db.url, ['--queues', 'workflows', '--concurrency', '2']),
-      startWorkerProcess(db.url, ['--queues', 'tasks', '--concurrency', '2']),
+      // A long lease: an abort must reach a step through the live events, not a lease heartbeat.
+      startWorkerProcess(db.url, ['--queues', 'workflows', '--concurrency', '2'], longLease),
+      startWorkerProcess(db.url, ['--queues', 'tasks', '--concurrency', '2'], longLease),
     ]);
   });
   afterAll(async () => {
@@ -171,7 +173,7 @@ describe('two workers, as the README starts them', () => {
     expect((await http.put(`/api/processes/${id}/abort`)).status).toBe(204);
     const p = await http.waitForStatus(id, 'aborted');
     expect(p.steps.map((x: any) => x.status)).toEqual(['abort']);
-    // The worker saw its lease revoked, ended the step and completed the job.
+    // The worker heard of the abort, ended the step and completed the job.
     await expect.poll(() => queueCount('new_workflows', 'active'), { timeout: 60_000 }).toBe(0);
   });
 

@@ -18,8 +18,10 @@ export interface WorkerExecutorOptions {
   steps: StepPool;
   /** Queues to consume. */
   queues: readonly string[];
-  /** Processes run at once per queue. */
+  /** Processes run at once by this worker, whatever queues they come from. */
   concurrency: number;
+  /** Longest wait between two looks at idle queues when no wake-up came. Default 2000 ms. */
+  pollIntervalMs?: number;
   targetQueues: readonly string[];
   leaseSeconds: number;
   /** Lease owner shown in `lease_owner`, e.g. `worker:host:pid`. */
@@ -32,8 +34,10 @@ export type WorkerState = 'created' | 'running' | 'stopping' | 'stopped';
 export interface WorkerExecutor {
   runner: Runner;
   state(): WorkerState;
-  /** Starts consuming; resolves once every queue has its handlers. */
+  /** Starts consuming; resolves once its slots are fetching. */
   start(): Promise<void>;
+  /** A job may be waiting (a process was created or resumed): idle slots look at once. */
+  wake(): void;
   /**
    * Stops fetching, lets running steps finish for up to `timeoutMs`, and gives back processes that
    * are mid-way (re-queued at once). Idempotent.
@@ -75,25 +79,69 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
     logger.debug('job done', { queue, processId, result });
   }
 
-  /**
-   * One slot: a pg-boss worker fetching one job at a time. When it finishes a job it wakes itself,
-   * so it fetches again at once instead of waiting out the polling interval while the queue has
-   * more; an idle slot is woken by NOTIFY when a job arrives.
-   */
-  async function addSlot(queue: string): Promise<void> {
-    const slot: { id?: string } = {};
-    slot.id = await boss.work(
-      queue,
-      { batchSize: 1, pollingIntervalSeconds: 2, notifyPollingIntervalSeconds: 10 },
-      async ([job]) => {
-        try {
-          if (job) await handle(queue, job.data);
-        } finally {
-          if (slot.id) boss.notifyWorker(slot.id);
-        }
-      },
-    );
+  const pollIntervalMs = opts.pollIntervalMs ?? 2_000;
+  let wakers: (() => void)[] = [];
+  function wake(): void {
+    const w = wakers;
+    wakers = [];
+    for (const f of w) f();
   }
+  /** Sleeps until woken or `ms` passed. */
+  const idle = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wakers.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+
+  /** Fetches one job from the first of the queues (starting at `from`) that has one. */
+  async function fetchOne(from: number) {
+    for (let i = 0; i < queues.length; i++) {
+      const queue = queues[(from + i) % queues.length]!;
+      const [job] = await boss.fetch(queue, { batchSize: 1 });
+      if (job) return { queue, job };
+    }
+    return undefined;
+  }
+
+  /**
+   * One slot runs one process at a time; a worker has `concurrency` slots shared by all its
+   * queues, so it never runs more than that many processes at once. A slot that finishes a job
+   * fetches again at once; an idle one waits for a wake-up (NOTIFY of a created or resumed
+   * process) or, as a fallback, the polling interval.
+   */
+  async function slot(index: number): Promise<void> {
+    let backoff = 250;
+    for (let turn = index; state === 'running'; turn++) {
+      let got: Awaited<ReturnType<typeof fetchOne>>;
+      try {
+        got = await fetchOne(turn % queues.length);
+        backoff = 250;
+      } catch (err) {
+        logger.warn('fetching jobs failed; retrying', { err });
+        await idle(backoff);
+        backoff = Math.min(backoff * 2, 5_000);
+        continue;
+      }
+      if (!got) {
+        await idle(pollIntervalMs);
+        continue;
+      }
+      const { queue, job } = got;
+      try {
+        await handle(queue, job.data);
+        await boss.complete(queue, job.id);
+      } catch (err) {
+        const e = err as Error;
+        await boss
+          .fail(queue, job.id, { name: e.name, message: e.message })
+          .catch((failErr: unknown) => logger.warn('could not fail a job', { err: failErr }));
+      }
+    }
+  }
+  let slots: Promise<void>[] = [];
 
   return {
     runner,
@@ -101,16 +149,16 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
     async start() {
       if (state !== 'created') return;
       state = 'running';
-      for (const queue of queues) {
-        for (let i = 0; i < concurrency; i++) await addSlot(queue);
-      }
+      slots = Array.from({ length: concurrency }, (_, i) => slot(i));
       logger.info('consuming', { queues, concurrency });
     },
+    wake,
     stop(timeoutMs) {
       stopping ??= (async () => {
         state = 'stopping';
-        await Promise.all(queues.map((q) => boss.offWork(q, { wait: false })));
+        wake();
         await runner.stop(timeoutMs);
+        await Promise.all(slots);
         state = 'stopped';
       })();
       return stopping;
