@@ -319,7 +319,7 @@ async function run(db: BenchDatabase): Promise<void> {
         const worst = Math.max(...rssWorkers);
         figures.push({
           item: 7,
-          label: 'peak RSS, each worker, noop throughput',
+          label: 'peak RSS, each worker (min–max over workers), noop throughput',
           unit: 'MB',
           value: summarize(rssWorkers),
           target: '≤ 150 MB',
