@@ -114,9 +114,12 @@ async function main(): Promise<void> {
   const table = formatTable([...figures].sort((a, b) => a.item - b.item));
   process.stdout.write(`\n${table}\n`);
   const seconds = (Date.now() - benchStarted) / 1000;
+  // Other work on the machine shows in every figure: say how busy it was.
+  machine.loadAverage = os.loadavg().map((l) => Math.round(l * 100) / 100);
   process.stdout.write(
     `\nprofile ${profileName}, ${seconds.toFixed(0)} s, ${machine.cpus}× ${machine.cpuModel}, ` +
-      `${machine.memoryGb} GB, node ${process.version}, ${machine.database}\n`,
+      `${machine.memoryGb} GB, node ${process.version}, ${machine.database}, ` +
+      `load average ${machine.loadAverage.join(' ')}\n`,
   );
   if (args.out) {
     fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
@@ -134,6 +137,7 @@ const machine = {
   memoryGb: Math.round(os.totalmem() / 1024 ** 3),
   node: process.version,
   database: '',
+  loadAverage: [] as number[],
 };
 
 async function run(db: BenchDatabase): Promise<void> {
