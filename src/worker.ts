@@ -10,7 +10,7 @@ import { runMigrations } from './db/migrate.ts';
 import { createPool, isConnectionError } from './db/pool.ts';
 import { markWorkerStopped, pruneWorkers, registerWorker, workerHeartbeat } from './db/workers.ts';
 import { loadRegistry } from './engine/registry.ts';
-import { createStepPool } from './engine/step-pool.ts';
+import { stepPoolFromConfig } from './engine/step-pool.ts';
 import { allQueues, createBoss, createQueues } from './executors/boss.ts';
 import { createWorkerExecutor, type WorkerExecutor } from './executors/worker.ts';
 import { createListener } from './live/listener.ts';
@@ -67,10 +67,7 @@ export async function startWorker(
   });
   await withStartupRetry(logger, 'queue start', () => boss.start());
   await createQueues(boss, allQueues(config.TARGET_QUEUES));
-  const steps = createStepPool({
-    workflowsDir: config.WORKFLOWS_DIR,
-    maxThreads: config.MAX_WORKERS,
-  });
+  const steps = stepPoolFromConfig(config);
   const executor = createWorkerExecutor({
     pool,
     boss,

@@ -1,39 +1,21 @@
 // The relay survives its database going away: a Postgres restart (own cluster, not the shared
 // one) and a terminated LISTEN backend both end with `resync` to clients and events flowing again.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../src/config/logger.ts';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
+import { OwnCluster } from '../scripts/support/cluster.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';
 import { connectLive, flowOf, startWatched, type LiveClient } from './support/live.ts';
-import { freePort } from './support/ports.ts';
 
-let dir: string;
-let port: number;
-let cluster: EmbeddedDatabase | undefined;
+const cluster = new OwnCluster({ name: 'restart', flags: ['-c', 'fsync=off'], migrate: false });
 let pool: pg.Pool;
 let api: Orchestrator;
 let live: LiveClient;
 
-const startCluster = () =>
-  startEmbeddedPostgres({
-    dataDir: dir,
-    port,
-    logger: silentLogger,
-    postgresFlags: ['-c', 'fsync=off'],
-  });
-
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-restart-'));
-  fs.chmodSync(dir, 0o755);
-  port = await freePort();
-  cluster = await startCluster();
-  api = await startApi(cluster.connectionString);
-  pool = new pg.Pool({ connectionString: cluster.connectionString, max: 2 });
+  await cluster.start();
+  api = await startApi(cluster.url);
+  pool = new pg.Pool({ connectionString: cluster.url, max: 2 });
   pool.on('error', () => {});
   live = await connectLive(api.url);
   expect(await live.subscribe({ room: 'processes' })).toEqual({ ok: true });
@@ -42,8 +24,7 @@ afterAll(async () => {
   live?.close();
   await api?.close();
   await pool?.end();
-  await cluster?.stop();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await cluster.destroy();
 });
 
 const resyncs = () => live.events.filter((e) => e.event === 'resync').length;
@@ -62,9 +43,7 @@ describe('live relay across database outages', () => {
   });
 
   it('after a Postgres restart: resync, then events flow again', async () => {
-    await cluster?.stop();
-    cluster = undefined;
-    cluster = await startCluster();
+    await cluster.restart();
     await live.waitFor(() => resyncs() === 1, 'resync after the restart');
     expect(live.events.filter((e) => e.event === 'resync').at(-1)?.data).toEqual({
       reason: 'reconnected',

@@ -1,60 +1,36 @@
 // A Postgres restart while the API and a worker run: /api/health answers 503 while the database is
 // down, both reconnect, and the process finishes. Uses a cluster of its own (not the shared one).
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../src/config/logger.ts';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
+import { OwnCluster } from '../scripts/support/cluster.ts';
 import { checkInvariants } from '../src/db/invariants.ts';
-import { runMigrations } from '../src/db/migrate.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { root } from './support/paths.ts';
-import { freePort } from './support/ports.ts';
 import { killAll } from './support/spawn.ts';
 import { startWorkerModeApi, startWorkerProcess, terminate } from './support/workers.ts';
 
-let dir: string;
-let port: number;
-let cluster: EmbeddedDatabase | undefined;
+const cluster = new OwnCluster({ name: 'outage', flags: ['-c', 'fsync=off'] });
 
-const start = () =>
-  startEmbeddedPostgres({
-    dataDir: dir,
-    port,
-    logger: silentLogger,
-    postgresFlags: ['-c', 'fsync=off'],
-  });
-
-beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-outage-'));
-  fs.chmodSync(dir, 0o755);
-  port = await freePort();
-  cluster = await start();
-  await runMigrations(cluster.connectionString);
-});
+beforeAll(() => cluster.start());
 afterAll(async () => {
   await killAll();
-  await cluster?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await cluster.destroy();
 });
 
 describe('Postgres restart in worker mode', () => {
   it('answers 503 while down; API and worker reconnect and the process completes', async () => {
-    const url = cluster!.connectionString;
+    const url = cluster.url;
     const env = { LEASE_SECONDS: '5' };
     const { api, http } = await startWorkerModeApi(url, env);
     const worker = await startWorkerProcess(url, ['--concurrency', '2'], env);
     const id = await http.start('slow', { sleepMs: 1_500 });
     await http.waitFor(id, (p) => p.steps.length >= 1, 60_000);
 
-    await cluster!.stop();
-    cluster = undefined;
+    await cluster.stop();
     await expect
       .poll(async () => (await http.get('/api/health')).status, { timeout: 60_000 })
       .toBe(503);
-    cluster = await start();
+    await cluster.start();
     await expect
       .poll(async () => (await http.get('/api/health')).status, { timeout: 60_000 })
       .toBe(200);

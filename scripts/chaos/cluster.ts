@@ -1,55 +1,11 @@
-// The system under test, as real processes: an embedded Postgres this script owns (so it can be
-// restarted), the API, and worker processes, each of which can be killed, stopped and restarted.
+// The system under test, as real processes: the API and worker processes, each of which can be
+// killed, stopped and restarted (the database is an OwnCluster, see scripts/support/cluster.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { silentLogger } from '../../src/config/logger.ts';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.ts';
-import { runMigrations } from '../../src/db/migrate.ts';
-import { freePort } from '../support/ports.ts';
 
 export const root = path.resolve(import.meta.dirname, '..', '..');
-
-/** A Postgres the suite can restart: embedded in a temporary folder. */
-export class ChaosDatabase {
-  url = '';
-  #dir = '';
-  #port = 0;
-  #db: EmbeddedDatabase | undefined;
-
-  async start(): Promise<void> {
-    if (!this.#dir) {
-      this.#dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-chaos-'));
-      fs.chmodSync(this.#dir, 0o755);
-      this.#port = await freePort();
-    }
-    this.#db = await startEmbeddedPostgres({
-      dataDir: this.#dir,
-      port: this.#port,
-      logger: silentLogger,
-      postgresFlags: ['-c', 'max_connections=300'],
-    });
-    this.url = this.#db.connectionString;
-    await runMigrations(this.url);
-  }
-
-  async stop(): Promise<void> {
-    await this.#db?.stop();
-    this.#db = undefined;
-  }
-
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
-  }
-
-  async destroy(): Promise<void> {
-    await this.stop();
-    if (this.#dir) fs.rmSync(this.#dir, { recursive: true, force: true });
-  }
-}
 
 /** One node process of the system (API or worker), restartable with the same arguments. */
 export class Service {

@@ -2,11 +2,12 @@
 // is part of the fault); recovery is measured separately by the caller.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import type { ChaosDatabase, Service } from './cluster.ts';
+import type { OwnCluster } from '../support/cluster.ts';
+import type { Service } from './cluster.ts';
 import type { Load } from './load.ts';
 
 export interface FaultContext {
-  db: ChaosDatabase;
+  db: OwnCluster;
   pool: pg.Pool;
   api: Service;
   workers: Service[];

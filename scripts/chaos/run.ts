@@ -12,7 +12,8 @@ import pg from 'pg';
 import { checkInvariants, type Violation } from '../../src/db/invariants.ts';
 import { loadRegistry } from '../../src/engine/registry.ts';
 import { freePort } from '../support/ports.ts';
-import { ChaosDatabase, root, Service } from './cluster.ts';
+import { OwnCluster } from '../support/cluster.ts';
+import { root, Service } from './cluster.ts';
 import { FAULTS, type FaultContext, type FaultKind } from './faults.ts';
 import { createLoad } from './load.ts';
 import { measureRecovery } from './recovery.ts';
@@ -81,7 +82,7 @@ const execLog = path.join(workDir, 'executions.log');
 Service.logDir = workDir;
 const started = Date.now();
 
-const db = new ChaosDatabase();
+const db = new OwnCluster({ name: 'chaos', flags: ['-c', 'max_connections=300'] });
 await db.start();
 const pool = new pg.Pool({ connectionString: db.url, max: 4, application_name: 'chaos' });
 pool.on('error', () => {});

@@ -180,13 +180,19 @@ export function createRunner(opts: RunnerOptions): Runner {
       } else {
         const outcome =
           guard === true
-            ? await steps.run(
-                { workflow: def.name, index, state, processId: claim.id, attempt },
-                controller.signal,
-              )
+            ? await steps
+                .run(
+                  { workflow: def.name, index, state, processId: claim.id, attempt },
+                  controller.signal,
+                )
+                // After an abort the pool may give up on a step that ignores its signal.
+                .catch((err: unknown) => {
+                  if (controller.signal.aborted) return undefined;
+                  throw err;
+                })
             : ({ ok: false, error: guard } as const);
         // Aborted: by the user or a lost lease (nothing to commit), or by shutdown (give it back).
-        if (controller.signal.aborted) return stopping ? giveBack(claim) : 'lease_lost';
+        if (controller.signal.aborted || !outcome) return stopping ? giveBack(claim) : 'lease_lost';
         if (outcome.ok) {
           state = { ...state, ...outcome.delta };
           commit = {

@@ -7,6 +7,7 @@ import type { StepOutcome, StepTask } from './types.ts';
 export interface StepPool {
   /** Runs one step; `signal` tells the step to stop (it sees its own AbortSignal fire). */
   run(task: StepTask, signal: AbortSignal): Promise<StepOutcome>;
+  /** Terminates the threads; call once the runner has stopped (a step still running is abandoned). */
   close(): Promise<void>;
 }
 
@@ -14,6 +15,11 @@ export interface StepPoolOptions {
   workflowsDir: string;
   /** Threads. */
   maxThreads: number;
+  /**
+   * Steps one thread runs at once. Steps that wait on I/O (an API call, a sleep) share a thread;
+   * a CPU-bound step holds its thread, never the caller's event loop. Default 16.
+   */
+  stepsPerThread?: number;
   /** After an abort, how long a step may take to notice before its thread is terminated. Default 5000 ms. */
   abortGraceMs?: number;
 }
@@ -28,6 +34,11 @@ export interface StepWorkerData {
   workflowsDir: string;
   /** Name of the BroadcastChannel on which aborted task ids are announced. */
   abortChannel: string;
+}
+
+/** A step that did not stop within the grace period after its abort; its outcome is discarded. */
+export class StepAbandonedError extends Error {
+  override name = 'StepAbandonedError';
 }
 
 const workerFile = new URL('./step-worker.ts', import.meta.url).href;
@@ -47,6 +58,7 @@ export function createStepPool(opts: StepPoolOptions): StepPool {
     minThreads: Math.min(1, opts.maxThreads),
     maxThreads: opts.maxThreads,
     idleTimeout: 60_000,
+    concurrentTasksPerWorker: opts.stepsPerThread ?? 16,
     workerData,
   });
   const aborts = new BroadcastChannel(workerData.abortChannel);
@@ -57,21 +69,30 @@ export function createStepPool(opts: StepPoolOptions): StepPool {
   return {
     async run(task, signal) {
       const taskId = ++nextTaskId;
-      const hardStop = new AbortController();
       let timer: NodeJS.Timeout | undefined;
       let repeat: NodeJS.Timeout | undefined;
+      let abandon: ((err: Error) => void) | undefined;
+      const abandoned = new Promise<never>((_, reject) => (abandon = reject));
+      abandoned.catch(() => undefined);
       const onAbort = () => {
         // A broadcast reaches only threads listening now: one still starting, or a task still
         // queued, would miss it. Repeated until the step settles (threads ignore repeats).
         aborts.postMessage(taskId);
         repeat = setInterval(() => aborts.postMessage(taskId), 50);
-        timer = setTimeout(() => hardStop.abort(), grace);
+        // A step that ignores its signal is abandoned after the grace period: its result, if it
+        // ever comes, is discarded. (Its thread is not terminated: other steps share it.)
+        timer = setTimeout(
+          () => abandon?.(new StepAbandonedError(`step ignored its abort for ${grace} ms`)),
+          grace,
+        );
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
       try {
         const message: StepMessage = { ...task, taskId };
-        return (await piscina.run(message, { signal: hardStop.signal })) as StepOutcome;
+        // No AbortSignal for piscina: a task with one gets a thread of its own, and steps that
+        // wait on I/O could no longer share threads.
+        return await Promise.race([piscina.run(message) as Promise<StepOutcome>, abandoned]);
       } finally {
         signal.removeEventListener('abort', onAbort);
         clearTimeout(timer);
@@ -79,8 +100,23 @@ export function createStepPool(opts: StepPoolOptions): StepPool {
       }
     },
     close() {
-      closing ??= piscina.close().finally(() => aborts.close());
+      // Called once the runner has handed back its processes: a step still running now was
+      // abandoned, so its thread is terminated rather than waited for.
+      closing ??= piscina.destroy().finally(() => aborts.close());
       return closing;
     },
   };
+}
+
+/** The step pool as configured by WORKFLOWS_DIR, MAX_WORKERS and STEPS_PER_THREAD. */
+export function stepPoolFromConfig(config: {
+  WORKFLOWS_DIR: string;
+  MAX_WORKERS: number;
+  STEPS_PER_THREAD: number;
+}): StepPool {
+  return createStepPool({
+    workflowsDir: config.WORKFLOWS_DIR,
+    maxThreads: config.MAX_WORKERS,
+    stepsPerThread: config.STEPS_PER_THREAD,
+  });
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../config/logger.ts';
 import type { Pool } from '../db/pool.ts';
 import type { Dispatcher } from '../engine/engine.ts';
 import type { Registry } from '../engine/registry.ts';
-import { createStepPool } from '../engine/step-pool.ts';
+import { stepPoolFromConfig } from '../engine/step-pool.ts';
 import { allQueues, createBoss, createQueues } from './boss.ts';
 import { createQueueExecutor } from './queue.ts';
 import { createThreadpoolExecutor } from './threadpool.ts';
@@ -58,10 +58,7 @@ export async function startApiExecutor(
       active: () => [],
     };
   }
-  const steps = createStepPool({
-    workflowsDir: config.WORKFLOWS_DIR,
-    maxThreads: config.MAX_WORKERS,
-  });
+  const steps = stepPoolFromConfig(config);
   const threadpool = createThreadpoolExecutor({
     pool,
     registry,
