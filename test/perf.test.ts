@@ -315,7 +315,7 @@ describe('threadpool executor', () => {
 });
 
 describe('step pool', () => {
-  it('aborts a running step and one that was still queued when the abort came', async () => {
+  it('aborts steps whose abort was announced before their thread was listening', async () => {
     const steps = createStepPool({ workflowsDir: `${root}/workflows`, maxThreads: 1 });
     try {
       const task = (processId: string) => ({
@@ -327,7 +327,7 @@ describe('step pool', () => {
       });
       const first = new AbortController();
       const second = new AbortController();
-      // One thread: the second task waits in the queue behind the first.
+      // The thread is still starting when the second abort goes out: only the repeat reaches it.
       const running = steps.run(task('a'), first.signal);
       const queued = steps.run(task('b'), second.signal);
       second.abort();

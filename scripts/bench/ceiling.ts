@@ -81,3 +81,33 @@ export async function measureCommitLatency(url: string, count: number): Promise<
     await c.end();
   }
 }
+
+/**
+ * The ceiling with the live-event NOTIFY triggers of the step tables switched off for the
+ * measurement: what per-step NOTIFY costs (a notifying commit holds Postgres's notify-queue lock
+ * through its commit, so notifying commits do not overlap). The benchmark's database only.
+ */
+export async function measureCeilingWithoutNotify(
+  url: string,
+  durationMs: number,
+): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const { rows } = await c.query<{ tbl: string; name: string }>(
+    `SELECT t.tgrelid::regclass::text AS tbl, t.tgname AS name
+       FROM pg_trigger t JOIN pg_proc f ON f.oid = t.tgfoid
+      WHERE t.tgrelid IN ('orchestrator.processes'::regclass, 'orchestrator.process_steps'::regclass)
+        AND NOT t.tgisinternal AND f.proname LIKE 'notify%'`,
+  );
+  const toggle = async (on: boolean) => {
+    for (const r of rows)
+      await c.query(`ALTER TABLE ${r.tbl} ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${r.name}`);
+  };
+  try {
+    await toggle(false);
+    return await measureCeiling(url, durationMs);
+  } finally {
+    await toggle(true);
+    await c.end();
+  }
+}

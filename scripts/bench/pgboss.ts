@@ -1,6 +1,6 @@
-// Item 2, the pg-boss floor: no-op jobs through pg-boss alone, with the queue and fetch settings
-// worker mode uses (notify-enabled queue, one job per fetch, slots that wake themselves) and the
-// same number of worker processes. Jobs per second, from the bulk insert to the last completion.
+// Item 2, the pg-boss floor: no-op jobs through pg-boss alone, with the queue settings and fetch
+// pattern of worker mode (one job per fetch, completed, then the next; `--concurrency` slots per
+// worker) and the same number of worker processes. Jobs per second, from the bulk insert to the last completion.
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PgBoss } from 'pg-boss';
