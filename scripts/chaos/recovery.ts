@@ -3,7 +3,8 @@ import type pg from 'pg';
 
 /**
  * Time to recover from a fault: until every process that was running when it struck has moved
- * (committed a step, or ended), or — when none was — until the next step commits anywhere.
+ * (committed a step, or ended), or — when none was — until the next step commits anywhere (or
+ * nothing is left to run).
  */
 export function measureRecovery(pool: pg.Pool) {
   let before = new Map<string, number>();
@@ -24,11 +25,16 @@ export function measureRecovery(pool: pg.Pool) {
       while (Date.now() < deadline) {
         try {
           if (before.size === 0) {
+            // Nothing was running: recovered at the next commit anywhere, or at once when no work
+            // is left to run (at the tail of the load nothing more would ever commit).
             const { rows } = await pool.query(
-              `SELECT 1 FROM orchestrator.process_steps WHERE completed_at > to_timestamp($1 / 1000.0) LIMIT 1`,
+              `SELECT EXISTS (SELECT 1 FROM orchestrator.process_steps
+                               WHERE completed_at > to_timestamp($1 / 1000.0))
+                   OR NOT EXISTS (SELECT 1 FROM orchestrator.processes
+                                   WHERE status IN ('created', 'resumed', 'running')) AS ok`,
               [t0],
             );
-            if (rows.length) return Date.now() - t0;
+            if (rows[0]?.ok) return Date.now() - t0;
           } else {
             const { rows } = await pool.query(
               `SELECT p.id, p.workflow_name, p.step_index, p.lease_owner, p.lease_expires_at
