@@ -19,6 +19,8 @@ export function measureRecovery(pool: pg.Pool) {
     /** Milliseconds until recovered, or undefined when it did not within `timeoutMs`. */
     async wait(timeoutMs: number): Promise<number | undefined> {
       const deadline = t0 + timeoutMs;
+      let lastError: unknown;
+      let stuck: unknown[] = [];
       while (Date.now() < deadline) {
         try {
           if (before.size === 0) {
@@ -28,19 +30,23 @@ export function measureRecovery(pool: pg.Pool) {
             );
             if (rows.length) return Date.now() - t0;
           } else {
-            const { rows } = await pool.query<{ n: number }>(
-              `SELECT count(*)::int AS n FROM orchestrator.processes p
+            const { rows } = await pool.query(
+              `SELECT p.id, p.workflow_name, p.step_index, p.lease_owner, p.lease_expires_at
+                 FROM orchestrator.processes p
                  JOIN unnest($1::uuid[], $2::float8[]) AS b(id, t) ON b.id = p.id
                 WHERE p.status = 'running' AND extract(epoch FROM p.last_modified_at) * 1000 <= b.t`,
               [[...before.keys()], [...before.values()]],
             );
-            if (rows[0]?.n === 0) return Date.now() - t0;
+            if (rows.length === 0) return Date.now() - t0;
+            stuck = rows;
           }
-        } catch {
+        } catch (err) {
           // The database may be restarting.
+          lastError = err;
         }
         await sleep(50);
       }
+      console.error('not recovered:', { stuck: stuck.slice(0, 5), lastError });
       return undefined;
     },
   };

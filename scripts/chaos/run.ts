@@ -201,6 +201,7 @@ const exitCode = await (async () => {
   const violations: Violation[] = await checkInvariants(pool, {
     registry,
     abandonedAfterSeconds: LEASE_SECONDS * 3,
+    checkJobs: true,
   });
   const { rows: statusRows } = await pool.query<{ status: string; n: number }>(
     `SELECT status, count(*)::int AS n FROM orchestrator.processes GROUP BY status`,
