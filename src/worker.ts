@@ -11,7 +11,7 @@ import { createPool, isConnectionError } from './db/pool.ts';
 import { markWorkerStopped, pruneWorkers, registerWorker, workerHeartbeat } from './db/workers.ts';
 import { loadRegistry } from './engine/registry.ts';
 import { stepPoolFromConfig } from './engine/step-pool.ts';
-import { allQueues, createBoss, createQueues } from './executors/boss.ts';
+import { allQueues, createBoss, createQueues, queueFor } from './executors/boss.ts';
 import { createWorkerExecutor, type WorkerExecutor } from './executors/worker.ts';
 import { createListener } from './live/listener.ts';
 
@@ -106,7 +106,12 @@ export async function startWorker(
   events.on('notification', (e) => {
     if (e.type !== 'process') return;
     if (e.status === 'aborted') executor.runner.abortLocal(e.id);
-    else if (e.status === 'created' || e.status === 'resumed') executor.wake();
+    else if (e.status === 'created' || e.status === 'resumed') {
+      // The event has no target: this names the standard queue (a worker that consumes
+      // per-target queues is woken whatever the hint).
+      const kind = e.status === 'created' ? 'new' : 'resume';
+      executor.wake(queueFor({ isTask: e.isTask, target: '', kind }, []));
+    }
   });
   events.on('reconnected', () => executor.wake());
   await events.start();

@@ -1,16 +1,15 @@
 // Item 2, the pg-boss floor: no-op jobs through pg-boss alone, with the queue settings and fetch
 // pattern of worker mode (one job per fetch, completed, then the next; `--concurrency` slots per
 // worker) and the same number of worker processes. Jobs per second, from the bulk insert to the last completion.
-import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PgBoss } from 'pg-boss';
 import pg from 'pg';
-import { NodeProcess } from './system.ts';
+import { NodeProcess, WORKER_CONCURRENCY } from './system.ts';
 
 const SCHEMA = 'bench_pgboss';
 const QUEUE = 'bench_noop';
-/** Slots per worker process: the worker CLI's default `--concurrency` (the number of cores). */
-export const FLOOR_CONCURRENCY = os.availableParallelism();
+/** Slots per worker process: the same `--concurrency` as the benchmark's workers. */
+export const FLOOR_CONCURRENCY = WORKER_CONCURRENCY;
 
 export async function measurePgBossFloor(
   url: string,

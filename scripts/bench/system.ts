@@ -179,12 +179,18 @@ export async function startApi(
   }
 }
 
-/** Starts `node src/cli/worker.ts` (worker mode, default options) and waits for its ready line. */
+/**
+ * Processes each benchmark worker runs at once (`--concurrency`): no-op processes wait on the
+ * database, not on a core, so a worker runs many at once as a deployment would configure it.
+ */
+export const WORKER_CONCURRENCY = 16;
+
+/** Starts `node src/cli/worker.ts --concurrency WORKER_CONCURRENCY` and waits for its ready line. */
 export async function startWorker(
   db: BenchDatabase,
   extraEnv: Record<string, string> = {},
 ): Promise<NodeProcess> {
-  const proc = new NodeProcess('src/cli/worker.ts', [], {
+  const proc = new NodeProcess('src/cli/worker.ts', ['--concurrency', String(WORKER_CONCURRENCY)], {
     DATABASE_URL: db.url,
     WORKFLOWS_DIR: benchWorkflows,
     LOG_LEVEL: 'info',

@@ -36,8 +36,12 @@ export interface WorkerExecutor {
   state(): WorkerState;
   /** Starts consuming; resolves once its slots are fetching. */
   start(): Promise<void>;
-  /** A job may be waiting (a process was created or resumed): idle slots look at once. */
-  wake(): void;
+  /**
+   * A job may be waiting in `queue` (a process was created or resumed there): one idle slot looks
+   * at once, that queue first. Without a queue (notifications may have been missed), every idle
+   * slot looks.
+   */
+  wake(queue?: string): void;
   /**
    * Stops fetching, lets running steps finish for up to `timeoutMs`, and gives back processes that
    * are mid-way (re-queued at once). Idempotent.
@@ -80,26 +84,26 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
   }
 
   const pollIntervalMs = opts.pollIntervalMs ?? 2_000;
-  let wakers: (() => void)[] = [];
-  function wake(): void {
-    const w = wakers;
-    wakers = [];
-    for (const f of w) f();
-  }
-  /** Sleeps until woken or `ms` passed. */
+  /** Idle slots, each waiting to be woken with the queue to look at first. */
+  let idleSlots: ((hint: string | undefined) => void)[] = [];
+  /** Sleeps until woken (resolving with the hinted queue) or `ms` passed. */
   const idle = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      wakers.push(() => {
+    new Promise<string | undefined>((resolve) => {
+      const wakeUp = (hint: string | undefined) => {
         clearTimeout(t);
-        resolve();
-      });
+        idleSlots = idleSlots.filter((f) => f !== wakeUp);
+        resolve(hint);
+      };
+      const t = setTimeout(() => wakeUp(undefined), ms);
+      idleSlots.push(wakeUp);
     });
+  const consumesTargetQueues = queues.some((q) => opts.targetQueues.includes(q));
 
-  /** Fetches one job from the first of the queues (starting at `from`) that has one. */
-  async function fetchOne(from: number) {
-    for (let i = 0; i < queues.length; i++) {
-      const queue = queues[(from + i) % queues.length]!;
+  /** Fetches one job: from `first` when given, then from the queues in turn from `from`. */
+  async function fetchOne(from: number, first: string | undefined) {
+    const order = queues.map((_, i) => queues[(from + i) % queues.length]!);
+    if (first && queues.includes(first)) order.unshift(first);
+    for (const queue of new Set(order)) {
       const [job] = await boss.fetch(queue, { batchSize: 1 });
       if (job) return { queue, job };
     }
@@ -114,21 +118,23 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
    */
   async function slot(index: number): Promise<void> {
     let backoff = 250;
+    let hint: string | undefined;
     for (let turn = index; state === 'running'; turn++) {
       let got: Awaited<ReturnType<typeof fetchOne>>;
       try {
-        got = await fetchOne(turn % queues.length);
+        got = await fetchOne(turn % queues.length, hint);
         backoff = 250;
       } catch (err) {
         logger.warn('fetching jobs failed; retrying', { err });
-        await idle(backoff);
+        await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 5_000);
         continue;
       }
       if (!got) {
-        await idle(pollIntervalMs);
+        hint = await idle(pollIntervalMs);
         continue;
       }
+      hint = undefined;
       const { queue, job } = got;
       try {
         await handle(queue, job.data);
@@ -152,11 +158,18 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
       slots = Array.from({ length: concurrency }, (_, i) => slot(i));
       logger.info('consuming', { queues, concurrency });
     },
-    wake,
+    wake(queue) {
+      // One job, one slot: waking every idle slot would send them all to fetch at once.
+      if (queue === undefined) {
+        for (const wakeUp of idleSlots) wakeUp(undefined);
+      } else if (queues.includes(queue) || consumesTargetQueues) {
+        idleSlots[0]?.(queue);
+      }
+    },
     stop(timeoutMs) {
       stopping ??= (async () => {
         state = 'stopping';
-        wake();
+        for (const wakeUp of idleSlots) wakeUp(undefined);
         await runner.stop(timeoutMs);
         await Promise.all(slots);
         state = 'stopped';
