@@ -1,18 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
-import {
-  claimProcess,
-  commitStep,
-  heartbeat,
-  insertProcess,
-  type StepCommit,
-} from '../src/db/processes.ts';
+import { claimProcess, commitStep, heartbeat, type StepCommit } from '../src/db/processes.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { createRunner } from '../src/engine/runner.ts';
 import { createStepPool, type StepPool } from '../src/engine/step-pool.ts';
 import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
 import { fixtures, root } from './support/paths.ts';
 
 let db: TestDatabase;
@@ -28,16 +21,7 @@ afterAll(async () => {
 });
 
 async function newProcess(workflowName: string, input: Record<string, unknown> = {}) {
-  const id = randomUUID();
-  await insertProcess(db.pool, {
-    id,
-    workflowName,
-    target: 'modify',
-    isTask: false,
-    createdBy: 'test',
-    input,
-  });
-  return id;
+  return seedProcess(db.pool, { workflowName, createdBy: 'test', input });
 }
 
 async function stepRows(id: string) {

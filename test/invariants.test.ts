@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { checkInvariants } from '../src/db/invariants.ts';
-import { insertProcess } from '../src/db/processes.ts';
 import { loadRegistry, type Registry } from '../src/engine/registry.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
 import { root } from './support/paths.ts';
 
 let db: TestDatabase;
@@ -16,15 +14,7 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 async function proc(status: string, stepIndex: number, rows: [number, string][], extra = '') {
-  const id = randomUUID();
-  await insertProcess(db.pool, {
-    id,
-    workflowName: 'noop',
-    target: 'modify',
-    isTask: false,
-    createdBy: null,
-    input: {},
-  });
+  const id = await seedProcess(db.pool);
   await db.pool.query(
     `UPDATE orchestrator.processes SET status = $2, step_index = $3 ${extra} WHERE id = $1`,
     [id, status, stepIndex],

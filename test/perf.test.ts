@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { statusCounts } from '../src/db/process-list.ts';
-import { claimProcess, commitStep, insertProcess, type StepCommit } from '../src/db/processes.ts';
+import { claimProcess, commitStep, type StepCommit } from '../src/db/processes.ts';
 import { commitPlainSteps } from '../src/db/step-commits.ts';
 import { createCommitBatcher } from '../src/engine/commit-batcher.ts';
 import type { Orchestrator } from '../src/server.ts';
@@ -15,7 +15,7 @@ import { loadRegistry } from '../src/engine/registry.ts';
 import { createStepPool } from '../src/engine/step-pool.ts';
 import { createThreadpoolExecutor } from '../src/executors/threadpool.ts';
 import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
 import { root } from './support/paths.ts';
 
 let db: TestDatabase;
@@ -100,14 +100,7 @@ describe('status counts', () => {
   it('follow bulk inserts and deletes, and are zero after the table is truncated', async () => {
     const other = await createTestDatabase();
     try {
-      await insertProcess(other.pool, {
-        id: randomUUID(),
-        workflowName: 'noop',
-        target: 'modify',
-        isTask: false,
-        createdBy: null,
-        input: {},
-      });
+      await seedProcess(other.pool);
       expect((await statusCounts(other.pool)).processCounts).toEqual({ created: 1 });
       // One statement, many rows of mixed statuses, as a bulk load writes them.
       await other.pool.query(
@@ -135,15 +128,7 @@ describe('status counts', () => {
 
 describe('step commits', () => {
   it('update the process row in place (HOT) while it keeps running', async () => {
-    const id = randomUUID();
-    await insertProcess(db.pool, {
-      id,
-      workflowName: 'noop',
-      target: 'modify',
-      isTask: false,
-      createdBy: null,
-      input: {},
-    });
+    const id = await seedProcess(db.pool);
     const claim = await claimProcess(db.pool, id, 'test', 30);
     expect(claim).toBeDefined();
     // A connection of its own: statistics not yet flushed by other statements would count too.
@@ -179,15 +164,7 @@ describe('step commits', () => {
 });
 
 async function claimedNoop(): Promise<{ id: string; token: string }> {
-  const id = randomUUID();
-  await insertProcess(db.pool, {
-    id,
-    workflowName: 'noop',
-    target: 'modify',
-    isTask: false,
-    createdBy: null,
-    input: {},
-  });
+  const id = await seedProcess(db.pool);
   const claim = await claimProcess(db.pool, id, 'test', 30);
   return { id, token: claim!.leaseToken };
 }
@@ -283,14 +260,7 @@ describe('threadpool executor', () => {
     try {
       const ids = Array.from({ length: 20 }, () => randomUUID());
       for (const id of ids) {
-        await insertProcess(db.pool, {
-          id,
-          workflowName: 'slow',
-          target: 'modify',
-          isTask: false,
-          createdBy: null,
-          input: { sleepMs: 20 },
-        });
+        await seedProcess(db.pool, { id, workflowName: 'slow', input: { sleepMs: 20 } });
       }
       for (const id of ids) executor.dispatcher.afterCommit({ processId: id } as never);
       let most = 0;

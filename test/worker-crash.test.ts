@@ -1,15 +1,13 @@
 // Worker mode under crashes and shutdowns, with real worker processes: kill -9 mid-step, SIGTERM
 // hand-over, and many processes across two workers.
-import { randomUUID } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { createPool } from '../src/db/pool.ts';
-import { insertProcess } from '../src/db/processes.ts';
 import { createQueueExecutor } from '../src/executors/queue.ts';
 import { checkInvariants } from '../src/db/invariants.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
 import { root } from './support/paths.ts';
 import { killAll, type Spawned } from './support/spawn.ts';
 import { startWorkerModeApi, startWorkerProcess, terminate } from './support/workers.ts';
@@ -53,15 +51,7 @@ const liveJobs = async (id: string) =>
 
 describe('sweeper', () => {
   it('gives a process left without a job exactly one, even with two sweepers racing', async () => {
-    const id = randomUUID();
-    await insertProcess(db.pool, {
-      id,
-      workflowName: 'noop',
-      target: 'modify',
-      isTask: false,
-      createdBy: 'test',
-      input: {},
-    });
+    const id = await seedProcess(db.pool, { createdBy: 'test' });
     await db.pool.query(
       `UPDATE orchestrator.processes SET last_modified_at = now() - interval '1 hour' WHERE id = $1`,
       [id],

@@ -1,6 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import type { Queryable } from '../../src/db/pool.ts';
+import { insertProcess, type NewProcess } from '../../src/db/processes.ts';
 
 /** Migrated once per run by global-setup; cloned per test file. */
 export const TEMPLATE_DB = 'orchestrator_template';
@@ -42,4 +44,25 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await c.end();
     },
   };
+}
+
+/**
+ * Inserts a `created` process row directly (no API, no dispatch), for tests that set up states by
+ * hand. Defaults: workflow `noop`, target `modify`, a workflow (not a task), no input.
+ */
+export async function seedProcess(
+  db: Queryable,
+  fields: Partial<NewProcess> = {},
+): Promise<string> {
+  const id = fields.id ?? randomUUID();
+  await insertProcess(db, {
+    workflowName: 'noop',
+    target: 'modify',
+    isTask: false,
+    createdBy: null,
+    input: {},
+    ...fields,
+    id,
+  });
+  return id;
 }
