@@ -82,9 +82,21 @@ export async function openBenchDatabase(opts: { pgStats: boolean }): Promise<Ben
       const c = new pg.Client({ connectionString: url });
       await c.connect();
       try {
-        await c.query('TRUNCATE orchestrator.processes CASCADE');
         const boss = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgboss'`);
-        if (boss.rowCount) await c.query('TRUNCATE pgboss.job');
+        const tables = boss.rowCount
+          ? 'orchestrator.processes, pgboss.job'
+          : 'orchestrator.processes';
+        // Idle workers and the API's sweeper still query these tables: TRUNCATE's exclusive locks
+        // can deadlock with them, and then the truncate is simply tried again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await c.query(`TRUNCATE ${tables} CASCADE`);
+            break;
+          } catch (err) {
+            if ((err as { code?: string }).code !== '40P01' || attempt >= 10) throw err;
+            await sleep(50 * attempt);
+          }
+        }
         await c.query('VACUUM ANALYZE');
       } finally {
         await c.end();
