@@ -86,9 +86,18 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
   const pollIntervalMs = opts.pollIntervalMs ?? 2_000;
   /** Idle slots, each waiting to be woken with the queue to look at first. */
   let idleSlots: ((hint: string | undefined) => void)[] = [];
+  /**
+   * Wake-ups that found no idle slot (every slot busy, or one between a fetch that found nothing
+   * and its sleep): the next slot about to sleep looks again instead, so no job waits for a poll.
+   */
+  const missed: string[] = [];
   /** Sleeps until woken (resolving with the hinted queue) or `ms` passed. */
   const idle = (ms: number) =>
     new Promise<string | undefined>((resolve) => {
+      if (missed.length > 0) {
+        resolve(missed.shift());
+        return;
+      }
       const wakeUp = (hint: string | undefined) => {
         clearTimeout(t);
         idleSlots = idleSlots.filter((f) => f !== wakeUp);
@@ -163,7 +172,9 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
       if (queue === undefined) {
         for (const wakeUp of idleSlots) wakeUp(undefined);
       } else if (queues.includes(queue) || consumesTargetQueues) {
-        idleSlots[0]?.(queue);
+        const wakeUp = idleSlots[0];
+        if (wakeUp) wakeUp(queue);
+        else if (missed.length < concurrency) missed.push(queue);
       }
     },
     stop(timeoutMs) {
