@@ -1,0 +1,58 @@
+// `npm run migrate`: applies pg-boss's schema and sql/ to an empty database, again as a no-op,
+// and fails with a clear message and exit code 1 when the database cannot be reached.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { withDatabase } from './support/database.ts';
+import { freePort } from './support/ports.ts';
+import { spawnNode } from './support/spawn.ts';
+
+const adminUrl = inject('adminUrl');
+const name = `migrate_${randomBytes(6).toString('hex')}`;
+
+async function admin(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+afterAll(() => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+
+describe('npm run migrate', () => {
+  it('migrates an empty database, and a second run changes nothing', async () => {
+    await admin(`CREATE DATABASE ${name}`);
+    const url = withDatabase(adminUrl, name);
+    const first = spawnNode('src/cli/migrate.ts', [], { DATABASE_URL: url });
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toContain('migrations applied');
+
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      const tables = await c.query<{ t: string }>(
+        `SELECT table_schema || '.' || table_name AS t FROM information_schema.tables
+          WHERE table_schema IN ('orchestrator', 'pgboss') AND table_name IN ('processes', 'job')`,
+      );
+      expect(tables.rows.map((r) => r.t).sort()).toEqual(['orchestrator.processes', 'pgboss.job']);
+      const applied = await c.query(`SELECT count(*)::int AS n FROM migrations`);
+      const second = spawnNode('src/cli/migrate.ts', [], { DATABASE_URL: url });
+      expect(await second.exited).toBe(0);
+      expect((await c.query(`SELECT count(*)::int AS n FROM migrations`)).rows).toEqual(
+        applied.rows,
+      );
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('fails with exit code 1 and a clear message when the database is unreachable', async () => {
+    const url = `postgres://postgres:x@127.0.0.1:${await freePort()}/none`;
+    const p = spawnNode('src/cli/migrate.ts', [], { DATABASE_URL: url });
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(/migrations failed: .*ECONNREFUSED/);
+  });
+});
