@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROCESS_STATUSES } from '../src/engine/types.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -174,6 +175,12 @@ describe('subscriptions and engine status', () => {
     const lib = await fetch(`${api.url}/socket.io/socket.io.js`);
     expect(lib.status).toBe(200);
     await lib.arrayBuffer();
+    // The page's status filter comes from the engine's own list.
+    const statuses = await fetch(`${api.url}/statuses.js`);
+    expect(statuses.headers.get('content-type')).toMatch(/javascript/);
+    expect(await statuses.text()).toBe(
+      `export const STATUSES = ${JSON.stringify(PROCESS_STATUSES)};\n`,
+    );
   });
 });
 

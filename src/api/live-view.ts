@@ -2,11 +2,17 @@
 // and to Socket.IO, whose client the Socket.IO server serves at /socket.io/socket.io.js.
 import path from 'node:path';
 import express, { Router } from 'express';
+import { PROCESS_STATUSES } from '../engine/types.ts';
 
 export const publicDir = path.join(import.meta.dirname, 'public');
 
 export function liveViewRouter(): Router {
   const router = Router();
+  // The engine's statuses, as a module the page imports: one list, not a copy in the page.
+  const statusesModule = `export const STATUSES = ${JSON.stringify(PROCESS_STATUSES)};\n`;
+  router.get('/statuses.js', (_req, res) => {
+    res.type('text/javascript').set('Cache-Control', 'no-cache').send(statusesModule);
+  });
   router.use(
     express.static(publicDir, {
       index: 'index.html',

@@ -2,19 +2,7 @@
 // "visit" per page shown, whose socket handlers and subscriptions end when the page is left.
 import { el, errorText } from './forms.js';
 
-export const STATUSES = [
-  'created',
-  'running',
-  'suspended',
-  'waiting',
-  'awaiting_callback',
-  'resumed',
-  'completed',
-  'aborted',
-  'failed',
-  'api_unavailable',
-  'inconsistent_data',
-];
+export { STATUSES } from './statuses.js';
 
 export const view = document.getElementById('view');
 export const socket = io({ transports: ['websocket', 'polling'] });
