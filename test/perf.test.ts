@@ -128,28 +128,13 @@ describe('status counts', () => {
 
 describe('step commits', () => {
   it('update the process row in place (HOT) while it keeps running', async () => {
-    const id = await seedProcess(db.pool);
-    const claim = await claimProcess(db.pool, id, 'test', 30);
-    expect(claim).toBeDefined();
+    const claimed = await claimedNoop();
     // A connection of its own: statistics not yet flushed by other statements would count too.
     const tx = new pg.Client({ connectionString: db.url });
     await tx.connect();
     try {
       await tx.query('BEGIN');
-      const held = await commitStep(tx, {
-        id,
-        leaseToken: claim!.leaseToken,
-        index: 0,
-        name: 'One',
-        stepStatus: 'success',
-        state: {},
-        startedAt: new Date(),
-        createdBy: null,
-        processStatus: 'running',
-        nextIndex: 1,
-        nextAttempt: 1,
-        leaseSeconds: 30,
-      });
+      const held = await commitStep(tx, firstStep(claimed, {}));
       expect(held).toBe(true);
       const { rows } = await tx.query<{ upd: number; hot: number }>(
         `SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot FROM pg_stat_xact_user_tables
@@ -166,6 +151,7 @@ describe('step commits', () => {
 async function claimedNoop(): Promise<{ id: string; token: string }> {
   const id = await seedProcess(db.pool);
   const claim = await claimProcess(db.pool, id, 'test', 30);
+  expect(claim).toBeDefined();
   return { id, token: claim!.leaseToken };
 }
 
