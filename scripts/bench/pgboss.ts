@@ -32,10 +32,7 @@ export async function measurePgBossFloor(
   await db.connect();
   try {
     for (const w of workers) {
-      while (!w.output.includes('worker ready')) {
-        if (!w.running) throw new Error(`pg-boss worker exited:\n${w.output}`);
-        await sleep(20);
-      }
+      await w.waitFor(/worker ready/, 'a pg-boss worker');
     }
     const results: number[] = [];
     for (let run = 0; run < opts.runs; run++) {

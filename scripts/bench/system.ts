@@ -1,7 +1,5 @@
 // The system under test as real processes: a Postgres of its own (embedded in a temporary
 // folder, or a fresh database on DATABASE_URL's server), the API and worker processes.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,9 +8,11 @@ import pg from 'pg';
 import { silentLogger } from '../../src/config/logger.ts';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { runMigrations } from '../../src/db/migrate.ts';
+import { NodeProcess, root } from '../support/node-process.ts';
 import { freePort } from '../support/ports.ts';
 
-export const root = path.resolve(import.meta.dirname, '..', '..');
+export { NodeProcess, root };
+
 export const benchWorkflows = path.join(root, 'scripts', 'bench', 'workflows');
 /** Worker mode lands with `src/cli/worker.ts`; without it the worker figures are n/a. */
 export const workerModeAvailable = fs.existsSync(path.join(root, 'src', 'cli', 'worker.ts'));
@@ -112,52 +112,7 @@ export async function openBenchDatabase(opts: { pgStats: boolean }): Promise<Ben
   };
 }
 
-/** A node process of the system; its peak RSS is read from /proc (VmHWM) before it exits. */
-export class NodeProcess {
-  readonly child: ChildProcess;
-  output = '';
-  readonly #exited: Promise<unknown>;
-
-  constructor(script: string, args: string[], env: Record<string, string>) {
-    this.child = spawn(process.execPath, [script, ...args], {
-      cwd: root,
-      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const append = (d: Buffer) => {
-      this.output += d.toString();
-      if (this.output.length > 100_000) this.output = this.output.slice(-50_000);
-    };
-    this.child.stdout?.on('data', append);
-    this.child.stderr?.on('data', append);
-    this.#exited = once(this.child, 'exit');
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Peak resident set size so far, in MB (Linux only; NaN elsewhere). */
-  peakRssMb(): number {
-    try {
-      const status = fs.readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
-      const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
-      return kb ? Number(kb) / 1024 : Number.NaN;
-    } catch {
-      return Number.NaN;
-    }
-  }
-
-  /** Graceful stop (SIGTERM), SIGKILL after `timeoutMs`. */
-  async stop(timeoutMs = 20_000): Promise<void> {
-    if (!this.running) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
-    await this.#exited;
-    clearTimeout(timer);
-  }
-}
-
+/** The API as started by the benchmark: its URL and its process (peak RSS read from /proc). */
 export interface Api {
   url: string;
   process: NodeProcess;
@@ -208,11 +163,6 @@ export async function startWorker(
     LOG_LEVEL: 'info',
     ...extraEnv,
   });
-  const deadline = Date.now() + 60_000;
-  while (!/worker ready/.test(proc.output)) {
-    if (!proc.running) throw new Error(`a worker exited while starting:\n${proc.output}`);
-    if (Date.now() > deadline) throw new Error(`a worker did not start:\n${proc.output}`);
-    await sleep(50);
-  }
+  await proc.waitFor(/worker ready/, 'a worker');
   return proc;
 }
