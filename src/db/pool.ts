@@ -27,15 +27,14 @@ export function createPool(opts: PoolOptions): Pool {
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
-  pool.on('error', (err) => opts.logger.warn('database connection lost', { err }));
-  // A client checked out of the pool has no error listener of the pool's: a backend terminated
-  // between two queries of a transaction would emit an unhandled 'error' and kill the process.
-  // With this listener the next query fails instead, and the pool drops the broken client.
+  // Every client gets its own error listener: pg-pool listens only on idle clients, and a backend
+  // terminated between two queries of a transaction would emit an unhandled 'error' and kill the
+  // process. With it the next query fails instead, and the pool drops the broken client. It also
+  // logs idle clients' losses, so the pool's own 'error' (which must be handled) stays quiet.
   pool.on('connect', (client) => {
-    client.on('error', (err) =>
-      opts.logger.warn('database connection lost (client in use)', { err: err.message }),
-    );
+    client.on('error', (err) => opts.logger.warn('database connection lost', { err: err.message }));
   });
+  pool.on('error', () => undefined);
   return pool;
 }
 
