@@ -26,19 +26,14 @@ SELECT status, is_task, 0, count(*) FROM orchestrator.processes GROUP BY status,
 -- million rows updates a few counter rows once); status changes per row, only when the status
 -- changed (a step commit that keeps a process running touches no counter). Counter rows are
 -- always locked in one order (status, is_task), so two transactions never wait in a cycle.
-CREATE FUNCTION orchestrator.count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One function for both: the trigger names its transition table `changed`; inserts count up,
+-- deletes down.
+CREATE FUNCTION orchestrator.count_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO orchestrator.status_counts AS c (status, is_task, stripe, n)
-  SELECT status, is_task, pg_backend_pid() % 16, count(*) FROM inserted
-   GROUP BY status, is_task ORDER BY status, is_task
-  ON CONFLICT (status, is_task, stripe) DO UPDATE SET n = c.n + EXCLUDED.n;
-  RETURN NULL;
-END $$;
-
-CREATE FUNCTION orchestrator.count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO orchestrator.status_counts AS c (status, is_task, stripe, n)
-  SELECT status, is_task, pg_backend_pid() % 16, -count(*) FROM deleted
+  SELECT status, is_task, pg_backend_pid() % 16,
+         CASE TG_OP WHEN 'INSERT' THEN count(*) ELSE -count(*) END
+    FROM changed
    GROUP BY status, is_task ORDER BY status, is_task
   ON CONFLICT (status, is_task, stripe) DO UPDATE SET n = c.n + EXCLUDED.n;
   RETURN NULL;
@@ -55,11 +50,11 @@ BEGIN
 END $$;
 
 CREATE TRIGGER processes_count_insert AFTER INSERT ON orchestrator.processes
-  REFERENCING NEW TABLE AS inserted
-  FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.count_inserted();
+  REFERENCING NEW TABLE AS changed
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.count_rows();
 CREATE TRIGGER processes_count_delete AFTER DELETE ON orchestrator.processes
-  REFERENCING OLD TABLE AS deleted
-  FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.count_deleted();
+  REFERENCING OLD TABLE AS changed
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.count_rows();
 CREATE TRIGGER processes_count_update AFTER UPDATE OF status, is_task ON orchestrator.processes
   FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.is_task IS DISTINCT FROM NEW.is_task)
   EXECUTE FUNCTION orchestrator.count_status_change();
