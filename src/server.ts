@@ -4,6 +4,7 @@ import { createApp } from './api/app.ts';
 import type { Config } from './config/index.ts';
 import type { Logger } from './config/logger.ts';
 import { openDatabase } from './db/database.ts';
+import { createEventPublisher } from './db/events.ts';
 import { createPool } from './db/pool.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { loadRegistry } from './engine/registry.ts';
@@ -37,13 +38,18 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     logger,
     applicationName: 'orchestrator-api',
   });
+  // Events of committed changes, sent after each commit (see src/db/events.ts).
+  const events = createEventPublisher({ connectionString: database.connectionString, logger });
+  await events.start();
+  const { publish } = events;
   const executor = await startApiExecutor(config, {
     pool,
     registry,
     connectionString: database.connectionString,
     logger,
+    publish,
   });
-  const engine = createEngine({ pool, registry, dispatcher: executor.dispatcher, logger });
+  const engine = createEngine({ pool, registry, dispatcher: executor.dispatcher, logger, publish });
   const app = createApp({
     engine,
     pool,
@@ -57,7 +63,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
         }),
       );
       // Live view: engine settings, the web page at `/`.
-      a.use(settingsRouter(pool));
+      a.use(settingsRouter(pool, publish));
       a.use(liveViewRouter());
     },
   });
@@ -97,6 +103,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
         await live.close(); // Live view: closes the websockets HTTP keeps open, stops listening.
         await httpClosed;
         await executor.stop(timeoutMs);
+        await events.stop();
         await pool.end();
         await database.close();
       })();

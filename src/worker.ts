@@ -7,6 +7,7 @@ import type { Config } from './config/index.ts';
 import type { Logger } from './config/logger.ts';
 import { embeddedConnectionString } from './db/embedded.ts';
 import { runMigrations } from './db/migrate.ts';
+import { createEventPublisher } from './db/events.ts';
 import { createPool, isConnectionError } from './db/pool.ts';
 import { markWorkerStopped, pruneWorkers, registerWorker, workerHeartbeat } from './db/workers.ts';
 import { loadRegistry } from './engine/registry.ts';
@@ -68,6 +69,9 @@ export async function startWorker(
   await withStartupRetry(logger, 'queue start', () => boss.start());
   await createQueues(boss, allQueues(config.TARGET_QUEUES));
   const steps = stepPoolFromConfig(config);
+  // Events of committed changes (claims, steps), sent after each commit (see src/db/events.ts).
+  const publisher = createEventPublisher({ connectionString, logger });
+  await withStartupRetry(logger, 'live publisher', () => publisher.start());
   const executor = createWorkerExecutor({
     pool,
     boss,
@@ -79,6 +83,7 @@ export async function startWorker(
     leaseSeconds: config.LEASE_SECONDS,
     owner: `worker:${os.hostname()}:${process.pid}`,
     logger,
+    publish: publisher.publish,
   });
 
   const heartbeatSeconds = Math.max(1, Math.min(10, Math.floor(config.LEASE_SECONDS / 2)));
@@ -114,6 +119,7 @@ export async function startWorker(
     }
   });
   events.on('reconnected', () => executor.wake());
+  events.on('missed', () => executor.wake());
   await events.start();
 
   await executor.start();
@@ -132,6 +138,7 @@ export async function startWorker(
       stopped ??= (async () => {
         logger.info('worker stopping', { id, active: executor.runner.active().length });
         await executor.stop(timeoutMs);
+        await publisher.stop();
         await events.stop();
         clearInterval(beat);
         await boss.stop({ graceful: true, timeout: 5_000 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { claimProcess, commitStep, heartbeat, type StepCommit } from '../src/db/processes.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
+import { publishNowhere } from '../src/db/events.ts';
 import { createRunner } from '../src/engine/runner.ts';
 import { createStepPool, type StepPool } from '../src/engine/step-pool.ts';
 import { client, startApi } from './support/api.ts';
@@ -62,10 +63,10 @@ describe('fencing token', () => {
       nextAttempt: 1,
       leaseSeconds: 30,
     });
-    expect(await commitStep(db.pool, commit(a!.leaseToken))).toBe(false);
+    expect((await commitStep(db.pool, commit(a!.leaseToken))).held).toBe(false);
     expect(await heartbeat(db.pool, id, a!.leaseToken, 30)).toBe(false);
     expect(await stepRows(id)).toEqual([]);
-    expect(await commitStep(db.pool, commit(b!.leaseToken))).toBe(true);
+    expect((await commitStep(db.pool, commit(b!.leaseToken))).held).toBe(true);
     expect(await stepRows(id)).toEqual([{ index: 0, name: 'One', status: 'success' }]);
     // Even with a valid lease, a step index is cleared at most once (unique index).
     await expect(commitStep(db.pool, { ...commit(b!.leaseToken) })).rejects.toThrow(
@@ -82,6 +83,7 @@ describe('fencing token', () => {
       owner: 'runner-a',
       leaseSeconds: 1,
       logger: silentLogger,
+      publish: publishNowhere,
     });
     const id = await newProcess('slow', { sleepMs: 60_000 });
     const running = runner.run(id);

@@ -201,30 +201,27 @@ describe('notifications at the source', () => {
     await db?.drop();
   });
 
-  it('a rolled-back step is never announced; the next committed change is', async () => {
-    const id = await startWatched(db, api.url, [live], 'noop');
-    await live.waitFor((ev) => flowOf(ev, id).statuses.includes('completed'), 'completed');
-    const c = await db.pool.connect();
-    try {
-      await c.query('BEGIN');
-      await c.query(
-        `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
-         VALUES ($1, 3, 'Ghost', 'failed', '{}', now())`,
-        [id],
-      );
-      await c.query('ROLLBACK');
-      await c.query(`UPDATE orchestrator.processes SET last_modified_at = now() WHERE id = $1`, [
-        id,
-      ]);
-    } finally {
-      c.release();
-    }
-    // Notifications arrive in commit order: once the later change is here, the ghost would be too.
-    await live.waitFor(
-      (ev) => flowOf(ev, id).statuses.filter((s) => s === 'completed').length === 2,
-      'the committed change',
+  it('a step whose commit was refused is never announced; the next committed change is', async () => {
+    const id = await startWatched(db, api.url, [live], 'slow', { sleepMs: 400 });
+    await live.waitFor((ev) => flowOf(ev, id).steps.length === 1, 'the first step');
+    // Another runner takes the process over (as after an expired lease): the running step's
+    // commit is fenced off and writes nothing, so nothing may be announced for it.
+    await db.pool.query(
+      `UPDATE orchestrator.processes SET lease_token = gen_random_uuid(), lease_owner = 'other' WHERE id = $1`,
+      [id],
     );
-    expect(flowOf(live.events, id).steps.map((s) => s.name)).toEqual(['One', 'Two', 'Three']);
+    await expect
+      .poll(() => api.activeProcesses(), { timeout: 15_000, interval: 20 })
+      .not.toContain(id);
+    expect((await client(api.url).put(`/api/processes/${id}/abort`)).status).toBe(204);
+    // Events of one process arrive in order: once the abort is here, the refused step would be too.
+    await live.waitFor((ev) => flowOf(ev, id).statuses.includes('aborted'), 'aborted');
+    const steps = await db.pool.query(
+      `SELECT name FROM orchestrator.process_steps WHERE process_id = $1 ORDER BY id`,
+      [id],
+    );
+    expect(steps.rows.map((r) => r.name)).toEqual(['Step 1', 'Abort']);
+    expect(flowOf(live.events, id).steps.map((s) => s.name)).toEqual(['Step 1', 'Abort']);
   });
 
   it('payloads stay small whatever the state size: a 2 MB state still announces every step', async () => {

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
+import { publishNowhere } from '../src/db/events.ts';
 import { statusCounts } from '../src/db/process-list.ts';
 import { claimProcess, commitStep, type StepCommit } from '../src/db/processes.ts';
 import { commitPlainSteps } from '../src/db/step-commits.ts';
@@ -135,7 +136,7 @@ describe('step commits', () => {
     try {
       await tx.query('BEGIN');
       const held = await commitStep(tx, firstStep(claimed, {}));
-      expect(held).toBe(true);
+      expect(held.held).toBe(true);
       const { rows } = await tx.query<{ upd: number; hot: number }>(
         `SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot FROM pg_stat_xact_user_tables
           WHERE schemaname = 'orchestrator' AND relname = 'processes'`,
@@ -188,7 +189,7 @@ describe('group commit', () => {
       b.id,
     ]);
     const held = await commitPlainSteps(db.pool, [firstStep(a), firstStep(b), firstStep(c)], 30);
-    expect(held).toEqual([true, false, true]);
+    expect(held.map((r) => r.held)).toEqual([true, false, true]);
     expect(await clearedSteps([a.id, b.id, c.id])).toEqual([a.id, c.id].sort());
     const { rows } = await db.pool.query(
       `SELECT id, step_index AS "stepIndex", last_step AS "lastStep", status FROM orchestrator.processes WHERE id = ANY($1::uuid[]) ORDER BY id`,
@@ -241,6 +242,7 @@ describe('threadpool executor', () => {
       steps,
       leaseSeconds: 30,
       logger: silentLogger,
+      publish: publishNowhere,
       maxRunning: 3,
     });
     try {

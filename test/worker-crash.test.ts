@@ -197,7 +197,7 @@ describe('500 processes across 2 workers', () => {
     const registry = await loadRegistry(`${root}/workflows`);
     expect(await checkInvariants(db.pool, { registry, checkJobs: true })).toEqual([]);
     // Both workers took part, and neither logged an error.
-    for (const w of workers) expect(w.output()).toMatch(/"msg":"job done"/);
+    for (const w of workers) expect(w.output()).toMatch(/"msg":"process done"/);
     for (const w of workers) expect(w.output()).not.toMatch(/"level":"error"/);
     for (const w of workers) expect(await terminate(w)).toBe(0);
   });

@@ -1,6 +1,12 @@
 // Runtime queries on orchestrator.processes and its step rows. Parameters only, no SQL built
 // from input; columns aliased to camelCase.
 import type { ProcessStatus, State, StepStatus } from '../engine/types.ts';
+import {
+  processEventSql,
+  stepEventSql,
+  type ProcessEventRow,
+  type StepEventRow,
+} from './events.ts';
 import type { Queryable } from './pool.ts';
 
 /** The state a process would continue from: its last step row, else its initial input. */
@@ -45,17 +51,19 @@ export interface NewProcess {
   input: State;
 }
 
-/** Inserts a `created` process and its initial state in one statement. */
-export async function insertProcess(db: Queryable, p: NewProcess): Promise<void> {
-  await db.query({
+/** Inserts a `created` process and its initial state in one statement; returns its event. */
+export async function insertProcess(db: Queryable, p: NewProcess): Promise<ProcessEventRow> {
+  const { rows } = await db.query<{ event: ProcessEventRow }>({
     name: 'orchestrator-insert-process',
     text: `WITH p AS (
        INSERT INTO orchestrator.processes (id, workflow_name, status, is_task, target, created_by)
-       VALUES ($1, $2, 'created', $3, $4, $5) RETURNING id)
-     INSERT INTO orchestrator.input_states (process_id, input, input_type)
-     SELECT id, $6, 'initial_state' FROM p`,
+       VALUES ($1, $2, 'created', $3, $4, $5) RETURNING *),
+     i AS (INSERT INTO orchestrator.input_states (process_id, input, input_type)
+           SELECT id, $6, 'initial_state' FROM p)
+     SELECT ${processEventSql('p')} AS event FROM p`,
     values: [p.id, p.workflowName, p.isTask, p.target, p.createdBy, JSON.stringify(p.input)],
   });
+  return rows[0]!.event;
 }
 
 export async function getProcessRow(
@@ -103,40 +111,56 @@ export interface Claim {
   /** Name and index of the last step row, to check the definition still matches. */
   lastRowName: string | null;
   lastRowIndex: number | null;
+  /** The `running` event of the claim, to publish once it committed. */
+  event: ProcessEventRow;
 }
 
 /**
- * Claims a process for running: compare-and-set from `created`/`resumed`, or from `running` whose
- * lease expired, to `running` with a fresh lease token. Undefined when someone else has it.
+ * Claims processes for running: compare-and-set from `created`/`resumed`, or from `running` whose
+ * lease expired, to `running` with a fresh lease token each. Returns the claims that succeeded
+ * (the others are someone else's, or not runnable), with the state each continues from.
  */
-export async function claimProcess(
+export async function claimProcesses(
   db: Queryable,
-  id: string,
+  ids: readonly string[],
   owner: string,
   leaseSeconds: number,
-): Promise<Claim | undefined> {
+): Promise<Claim[]> {
+  if (ids.length === 0) return [];
   const { rows } = await db.query<Claim>({
-    name: 'orchestrator-claim-process',
+    name: 'orchestrator-claim-processes',
     text: `WITH c AS (
        UPDATE orchestrator.processes
           SET status = 'running', lease_owner = $2, lease_token = gen_random_uuid(),
-              lease_expires_at = now() + make_interval(secs => $3), last_modified_at = now()
-        WHERE id = $1
+              lease_expires_at = now() + make_interval(secs => $3), last_modified_at = now(),
+              version = version + 1
+        WHERE id = ANY($1::uuid[])
           AND (status IN ('created', 'resumed') OR (status = 'running' AND lease_expires_at < now()))
-       RETURNING id, workflow_name, step_index, attempt, lease_token, created_by)
+       RETURNING *)
      SELECT c.id, c.workflow_name AS "workflowName", c.step_index AS "stepIndex", c.attempt,
             c.lease_token AS "leaseToken", c.created_by AS "createdBy",
             coalesce(last.state, init.input, '{}'::jsonb) AS state,
-            last.name AS "lastRowName", last.step_index AS "lastRowIndex"
+            last.name AS "lastRowName", last.step_index AS "lastRowIndex",
+            ${processEventSql('c')} AS event
        FROM c
        LEFT JOIN LATERAL (SELECT s.state, s.name, s.step_index FROM orchestrator.process_steps s
                            WHERE s.process_id = c.id ORDER BY s.id DESC LIMIT 1) last ON true
        LEFT JOIN LATERAL (SELECT i.input FROM orchestrator.input_states i
                            WHERE i.process_id = c.id AND i.input_type = 'initial_state'
                            ORDER BY i.id LIMIT 1) init ON last.state IS NULL`,
-    values: [id, owner, leaseSeconds],
+    values: [ids, owner, leaseSeconds],
   });
-  return rows[0];
+  return rows;
+}
+
+/** Claims one process (see claimProcesses); undefined when someone else has it. */
+export async function claimProcess(
+  db: Queryable,
+  id: string,
+  owner: string,
+  leaseSeconds: number,
+): Promise<Claim | undefined> {
+  return (await claimProcesses(db, [id], owner, leaseSeconds))[0];
 }
 
 export interface StepCommit {
@@ -159,13 +183,19 @@ export interface StepCommit {
   leaseSeconds: number;
 }
 
+/** What a step commit wrote: nothing when the lease was lost, else the events to publish. */
+export type CommitResult =
+  | { held: false }
+  /** `events` null: committed by an earlier try whose answer was lost; its events are unknown. */
+  | { held: true; events: [StepEventRow, ProcessEventRow] | null };
+
 /**
  * Commits one step: the step row and the process row in one statement (one transaction), fenced
  * by the lease token. A repeated identical failure bumps `retries` on the existing failed row.
- * Returns false when the lease was lost: nothing was written.
+ * `held: false` when the lease was lost: nothing was written.
  */
-export async function commitStep(db: Queryable, c: StepCommit): Promise<boolean> {
-  const { rows } = await db.query<{ held: number }>({
+export async function commitStep(db: Queryable, c: StepCommit): Promise<CommitResult> {
+  const { rows } = await db.query<{ process: ProcessEventRow | null; step: StepEventRow | null }>({
     name: 'orchestrator-commit-step',
     text: `WITH p AS (
        UPDATE orchestrator.processes
@@ -173,22 +203,26 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<boolean>
               failed_reason = $7, traceback = $8, last_modified_at = now(),
               lease_expires_at = CASE WHEN $6::text = 'running' THEN now() + make_interval(secs => $9) END,
               lease_token = CASE WHEN $6::text = 'running' THEN lease_token END,
-              lease_owner = CASE WHEN $6::text = 'running' THEN lease_owner END
+              lease_owner = CASE WHEN $6::text = 'running' THEN lease_owner END,
+              version = version + 1
         WHERE id = $1 AND lease_token = $2
-       RETURNING id),
+       RETURNING *),
      repeated AS (
        UPDATE orchestrator.process_steps s SET retries = s.retries + 1, completed_at = now()
          FROM p
         WHERE $11::text = 'failed' AND s.process_id = p.id AND s.status = 'failed'
           AND s.step_index = $10 AND s.error->>'message' = $13::jsonb->>'message'
           AND s.id = (SELECT max(id) FROM orchestrator.process_steps WHERE process_id = p.id)
-       RETURNING s.id),
+       RETURNING ${stepEventSql('s')} AS event),
      inserted AS (
-       INSERT INTO orchestrator.process_steps
+       INSERT INTO orchestrator.process_steps AS s
          (process_id, step_index, name, status, state, error, started_at, created_by)
        SELECT p.id, $10, $5, $11, $12, $13, $14, $15 FROM p
-        WHERE NOT EXISTS (SELECT 1 FROM repeated))
-     SELECT count(*) AS held FROM p`,
+        WHERE NOT EXISTS (SELECT 1 FROM repeated)
+       RETURNING ${stepEventSql('s')} AS event)
+     SELECT ${processEventSql('p')} AS process,
+            coalesce((SELECT event FROM inserted), (SELECT event FROM repeated)) AS step
+       FROM p`,
     values: [
       c.id,
       c.leaseToken,
@@ -207,59 +241,99 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<boolean>
       c.createdBy,
     ],
   });
-  return rows[0]?.held === 1;
+  const row = rows[0];
+  return row?.process && row.step
+    ? { held: true, events: [row.step, row.process] }
+    : { held: false };
 }
 
-/** Extends a lease; false when it was lost (aborted, or taken over after expiry). */
+/** A lease a runner holds: the process and its fencing token. */
+export interface Lease {
+  id: string;
+  leaseToken: string;
+}
+
+/**
+ * Extends every lease a runner holds in one statement (one commit per runner and interval, not one
+ * per process); returns the ids whose lease was lost (aborted, or taken over after expiry).
+ */
+export async function heartbeatLeases(
+  db: Queryable,
+  leases: readonly Lease[],
+  leaseSeconds: number,
+): Promise<string[]> {
+  if (leases.length === 0) return [];
+  const { rows } = await db.query<{ id: string }>({
+    name: 'orchestrator-heartbeat-leases',
+    text: `WITH l AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS l (id, token)),
+     held AS (
+       UPDATE orchestrator.processes p SET lease_expires_at = now() + make_interval(secs => $3)
+         FROM l WHERE p.id = l.id AND p.lease_token = l.token
+       RETURNING p.id)
+     SELECT l.id FROM l WHERE l.id NOT IN (SELECT id FROM held)`,
+    values: [leases.map((l) => l.id), leases.map((l) => l.leaseToken), leaseSeconds],
+  });
+  return rows.map((r) => r.id);
+}
+
+/** Extends one lease; false when it was lost (see heartbeatLeases). */
 export async function heartbeat(
   db: Queryable,
   id: string,
   token: string,
   leaseSeconds: number,
 ): Promise<boolean> {
-  const { rowCount } = await db.query({
-    name: 'orchestrator-heartbeat',
-    text: `UPDATE orchestrator.processes SET lease_expires_at = now() + make_interval(secs => $3)
-      WHERE id = $1 AND lease_token = $2`,
-    values: [id, token, leaseSeconds],
-  });
-  return rowCount === 1;
+  const lost = await heartbeatLeases(db, [{ id, leaseToken: token }], leaseSeconds);
+  return lost.length === 0;
 }
 
-/** Gives a process back (graceful shutdown): `resumed`, so any runner may continue it at once. */
-export async function releaseLease(db: Queryable, id: string, token: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE orchestrator.processes
+/**
+ * Gives a process back (graceful shutdown): `resumed`, so any runner may continue it at once.
+ * Returns its event, or undefined when the lease was already lost.
+ */
+export async function releaseLease(
+  db: Queryable,
+  id: string,
+  token: string,
+): Promise<ProcessEventRow | undefined> {
+  const { rows } = await db.query<{ event: ProcessEventRow }>(
+    `UPDATE orchestrator.processes p
         SET status = 'resumed', lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
-            last_modified_at = now()
-      WHERE id = $1 AND lease_token = $2`,
+            last_modified_at = now(), version = version + 1
+      WHERE id = $1 AND lease_token = $2
+      RETURNING ${processEventSql('p')} AS event`,
     [id, token],
   );
-  return rowCount === 1;
+  return rows[0]?.event;
 }
 
 /**
  * Aborts a process that is not completed/aborted: status `aborted`, lease revoked (a runner still
  * in a step can no longer commit), and an `abort` step row holding the current state.
- * Returns false when the process is already terminal or does not exist.
+ * Returns its events, or undefined when the process is already terminal or does not exist.
  */
 export async function abortProcessRow(
   db: Queryable,
   id: string,
   user: string | null,
-): Promise<boolean> {
-  const { rowCount } = await db.query(
+): Promise<[StepEventRow, ProcessEventRow] | undefined> {
+  const { rows } = await db.query<{ step: StepEventRow; process: ProcessEventRow }>(
     `WITH p AS (
        UPDATE orchestrator.processes p
           SET status = 'aborted', lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
-              last_modified_at = now(), last_step = 'Abort'
+              last_modified_at = now(), last_step = 'Abort', version = version + 1
         WHERE id = $1 AND status NOT IN ('completed', 'aborted')
-       RETURNING p.id, p.step_index, ${CURRENT_STATE} AS state)
-     INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at, created_by)
-     SELECT id, step_index, 'Abort', 'abort', state, now(), $2 FROM p`,
+       RETURNING p.id, p.step_index, ${CURRENT_STATE} AS state, ${processEventSql('p')} AS event),
+     s AS (
+       INSERT INTO orchestrator.process_steps AS s
+         (process_id, step_index, name, status, state, started_at, created_by)
+       SELECT id, step_index, 'Abort', 'abort', state, now(), $2 FROM p
+       RETURNING ${stepEventSql('s')} AS event)
+     SELECT s.event AS step, p.event AS process FROM p, s`,
     [id, user],
   );
-  return rowCount === 1;
+  const row = rows[0];
+  return row ? [row.step, row.process] : undefined;
 }
 
 /** Records user input on resume of a suspended process: the input step cleared with the merged state. */
@@ -274,21 +348,27 @@ export async function resumeSuspended(
     user: string | null;
     nextStatus: ProcessStatus;
   },
-): Promise<boolean> {
-  const { rowCount } = await db.query(
+): Promise<[StepEventRow, ProcessEventRow] | undefined> {
+  const { rows } = await db.query<{ step: StepEventRow; process: ProcessEventRow }>(
     `WITH p AS (
-       UPDATE orchestrator.processes
+       UPDATE orchestrator.processes p
           SET status = $5::text, step_index = $2 + 1, attempt = 1, last_step = $3,
-              failed_reason = NULL, traceback = NULL, last_modified_at = now()
+              failed_reason = NULL, traceback = NULL, last_modified_at = now(),
+              version = version + 1
         WHERE id = $1 AND status = 'suspended' AND step_index = $2
-       RETURNING id, last_modified_at),
+       RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
      i AS (INSERT INTO orchestrator.input_states (process_id, input, input_type)
-           SELECT id, $4, 'user_input' FROM p)
-     INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at, created_by)
-     SELECT id, $2, $3, 'success', $6, last_modified_at, $7 FROM p`,
+           SELECT id, $4, 'user_input' FROM p),
+     s AS (
+       INSERT INTO orchestrator.process_steps AS s
+         (process_id, step_index, name, status, state, started_at, created_by)
+       SELECT id, $2, $3, 'success', $6, last_modified_at, $7 FROM p
+       RETURNING ${stepEventSql('s')} AS event)
+     SELECT s.event AS step, p.event AS process FROM p, s`,
     [r.id, r.index, r.name, JSON.stringify(r.input), r.nextStatus, JSON.stringify(r.state), r.user],
   );
-  return rowCount === 1;
+  const row = rows[0];
+  return row ? [row.step, row.process] : undefined;
 }
 
 /** Marks a process resumable-and-resumed (failed, waiting, …): compare-and-set on its status. */
@@ -296,13 +376,15 @@ export async function markResumed(
   db: Queryable,
   id: string,
   from: readonly ProcessStatus[],
-): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE orchestrator.processes SET status = 'resumed', last_modified_at = now()
-      WHERE id = $1 AND status = ANY($2::text[])`,
+): Promise<ProcessEventRow | undefined> {
+  const { rows } = await db.query<{ event: ProcessEventRow }>(
+    `UPDATE orchestrator.processes p
+        SET status = 'resumed', last_modified_at = now(), version = version + 1
+      WHERE id = $1 AND status = ANY($2::text[])
+      RETURNING ${processEventSql('p')} AS event`,
     [id, from],
   );
-  return rowCount === 1;
+  return rows[0]?.event;
 }
 
 /** Ends a process that cannot run (its workflow changed or vanished) as `failed`, fenced by the lease. */
@@ -311,14 +393,17 @@ export async function failClaimed(
   id: string,
   token: string,
   reason: string,
-): Promise<void> {
-  await db.query(
-    `UPDATE orchestrator.processes
+): Promise<ProcessEventRow | undefined> {
+  const { rows } = await db.query<{ event: ProcessEventRow }>(
+    `UPDATE orchestrator.processes p
         SET status = 'failed', failed_reason = $3, traceback = NULL, lease_token = NULL,
-            lease_owner = NULL, lease_expires_at = NULL, last_modified_at = now()
-      WHERE id = $1 AND lease_token = $2`,
+            lease_owner = NULL, lease_expires_at = NULL, last_modified_at = now(),
+            version = version + 1
+      WHERE id = $1 AND lease_token = $2
+      RETURNING ${processEventSql('p')} AS event`,
     [id, token, reason],
   );
+  return rows[0]?.event;
 }
 
 /** Processes a runner should pick up: never claimed, resumed but not run, or with an expired lease. */

@@ -1,4 +1,5 @@
 // Runtime queries on orchestrator.engine_settings (one row) and the engine status derived from it.
+import type { EngineEventRow } from './events.ts';
 import type { Queryable } from './pool.ts';
 
 export type EngineStatusName = 'RUNNING' | 'PAUSING' | 'PAUSED';
@@ -39,7 +40,14 @@ export async function getEngineStatus(db: Queryable): Promise<EngineStatus> {
   };
 }
 
-/** Sets or clears the global lock (the trigger of 003 announces a change as `engine:status`). */
-export async function setGlobalLock(db: Queryable, globalLock: boolean): Promise<void> {
-  await db.query(`UPDATE orchestrator.engine_settings SET global_lock = $1`, [globalLock]);
+/** Sets or clears the global lock; returns the event to publish when it changed. */
+export async function setGlobalLock(
+  db: Queryable,
+  globalLock: boolean,
+): Promise<EngineEventRow | undefined> {
+  const { rowCount } = await db.query(
+    `UPDATE orchestrator.engine_settings SET global_lock = $1 WHERE global_lock IS DISTINCT FROM $1`,
+    [globalLock],
+  );
+  return rowCount === 1 ? { type: 'engine', globalLock } : undefined;
 }

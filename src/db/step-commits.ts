@@ -1,7 +1,13 @@
 // Several step commits of different processes in one statement (one transaction, one WAL flush):
 // the group commit of plain steps. Each row stays fenced by its own lease token.
+import {
+  processEventSql,
+  stepEventSql,
+  type ProcessEventRow,
+  type StepEventRow,
+} from './events.ts';
 import type { Queryable } from './pool.ts';
-import type { StepCommit } from './processes.ts';
+import type { CommitResult, StepCommit } from './processes.ts';
 
 /** A commit the batch statement can take: a cleared step that leaves the process running or completed. */
 export function isPlainCommit(c: StepCommit): boolean {
@@ -14,15 +20,15 @@ export function isPlainCommit(c: StepCommit): boolean {
 }
 
 /**
- * Commits plain steps of distinct processes together; returns, per commit, whether its lease was
- * still held (false: nothing was written for it). All share one `leaseSeconds`.
+ * Commits plain steps of distinct processes together; returns, per commit, what `commitStep` would
+ * have (held: false, nothing written for it, when its lease was lost). All share one `leaseSeconds`.
  */
 export async function commitPlainSteps(
   db: Queryable,
   commits: readonly StepCommit[],
   leaseSeconds: number,
-): Promise<boolean[]> {
-  const { rows } = await db.query<{ id: string }>({
+): Promise<CommitResult[]> {
+  const { rows } = await db.query<{ id: string; process: ProcessEventRow; step: StepEventRow }>({
     name: 'orchestrator-commit-steps',
     text: `WITH i AS (
        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::int[],
@@ -36,16 +42,19 @@ export async function commitPlainSteps(
               lease_expires_at = CASE WHEN i.process_status = 'running'
                                       THEN now() + make_interval(secs => $11) END,
               lease_token = CASE WHEN i.process_status = 'running' THEN p.lease_token END,
-              lease_owner = CASE WHEN i.process_status = 'running' THEN p.lease_owner END
+              lease_owner = CASE WHEN i.process_status = 'running' THEN p.lease_owner END,
+              version = p.version + 1
          FROM i
         WHERE p.id = i.id AND p.lease_token = i.token
-       RETURNING p.id),
+       RETURNING p.id, ${processEventSql('p')} AS event),
      inserted AS (
-       INSERT INTO orchestrator.process_steps
+       INSERT INTO orchestrator.process_steps AS s
          (process_id, step_index, name, status, state, started_at, created_by)
        SELECT i.id, i.step_index, i.name, i.step_status, i.state, i.started_at, i.created_by
-         FROM i JOIN p ON p.id = i.id)
-     SELECT id FROM p`,
+         FROM i JOIN p ON p.id = i.id
+       RETURNING s.process_id, ${stepEventSql('s')} AS event)
+     SELECT p.id, p.event AS process, inserted.event AS step
+       FROM p JOIN inserted ON inserted.process_id = p.id`,
     values: [
       commits.map((c) => c.id),
       commits.map((c) => c.leaseToken),
@@ -60,6 +69,9 @@ export async function commitPlainSteps(
       leaseSeconds,
     ],
   });
-  const held = new Set(rows.map((r) => r.id));
-  return commits.map((c) => held.has(c.id));
+  const held = new Map(rows.map((r) => [r.id, r]));
+  return commits.map((c): CommitResult => {
+    const r = held.get(c.id);
+    return r ? { held: true, events: [r.step, r.process] } : { held: false };
+  });
 }

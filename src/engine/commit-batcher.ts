@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.ts';
-import type { StepCommit } from '../db/processes.ts';
+import type { CommitResult, StepCommit } from '../db/processes.ts';
 import { commitPlainSteps } from '../db/step-commits.ts';
 
 export interface CommitBatcherOptions {
@@ -9,7 +9,7 @@ export interface CommitBatcherOptions {
    * Commits one step on its own, retrying through connection failures. `afterFailure`: a batch
    * holding it failed, so its step row may already exist (written by this lease holder).
    */
-  single: (commit: StepCommit, afterFailure: boolean) => Promise<boolean>;
+  single: (commit: StepCommit, afterFailure: boolean) => Promise<CommitResult>;
   /** Batch statements in flight at once; commits arriving meanwhile wait and go together. Default 3. */
   maxInFlight?: number;
   /** Commits per statement at most. Default 64. */
@@ -17,13 +17,13 @@ export interface CommitBatcherOptions {
 }
 
 export interface CommitBatcher {
-  /** Resolves with whether the lease was held (the step was committed). */
-  commit(commit: StepCommit): Promise<boolean>;
+  /** Resolves with whether the lease was held (the step was committed), and its events. */
+  commit(commit: StepCommit): Promise<CommitResult>;
 }
 
 interface Pending {
   commit: StepCommit;
-  resolve: (held: boolean) => void;
+  resolve: (result: CommitResult) => void;
   reject: (err: unknown) => void;
 }
 
@@ -45,9 +45,9 @@ export function createCommitBatcher(opts: CommitBatcherOptions): CommitBatcher {
       await opts.single(p.commit, false).then(p.resolve, p.reject);
       return;
     }
-    let held: boolean[];
+    let results: CommitResult[];
     try {
-      held = await commitPlainSteps(
+      results = await commitPlainSteps(
         opts.db,
         batch.map((p) => p.commit),
         opts.leaseSeconds,
@@ -56,7 +56,7 @@ export function createCommitBatcher(opts: CommitBatcherOptions): CommitBatcher {
       await Promise.all(batch.map((p) => opts.single(p.commit, true).then(p.resolve, p.reject)));
       return;
     }
-    batch.forEach((p, i) => p.resolve(held[i] === true));
+    batch.forEach((p, i) => p.resolve(results[i] ?? { held: false }));
   }
 
   function pump(): void {
@@ -72,7 +72,7 @@ export function createCommitBatcher(opts: CommitBatcherOptions): CommitBatcher {
 
   return {
     commit(commit) {
-      return new Promise<boolean>((resolve, reject) => {
+      return new Promise<CommitResult>((resolve, reject) => {
         queue.push({ commit, resolve, reject });
         pump();
       });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../config/logger.ts';
+import type { LiveEvent, Publish } from '../db/events.ts';
 import { withSnapshot, withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { listProcesses, statusCounts, type ListQuery } from '../db/process-list.ts';
 import {
@@ -44,6 +45,8 @@ export interface EngineOptions {
   registry: Registry;
   dispatcher: Dispatcher;
   logger: Logger;
+  /** Where the events of committed changes go (after their commit). */
+  publish: Publish;
 }
 
 export type Engine = ReturnType<typeof createEngine>;
@@ -72,21 +75,29 @@ function stateDelta(prev: State, next: State): State {
 }
 
 /** The process operations of the public API; knows nothing of HTTP, piscina or pg-boss. */
-export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
+/** What a write of the engine returns: the events of the change, or nothing when it did not apply. */
+type Written = LiveEvent | readonly LiveEvent[] | undefined;
+const asEvents = (w: Written): readonly LiveEvent[] =>
+  w === undefined ? [] : 'type' in w ? [w] : w;
+
+export function createEngine({ pool, registry, dispatcher, publish }: EngineOptions) {
+  /** Runs `write` with the dispatch in one transaction; publishes its events once committed. */
   async function makeRunnable(
     job: Dispatch,
-    write: (tx: Queryable) => Promise<boolean>,
+    write: (tx: Queryable) => Promise<Written>,
   ): Promise<boolean> {
     const dispatch = dispatcher.dispatch?.bind(dispatcher);
-    const ok = dispatch
+    const written = dispatch
       ? await withTransaction(pool, async (tx) => {
-          if (!(await write(tx))) return false;
-          await dispatch(tx, job);
-          return true;
+          const w = await write(tx);
+          if (w !== undefined) await dispatch(tx, job);
+          return w;
         })
       : await write(pool);
-    if (ok) dispatcher.afterCommit(job);
-    return ok;
+    if (written === undefined) return false;
+    publish(asEvents(written));
+    dispatcher.afterCommit(job);
+    return true;
   }
 
   /** With the global lock set nothing starts or resumes: 503 `engine_paused`, nothing written. */
@@ -126,17 +137,16 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
         target: def.target,
         kind: 'new',
       };
-      await makeRunnable(job, async (tx) => {
-        await insertProcess(tx, {
+      await makeRunnable(job, (tx) =>
+        insertProcess(tx, {
           id,
           workflowName: def.name,
           target: def.target,
           isTask: def.isTask,
           createdBy: user,
           input: parsed.data,
-        });
-        return true;
-      });
+        }),
+      );
       return { id };
     },
 
@@ -186,7 +196,12 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
             user,
             nextStatus: isLast ? 'completed' : 'resumed',
           });
-        const ok = isLast ? await resumed(pool) : await makeRunnable(job, resumed);
+        let ok: boolean;
+        if (isLast) {
+          const events = await resumed(pool);
+          publish(asEvents(events));
+          ok = events !== undefined;
+        } else ok = await makeRunnable(job, resumed);
         if (!ok) throw notResumable();
         return;
       }
@@ -209,12 +224,14 @@ export function createEngine({ pool, registry, dispatcher }: EngineOptions) {
     },
 
     async abortProcess(id: string, user: string | null): Promise<void> {
-      if (!(await abortProcessRow(pool, id, user))) {
+      const events = await abortProcessRow(pool, id, user);
+      if (!events) {
         const row = await requireProcess(id);
         throw new ConflictError('already_finished', `Process ${id} is already ${row.status}`, {
           details: { status: row.status },
         });
       }
+      publish(events);
       dispatcher.aborted(id);
     },
 

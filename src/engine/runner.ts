@@ -2,13 +2,15 @@ import type { Logger } from '../config/logger.ts';
 import type { Pool, Queryable } from '../db/pool.ts';
 import { isConnectionError, withTransaction } from '../db/pool.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Publish } from '../db/events.ts';
 import {
   claimProcess,
   commitStep,
   failClaimed,
-  heartbeat,
+  heartbeatLeases,
   releaseLease,
   type Claim,
+  type CommitResult,
   type StepCommit,
 } from '../db/processes.ts';
 import { isPlainCommit } from '../db/step-commits.ts';
@@ -38,6 +40,8 @@ export interface RunnerOptions {
   owner: string;
   leaseSeconds: number;
   logger: Logger;
+  /** Where the events of committed changes go (after their commit). */
+  publish: Publish;
   /**
    * Called inside the transaction that gives a process back on shutdown, so that it is queued
    * again at once (worker mode). Default: nothing (a starting engine picks it up).
@@ -48,6 +52,11 @@ export interface RunnerOptions {
 export interface Runner {
   /** Claims the process and runs it until it stops; never throws for step errors. */
   run(processId: string): Promise<RunResult>;
+  /**
+   * Runs a process claimed elsewhere (in a fetch's transaction, or at insert) for this runner's
+   * owner, whose claim has committed and been published.
+   */
+  runClaimed(claim: Claim): Promise<RunResult>;
   /** Fires the AbortSignal of a step this runner is running for `processId`. */
   abortLocal(processId: string): boolean;
   /** Processes this runner holds right now. */
@@ -62,20 +71,41 @@ export interface Runner {
 interface Active {
   controller: AbortController;
   done: Promise<RunResult>;
+  /** The lease token of the current claim. */
+  leaseToken: string;
 }
 
 export function createRunner(opts: RunnerOptions): Runner {
-  const { pool, registry, steps, owner, leaseSeconds, logger } = opts;
+  const { pool, registry, steps, owner, leaseSeconds, logger, publish } = opts;
   const active = new Map<string, Active>();
   let stopping = false;
   let stopped: Promise<void> | undefined;
 
+  // One heartbeat for every lease this runner holds: one statement per interval, not one per process.
+  let beating = false;
+  const beat = setInterval(
+    () => {
+      if (beating || active.size === 0) return;
+      beating = true;
+      const leases = [...active].map(([id, a]) => ({ id, leaseToken: a.leaseToken }));
+      heartbeatLeases(pool, leases, leaseSeconds)
+        .then((lost) => {
+          for (const id of lost) active.get(id)?.controller.abort(new Error('lease lost'));
+        })
+        .catch((err: unknown) => logger.warn('heartbeat failed', { leases: leases.length, err }))
+        .finally(() => (beating = false));
+    },
+    Math.max(200, (leaseSeconds * 1000) / 3),
+  );
+  beat.unref();
+
   async function giveBack(claim: Claim): Promise<RunResult> {
     const released = await withTransaction(pool, async (tx) => {
-      const ok = await releaseLease(tx, claim.id, claim.leaseToken);
-      if (ok && opts.requeue) await opts.requeue(tx, claim.id, claim.createdBy);
-      return ok;
+      const event = await releaseLease(tx, claim.id, claim.leaseToken);
+      if (event && opts.requeue) await opts.requeue(tx, claim.id, claim.createdBy);
+      return event;
     });
+    publish([released]);
     return released ? 'released' : 'lease_lost';
   }
 
@@ -84,14 +114,15 @@ export function createRunner(opts: RunnerOptions): Runner {
    * retry that meets its own earlier, acknowledged-too-late commit sees the unique index on
    * cleared steps: only the lease holder can have written that row, so it counts as committed.
    */
-  async function commitWithRetry(commit: StepCommit, afterFailure = false): Promise<boolean> {
+  async function commitWithRetry(commit: StepCommit, afterFailure = false): Promise<CommitResult> {
     const deadline = Date.now() + leaseSeconds * 1000;
     for (let delay = 100, retried = afterFailure; ; delay = Math.min(delay * 2, 2_000)) {
       try {
         return await commitStep(pool, commit);
       } catch (err) {
+        // Committed by the earlier try, whose events are unknown: listeners may miss this step.
         if (retried && (err as { constraint?: string }).constraint === 'process_steps_cleared_once')
-          return true;
+          return { held: true, events: null };
         if (!isConnectionError(err) || Date.now() + delay > deadline) throw err;
         logger.warn('commit failed, retrying', { processId: commit.id, err });
         retried = true;
@@ -121,7 +152,7 @@ export function createRunner(opts: RunnerOptions): Runner {
     const problem = def ? mismatch(def, claim) : `workflow ${claim.workflowName} is not registered`;
     if (!def || problem) {
       logger.error('cannot continue process', { processId: claim.id, reason: problem });
-      await failClaimed(pool, claim.id, claim.leaseToken, problem ?? 'unknown workflow');
+      publish([await failClaimed(pool, claim.id, claim.leaseToken, problem ?? 'unknown workflow')]);
       return 'failed';
     }
     let state: State = claim.state;
@@ -139,12 +170,8 @@ export function createRunner(opts: RunnerOptions): Runner {
       const stepDef = def.steps[index];
       if (!stepDef) {
         // Only reachable when a workflow lost trailing steps after the process cleared them all.
-        await failClaimed(
-          pool,
-          claim.id,
-          claim.leaseToken,
-          `workflow ${def.name} has no step ${index}`,
-        );
+        const reason = `workflow ${def.name} has no step ${index}`;
+        publish([await failClaimed(pool, claim.id, claim.leaseToken, reason)]);
         return 'failed';
       }
       const isLast = index === def.steps.length - 1;
@@ -220,45 +247,41 @@ export function createRunner(opts: RunnerOptions): Runner {
           };
         }
       }
-      const held = isPlainCommit(commit)
+      const result = isPlainCommit(commit)
         ? await batcher.commit(commit)
         : await commitWithRetry(commit);
-      if (!held) {
+      if (!result.held) {
         logger.warn('lease lost, step not committed', { processId: claim.id, step: stepDef.name });
         return 'lease_lost';
       }
+      if (result.events) publish(result.events);
+      else publish.missed();
       if (commit.processStatus !== 'running') return commit.processStatus;
       index = commit.nextIndex;
       attempt = commit.nextAttempt;
     }
   }
 
+  function runClaimed(claim: Claim): Promise<RunResult> {
+    if (active.has(claim.id)) return Promise.resolve('not_claimed');
+    if (stopping) return giveBack(claim);
+    const controller = new AbortController();
+    const done = execute(claim, controller).finally(() => active.delete(claim.id));
+    active.set(claim.id, { controller, done, leaseToken: claim.leaseToken });
+    return done;
+  }
+
   async function run(processId: string): Promise<RunResult> {
     if (stopping || active.has(processId)) return 'not_claimed';
     const claim = await claimProcess(pool, processId, owner, leaseSeconds);
     if (!claim) return 'not_claimed';
-    const controller = new AbortController();
-    const beat = setInterval(
-      () => {
-        heartbeat(pool, claim.id, claim.leaseToken, leaseSeconds).then(
-          (held) => {
-            if (!held) controller.abort(new Error('lease lost'));
-          },
-          (err: unknown) => logger.warn('heartbeat failed', { processId, err }),
-        );
-      },
-      Math.max(200, (leaseSeconds * 1000) / 3),
-    );
-    const done = execute(claim, controller).finally(() => {
-      clearInterval(beat);
-      active.delete(processId);
-    });
-    active.set(processId, { controller, done });
-    return done;
+    publish([claim.event]);
+    return runClaimed(claim);
   }
 
   return {
     run,
+    runClaimed,
     abortLocal(processId) {
       const a = active.get(processId);
       a?.controller.abort(new Error('process aborted'));
@@ -280,6 +303,7 @@ export function createRunner(opts: RunnerOptions): Runner {
           await all();
         }
         clearTimeout(timer);
+        clearInterval(beat);
       })();
       return stopped;
     },

@@ -3,6 +3,7 @@
 // left without one.
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../config/logger.ts';
+import type { Publish } from '../db/events.ts';
 import type { Pool } from '../db/pool.ts';
 import type { Dispatcher } from '../engine/engine.ts';
 import type { Registry } from '../engine/registry.ts';
@@ -26,13 +27,14 @@ export interface ApiExecutorDeps {
   registry: Registry;
   connectionString: string;
   logger: Logger;
+  publish: Publish;
 }
 
 export async function startApiExecutor(
   config: Config,
   deps: ApiExecutorDeps,
 ): Promise<ApiExecutor> {
-  const { pool, registry, logger } = deps;
+  const { pool, registry, logger, publish } = deps;
   if (config.EXECUTOR === 'worker') {
     const boss = createBoss({
       connectionString: deps.connectionString,
@@ -65,6 +67,7 @@ export async function startApiExecutor(
     steps,
     leaseSeconds: config.LEASE_SECONDS,
     logger,
+    publish,
   });
   return {
     dispatcher: threadpool.dispatcher,

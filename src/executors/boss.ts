@@ -70,16 +70,18 @@ export interface BossOptions {
 }
 
 /**
- * A pg-boss instance that wakes idle workers by LISTEN/NOTIFY (its polling interval is only the
- * fallback). Its errors (database restarts included) are logged, never fatal: pg-boss and its
- * listener reconnect by themselves.
+ * A pg-boss instance for sending and fetching jobs. Workers are woken by the orchestrator's own
+ * events (a `created` or `resumed` process, published after its commit), not by pg-boss's NOTIFY:
+ * that one is sent inside the transaction that inserts the job, and every notifying commit
+ * waits for the WAL flushes of the others. Its errors (database restarts included) are logged,
+ * never fatal: pg-boss reconnects by itself.
  */
 export function createBoss(opts: BossOptions): PgBoss {
   const boss = new PgBoss({
     connectionString: opts.connectionString,
     application_name: opts.applicationName,
     max: opts.max ?? 4,
-    useListenNotify: true,
+    useListenNotify: false,
     supervise: opts.supervise ?? true,
     schedule: false,
     migrate: false,
@@ -111,13 +113,13 @@ export async function createQueues(boss: PgBoss, names: readonly string[]): Prom
   for (const name of names) {
     const queue = existing.get(name);
     if (queue) {
-      // Created elsewhere without NOTIFY: workers would only poll.
-      if (!queue.notify) await boss.updateQueue(name, { notify: true });
+      // Created by an earlier version with NOTIFY inside every send: off (see createBoss).
+      if (queue.notify) await boss.updateQueue(name, { notify: false });
       continue;
     }
     try {
       await boss.createQueue(name, {
-        notify: true,
+        notify: false,
         expireInSeconds: JOB_EXPIRE_SECONDS,
         // A handler that failed (database outage while claiming) is retried with backoff.
         retryLimit: 5,

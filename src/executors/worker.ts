@@ -1,15 +1,23 @@
 // The worker side of worker mode: consumes pg-boss queues and runs each job's process with the
-// same runner as the threadpool mode (claim with lease + fencing token, heartbeat, fenced commits).
-// A job is completed when its process stops (completed, suspended, failed, …), or at once when the
-// process is running elsewhere or is terminal.
+// same runner as the threadpool mode (lease + fencing token, heartbeat, fenced commits).
+//
+// The hand-off costs one transaction for many processes: one fetch of as many jobs as the worker
+// has free slots (from its queues in turn), the claim of all their processes in one statement, and
+// the completion of the jobs, all committed together. A job is only a wake-up call: once its
+// process is claimed the lease is the truth, and a worker that dies leaves an expired lease that
+// the sweeper queues again. The claim's commit does not wait for its WAL flush: whatever the step
+// commits later is flushed after it, and a claim lost with the database leaves its job and its
+// process as they were.
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../config/logger.ts';
-import type { Pool } from '../db/pool.ts';
+import type { Publish } from '../db/events.ts';
+import { withTransaction, type Pool } from '../db/pool.ts';
+import { claimProcesses, type Claim } from '../db/processes.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
 import type { StepPool } from '../engine/step-pool.ts';
 import { jobDataSchema } from './boss.ts';
-import { requeueInTransaction } from './queue.ts';
+import { inTransaction, requeueInTransaction } from './queue.ts';
 
 export interface WorkerExecutorOptions {
   pool: Pool;
@@ -27,6 +35,8 @@ export interface WorkerExecutorOptions {
   /** Lease owner shown in `lease_owner`, e.g. `worker:host:pid`. */
   owner: string;
   logger: Logger;
+  /** Where the events of committed changes go. */
+  publish: Publish;
 }
 
 export type WorkerState = 'created' | 'running' | 'stopping' | 'stopped';
@@ -34,12 +44,12 @@ export type WorkerState = 'created' | 'running' | 'stopping' | 'stopped';
 export interface WorkerExecutor {
   runner: Runner;
   state(): WorkerState;
-  /** Starts consuming; resolves once its slots are fetching. */
+  /** Starts consuming. */
   start(): Promise<void>;
   /**
-   * A job may be waiting in `queue` (a process was created or resumed there): one idle slot looks
-   * at once, that queue first. Without a queue (notifications may have been missed), every idle
-   * slot looks.
+   * A job may be waiting in `queue` (a process was created or resumed there): with a free slot the
+   * worker fetches at once, that queue first. Without a queue (notifications may have been
+   * missed), it looks at all its queues.
    */
   wake(queue?: string): void;
   /**
@@ -49,114 +59,126 @@ export interface WorkerExecutor {
   stop(timeoutMs: number): Promise<void>;
 }
 
-export class ShuttingDownError extends Error {
-  override name = 'ShuttingDownError';
-}
+/** One BEGIN for the hand-off transaction: its commit need not wait for the WAL flush. */
+const BEGIN_HANDOFF = 'BEGIN; SET LOCAL synchronous_commit = off';
 
 export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecutor {
-  const { boss, queues, concurrency } = opts;
+  const { boss, queues, concurrency, pool, publish } = opts;
   const logger = opts.logger.child({ component: 'worker' });
   const runner = createRunner({
-    pool: opts.pool,
+    pool,
     registry: opts.registry,
     steps: opts.steps,
     owner: opts.owner,
     leaseSeconds: opts.leaseSeconds,
     logger,
+    publish,
     requeue: requeueInTransaction(boss, opts.targetQueues),
   });
   let state: WorkerState = 'created';
   let stopping: Promise<void> | undefined;
-
-  async function handle(queue: string, data: unknown): Promise<void> {
-    const parsed = jobDataSchema.safeParse(data);
-    if (!parsed.success) {
-      logger.error('job without a valid process id: dropped', { queue, data });
-      return;
-    }
-    const { processId } = parsed.data;
-    // Fetched while stopping: fail the job so that it is retried by another worker.
-    if (state !== 'running') throw new ShuttingDownError('worker is shutting down');
-    const result = await runner.run(processId);
-    if (result === 'not_claimed' && state !== 'running')
-      throw new ShuttingDownError('worker is shutting down');
-    logger.debug('job done', { queue, processId, result });
-  }
-
   const pollIntervalMs = opts.pollIntervalMs ?? 2_000;
-  /** Idle slots, each waiting to be woken with the queue to look at first. */
-  let idleSlots: ((hint: string | undefined) => void)[] = [];
-  /**
-   * Wake-ups that found no idle slot (every slot busy, or one between a fetch that found nothing
-   * and its sleep): the next slot about to sleep looks again instead, so no job waits for a poll.
-   */
-  const missed: string[] = [];
-  /** Sleeps until woken (resolving with the hinted queue) or `ms` passed. */
-  const idle = (ms: number) =>
-    new Promise<string | undefined>((resolve) => {
-      if (missed.length > 0) {
-        resolve(missed.shift());
-        return;
-      }
-      const wakeUp = (hint: string | undefined) => {
-        clearTimeout(t);
-        idleSlots = idleSlots.filter((f) => f !== wakeUp);
-        resolve(hint);
-      };
-      const t = setTimeout(() => wakeUp(undefined), ms);
-      idleSlots.push(wakeUp);
-    });
   const consumesTargetQueues = queues.some((q) => opts.targetQueues.includes(q));
 
-  /** Fetches one job: from `first` when given, then from the queues in turn from `from`. */
-  async function fetchOne(from: number, first: string | undefined) {
-    const order = queues.map((_, i) => queues[(from + i) % queues.length]!);
-    if (first && queues.includes(first)) order.unshift(first);
-    for (const queue of new Set(order)) {
-      const [job] = await boss.fetch(queue, { batchSize: 1 });
-      if (job) return { queue, job };
-    }
-    return undefined;
+  /** Processes claimed and not yet ended: the slots in use. */
+  let busy = 0;
+  let fetching: Promise<void> | undefined;
+  /** A wake-up came while a fetch was out: look again when it returns. */
+  let again = false;
+  /** The queue the last wake-up named: fetched from first. */
+  let hint: string | undefined;
+  let turn = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let backoff = 250;
+
+  /** Looks again after `ms` unless something wakes the worker first. */
+  function lookAgainIn(ms: number): void {
+    clearTimeout(timer);
+    timer = setTimeout(kick, ms);
   }
 
-  /**
-   * One slot runs one process at a time; a worker has `concurrency` slots shared by all its
-   * queues, so it never runs more than that many processes at once. A slot that finishes a job
-   * fetches again at once; an idle one waits for a wake-up (NOTIFY of a created or resumed
-   * process) or, as a fallback, the polling interval.
-   */
-  async function slot(index: number): Promise<void> {
-    let backoff = 250;
-    let hint: string | undefined;
-    for (let turn = index; state === 'running'; turn++) {
-      let got: Awaited<ReturnType<typeof fetchOne>>;
+  /** Fetches, claims and completes up to `want` jobs in one transaction. */
+  async function handOff(want: number): Promise<{ fetched: number; claims: Claim[] }> {
+    const first = hint;
+    hint = undefined;
+    const order = queues.map((_, i) => queues[(turn + i) % queues.length]!);
+    turn++;
+    if (first && queues.includes(first)) order.unshift(first);
+    return withTransaction(
+      pool,
+      async (tx) => {
+        const db = inTransaction(tx);
+        const jobs = new Map<string, string[]>();
+        const ids: string[] = [];
+        let fetched = 0;
+        for (const queue of new Set(order)) {
+          if (fetched >= want) break;
+          const got = await boss.fetch(queue, { batchSize: want - fetched, db });
+          if (got.length === 0) continue;
+          fetched += got.length;
+          jobs.set(
+            queue,
+            got.map((j) => j.id),
+          );
+          for (const j of got) {
+            const parsed = jobDataSchema.safeParse(j.data);
+            if (parsed.success) ids.push(parsed.data.processId);
+            else logger.error('job without a valid process id: dropped', { queue, data: j.data });
+          }
+        }
+        if (fetched === 0) return { fetched, claims: [] };
+        // Processes running elsewhere or ended are not claimed: their jobs are settled all the same.
+        const claims = await claimProcesses(tx, ids, opts.owner, opts.leaseSeconds);
+        for (const [queue, jobIds] of jobs) await boss.complete(queue, jobIds, null, { db });
+        return { fetched, claims };
+      },
+      BEGIN_HANDOFF,
+    );
+  }
+
+  /** Fills the free slots: one fetch out at a time, again while jobs keep coming. */
+  function kick(): void {
+    if (state !== 'running') return;
+    if (fetching) {
+      again = true;
+      return;
+    }
+    const want = concurrency - busy;
+    if (want <= 0) return; // The next process to end looks again.
+    again = false;
+    clearTimeout(timer);
+    fetching = (async () => {
+      let got: Awaited<ReturnType<typeof handOff>>;
       try {
-        got = await fetchOne(turn % queues.length, hint);
+        got = await handOff(want);
         backoff = 250;
       } catch (err) {
         logger.warn('fetching jobs failed; retrying', { err });
-        await new Promise((r) => setTimeout(r, backoff));
+        lookAgainIn(backoff);
         backoff = Math.min(backoff * 2, 5_000);
-        continue;
+        return;
       }
-      if (!got) {
-        hint = await idle(pollIntervalMs);
-        continue;
+      publish(got.claims.map((c) => c.event));
+      for (const claim of got.claims) {
+        busy++;
+        runner
+          .runClaimed(claim)
+          .then((result) => logger.debug('process done', { processId: claim.id, result }))
+          .catch((err: unknown) => logger.error('process run failed', { processId: claim.id, err }))
+          .finally(() => {
+            busy--;
+            kick();
+          });
       }
-      hint = undefined;
-      const { queue, job } = got;
-      try {
-        await handle(queue, job.data);
-        await boss.complete(queue, job.id);
-      } catch (err) {
-        const e = err as Error;
-        await boss
-          .fail(queue, job.id, { name: e.name, message: e.message })
-          .catch((failErr: unknown) => logger.warn('could not fail a job', { err: failErr }));
-      }
-    }
+      // A full batch may have left more behind; an empty one means the queues are drained, and
+      // the next wake-up (or the polling fallback) looks again.
+      if (got.fetched >= want) again = true;
+      else lookAgainIn(pollIntervalMs);
+    })().finally(() => {
+      fetching = undefined;
+      if (again) kick();
+    });
   }
-  let slots: Promise<void>[] = [];
 
   return {
     runner,
@@ -164,25 +186,20 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
     async start() {
       if (state !== 'created') return;
       state = 'running';
-      slots = Array.from({ length: concurrency }, (_, i) => slot(i));
       logger.info('consuming', { queues, concurrency });
+      kick();
     },
     wake(queue) {
-      // One job, one slot: waking every idle slot would send them all to fetch at once.
-      if (queue === undefined) {
-        for (const wakeUp of idleSlots) wakeUp(undefined);
-      } else if (queues.includes(queue) || consumesTargetQueues) {
-        const wakeUp = idleSlots[0];
-        if (wakeUp) wakeUp(queue);
-        else if (missed.length < concurrency) missed.push(queue);
-      }
+      if (queue !== undefined && !queues.includes(queue) && !consumesTargetQueues) return;
+      if (queue !== undefined) hint ??= queue;
+      kick();
     },
     stop(timeoutMs) {
       stopping ??= (async () => {
         state = 'stopping';
-        for (const wakeUp of idleSlots) wakeUp(undefined);
+        clearTimeout(timer);
+        await fetching;
         await runner.stop(timeoutMs);
-        await Promise.all(slots);
         state = 'stopped';
       })();
       return stopping;

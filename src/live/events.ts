@@ -1,10 +1,9 @@
-// The live events: what the database announces on `orchestrator_events` (see
-// sql/003_live_events.sql) and what Socket.IO clients receive. Names follow DESIGN.md.
+// The live events: what publishers announce on `orchestrator_events` after their commits (see
+// src/db/events.ts) and what Socket.IO clients receive. Names follow DESIGN.md.
 import { z } from 'zod';
 import { PROCESS_STATUSES, STEP_STATUSES } from '../engine/types.ts';
 
-/** The NOTIFY channel every instance listens on. */
-export const EVENTS_CHANNEL = 'orchestrator_events';
+export { EVENTS_CHANNEL } from '../db/events.ts';
 
 /** Socket.IO room of the process list; a process's own room is `process:<id>`. */
 export const PROCESSES_ROOM = 'processes';
@@ -22,6 +21,8 @@ const processNotification = z.object({
   stepIndex: z.number().int(),
   isTask: z.boolean(),
   lastModifiedAt: timestamp,
+  /** Grows with every change of the process: a relay drops an event older than one it sent. */
+  version: z.number().int(),
 });
 
 const stepNotification = z.object({
@@ -64,9 +65,13 @@ export interface EngineStatusEvent {
   engineStatus: 'RUNNING' | 'PAUSING' | 'PAUSED';
 }
 
-/** `resync`, to every client: notifications may have been missed, refetch over REST. */
+/**
+ * `resync`, to every client: notifications may have been missed, refetch over REST. `reconnected`:
+ * the relay's LISTEN connection was down; `missed`: a publisher skipped events or went silent
+ * (its process died between a commit and its NOTIFY).
+ */
 export interface ResyncEvent {
-  reason: 'reconnected';
+  reason: 'reconnected' | 'missed';
 }
 
 /** Events the server emits, for typed Socket.IO servers and clients. */
@@ -92,8 +97,25 @@ export interface ClientToServerEvents {
   unsubscribe: (s: Subscription, ack?: (a: SubscribeAck) => void) => void;
 }
 
-/** Parses a NOTIFY payload; undefined for anything unexpected (logged by the caller). */
-export function parseNotification(payload: string | undefined): Notification | undefined {
+const batch = z.object({
+  p: z.string().min(1),
+  s: z.number().int(),
+  e: z.array(z.unknown()),
+  bye: z.literal(true).optional(),
+});
+
+/** One NOTIFY payload: a publisher's numbered batch (see EventBatch in src/db/events.ts). */
+export interface NotificationBatch {
+  publisher: string;
+  seq: number;
+  bye: boolean;
+  events: Notification[];
+  /** Events in the batch that did not parse (logged by the caller). */
+  invalid: unknown[];
+}
+
+/** Parses a NOTIFY payload; undefined for anything that is not a batch (logged by the caller). */
+export function parseNotification(payload: string | undefined): NotificationBatch | undefined {
   if (!payload) return undefined;
   let json: unknown;
   try {
@@ -101,6 +123,14 @@ export function parseNotification(payload: string | undefined): Notification | u
   } catch {
     return undefined;
   }
-  const r = notification.safeParse(json);
-  return r.success ? r.data : undefined;
+  const b = batch.safeParse(json);
+  if (!b.success) return undefined;
+  const events: Notification[] = [];
+  const invalid: unknown[] = [];
+  for (const e of b.data.e) {
+    const r = notification.safeParse(e);
+    if (r.success) events.push(r.data);
+    else invalid.push(e);
+  }
+  return { publisher: b.data.p, seq: b.data.s, bye: b.data.bye === true, events, invalid };
 }

@@ -1,6 +1,9 @@
 // One dedicated LISTEN connection per API instance (LISTEN needs a session of its own; a pooled
 // client would lose it on release). Reconnects with backoff after a database restart and then
-// reports `reconnected`, since whatever was notified while it was away is lost.
+// reports `reconnected`, since whatever was notified while it was away is lost. It also watches
+// the publishers (src/db/events.ts): a gap in a publisher's batch numbers, or a publisher silent
+// for longer than `silenceMs` without its goodbye, is reported as `missed`. Events of one process
+// come out in the order of its row version: a late one older than what was emitted is dropped.
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from '../config/logger.ts';
@@ -15,6 +18,8 @@ export interface ListenerOptions {
   maxDelayMs?: number;
   /** How often the connection is checked with a query, in ms (finds half-open sockets). Default 15000. */
   checkIntervalMs?: number;
+  /** A publisher not heard of for this long (it heartbeats every second) has died. Default 3000 ms. */
+  silenceMs?: number;
 }
 
 export interface ListenerEvents {
@@ -22,6 +27,8 @@ export interface ListenerEvents {
   notification: [Notification];
   /** Listening again after the connection was lost: notifications may have been missed. */
   reconnected: [];
+  /** A publisher skipped events or died before sending them: some may have been missed. */
+  missed: [];
 }
 
 export interface Listener extends EventEmitter<ListenerEvents> {
@@ -45,6 +52,46 @@ export function createListener(opts: ListenerOptions): Listener {
   let reconnecting: Promise<void> | undefined;
   let checkTimer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
+  const silenceMs = opts.silenceMs ?? 3_000;
+  /** Publishers heard of: their last batch number and when it came. */
+  const publishers = new Map<string, { seq: number; at: number }>();
+  /** The last version emitted per process, oldest first (a bounded LRU). */
+  const versions = new Map<string, number>();
+  const MAX_VERSIONS = 100_000;
+
+  function emitSafely(...args: ['notification', Notification] | ['missed']): void {
+    try {
+      if (args[0] === 'notification') emitter.emit('notification', args[1]);
+      else emitter.emit('missed');
+    } catch (err) {
+      // A faulty subscriber must not break the connection's event loop.
+      logger.error('live event handler failed', { err });
+    }
+  }
+
+  /** Whether a process event is newer than the last one emitted for its process (and records it). */
+  function isNewer(id: string, version: number): boolean {
+    const last = versions.get(id);
+    if (last !== undefined && version <= last) return false;
+    versions.delete(id);
+    versions.set(id, version);
+    if (versions.size > MAX_VERSIONS) versions.delete(versions.keys().next().value as string);
+    return true;
+  }
+
+  let silenceTimer: NodeJS.Timeout | undefined;
+  function checkSilence(): void {
+    const now = Date.now();
+    let silent = false;
+    for (const [id, p] of publishers) {
+      if (now - p.at > silenceMs) {
+        publishers.delete(id);
+        silent = true;
+        logger.warn('a live publisher went silent: clients resync', { publisher: id });
+      }
+    }
+    if (silent && client) emitSafely('missed');
+  }
 
   /** Sleeps `ms`, cut short by stop(). */
   const pause = (ms: number) =>
@@ -73,16 +120,29 @@ export function createListener(opts: ListenerOptions): Listener {
     });
     c.on('notification', (msg) => {
       if (msg.channel !== EVENTS_CHANNEL) return;
-      const event = parseNotification(msg.payload);
-      if (!event) {
+      const batch = parseNotification(msg.payload);
+      if (!batch) {
         logger.warn('unexpected live notification', { payload: msg.payload?.slice(0, 200) });
         return;
       }
-      try {
-        emitter.emit('notification', event);
-      } catch (err) {
-        // A faulty subscriber must not break the connection's event loop.
-        logger.error('live event handler failed', { err });
+      if (batch.invalid.length > 0)
+        logger.warn('unexpected live events', {
+          events: JSON.stringify(batch.invalid).slice(0, 200),
+        });
+      const known = publishers.get(batch.publisher);
+      if (batch.bye) publishers.delete(batch.publisher);
+      else publishers.set(batch.publisher, { seq: batch.seq, at: Date.now() });
+      if (known && batch.seq !== known.seq + 1) {
+        logger.warn('a live publisher skipped events: clients resync', {
+          publisher: batch.publisher,
+          expected: known.seq + 1,
+          got: batch.seq,
+        });
+        emitSafely('missed');
+      }
+      for (const event of batch.events) {
+        if (event.type === 'process' && !isNewer(event.id, event.version)) continue;
+        emitSafely('notification', event);
       }
     });
     try {
@@ -96,6 +156,8 @@ export function createListener(opts: ListenerOptions): Listener {
       await c.end().catch(() => undefined);
       return;
     }
+    // Whatever was heard before the connection was lost is stale: `reconnected` says so.
+    publishers.clear();
     client = c;
   }
 
@@ -148,6 +210,8 @@ export function createListener(opts: ListenerOptions): Listener {
       everConnected = true;
       checkTimer = setInterval(check, opts.checkIntervalMs ?? 15_000);
       checkTimer.unref();
+      silenceTimer = setInterval(checkSilence, Math.max(100, silenceMs / 3));
+      silenceTimer.unref();
     })();
     return started;
   };
@@ -156,6 +220,7 @@ export function createListener(opts: ListenerOptions): Listener {
     if (stopped) return;
     stopped = true;
     clearInterval(checkTimer);
+    clearInterval(silenceTimer);
     wake?.();
     const c = client;
     client = undefined;

@@ -107,6 +107,10 @@ export function createLiveServer(opts: LiveServerOptions): LiveServer {
     io.emit('resync', { reason: 'reconnected' });
     void refreshEngineStatus(true);
   });
+  listener.on('missed', () => {
+    io.emit('resync', { reason: 'missed' });
+    void refreshEngineStatus(true);
+  });
 
   function fail(code: string, message: string): SubscribeAck {
     return { error: { code, message } };
