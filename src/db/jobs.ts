@@ -27,17 +27,26 @@ const NO_LIVE_JOB = `NOT EXISTS (
 const COLUMNS = `p.id, p.status, p.is_task AS "isTask", p.target, p.created_by AS "createdBy"`;
 
 /**
- * Candidates for a new job: created/resumed for longer than `graceSeconds`, or running with an
- * expired lease, and without a live job.
+ * Candidates for a new job, without a live job: first those running with an expired lease
+ * (longest expired first: their runner died mid-way, so they go before any backlog), then those
+ * created/resumed for longer than `graceSeconds` (oldest first). Each branch reads only its
+ * statuses through processes_status_idx.
  */
 export async function findUnqueued(
   db: Queryable,
   o: { graceSeconds: number; leaseSeconds: number; limit: number },
 ): Promise<Unqueued[]> {
   const { rows } = await db.query<Unqueued>(
-    `SELECT ${COLUMNS} FROM orchestrator.processes p
-      WHERE ${NEEDS_JOB} AND ${NO_LIVE_JOB}
-      ORDER BY p.last_modified_at LIMIT $3`,
+    `SELECT id, status, "isTask", target, "createdBy" FROM (
+       (SELECT ${COLUMNS}, 0 AS rank, p.lease_expires_at AS at FROM orchestrator.processes p
+         WHERE p.status = 'running' AND p.lease_expires_at < now() AND ${NO_LIVE_JOB}
+         ORDER BY p.lease_expires_at LIMIT $3)
+       UNION ALL
+       (SELECT ${COLUMNS}, 1 AS rank, p.last_modified_at AS at FROM orchestrator.processes p
+         WHERE p.status IN ('created', 'resumed')
+           AND p.last_modified_at < now() - make_interval(secs => $1) AND ${NO_LIVE_JOB}
+         ORDER BY p.last_modified_at LIMIT $3)) u
+      ORDER BY rank, at LIMIT $3`,
     [o.graceSeconds, o.leaseSeconds, o.limit],
   );
   return rows;

@@ -17,16 +17,23 @@ function inTransaction(tx: Queryable) {
 /**
  * Sends the job of `job` inside `tx`: a rollback takes the job back with the process change.
  * Throws when the queue does not exist (pg-boss would return null and drop the job silently).
+ * `priority` (an integer, default 0): workers fetch the jobs of a queue highest priority first,
+ * then oldest first.
  */
 export async function sendJob(
   boss: PgBoss,
   tx: Queryable,
   job: Pick<Dispatch, 'processId' | 'user' | 'isTask' | 'target' | 'kind'>,
   targetQueues: readonly string[],
+  options: { priority?: number } = {},
 ): Promise<void> {
   const queue = queueFor(job, targetQueues);
   const data: JobData = { processId: job.processId, user: job.user };
-  const id = await boss.send(queue, data, { db: inTransaction(tx) });
+  const id = await boss.send(queue, data, {
+    db: inTransaction(tx),
+    // pg-boss refuses a `priority` key whose value is undefined.
+    ...(options.priority !== undefined && { priority: options.priority }),
+  });
   if (!id)
     throw new Error(`Queue ${queue} does not exist: job for process ${job.processId} not sent`);
 }
@@ -78,6 +85,7 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
 
   async function sweepOnce(): Promise<number> {
     let sent = 0;
+    // Expired leases first (see findUnqueued), each sent with a higher priority.
     const candidates = await findUnqueued(pool, { ...window, limit: 500 });
     for (const c of candidates) {
       const ok = await withTransaction(pool, async (tx) => {
@@ -95,7 +103,9 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
         for (const stale of await staleActiveJobs(tx, p.id)) {
           await boss.cancel(stale.name, stale.id, { db: inTransaction(tx) });
         }
-        await sendJob(boss, tx, job, targetQueues);
+        // Its runner died mid-way: fetched before the backlog of the queue (priority 0).
+        const priority = p.status === 'running' ? 10 : 0;
+        await sendJob(boss, tx, job, targetQueues, { priority });
         return true;
       });
       if (ok) sent++;

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Logger } from '../config/logger.ts';
 import type { Pool } from '../db/pool.ts';
-import { findOrphans } from '../db/processes.ts';
+import { findOrphanRows } from '../db/orphans.ts';
 import type { Dispatcher } from '../engine/engine.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
@@ -19,6 +19,9 @@ export interface ThreadpoolOptions {
    * Processes run at once; more wait in a local queue (they are durable rows, so a crash loses
    * nothing: the sweeper picks them up). Unbounded, a burst of 5,000 starts kept 5,000 runs, their
    * timers and their queued pool tasks in memory at once (430 MB peak RSS). Default 64.
+   * Processes found with an expired lease (their runner died mid-way) run before the waiting
+   * backlog and may take up to as many again beyond it, so that a backlog of long runs holding
+   * every slot cannot keep them waiting past one lease.
    */
   maxRunning?: number;
 }
@@ -44,26 +47,42 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     logger,
   });
   const maxRunning = opts.maxRunning ?? 64;
-  // Insertion-ordered: first come, first run; a process queued twice (sweeper) runs once.
+  // Two local queues, each insertion-ordered (first come, first run); an id is in at most one.
+  // `urgent`: processes the sweeper found `running` with an expired lease. They go first, and may
+  // run while fewer than 2 × maxRunning run, the backlog only while fewer than maxRunning do.
+  const urgent = new Set<string>();
   const waiting = new Set<string>();
+  // Ids handed to the runner whose run has not ended (claim included): the sweeper leaves them
+  // alone. A process never runs twice at once in any case: the runner refuses one it is running,
+  // and the claim is a compare-and-set on the row.
+  const launched = new Set<string>();
   let running = 0;
   let stopped = false;
   const next = () => {
-    while (!stopped && running < maxRunning && waiting.size > 0) {
-      const processId = waiting.values().next().value as string;
-      waiting.delete(processId);
+    while (!stopped) {
+      const from =
+        urgent.size > 0 && running < 2 * maxRunning
+          ? urgent
+          : waiting.size > 0 && running < maxRunning
+            ? waiting
+            : undefined;
+      if (!from) return;
+      const processId = from.values().next().value as string;
+      from.delete(processId);
+      launched.add(processId);
       running++;
       runner
         .run(processId)
         .catch((err: unknown) => logger.error('process run failed', { processId, err }))
         .finally(() => {
+          launched.delete(processId);
           running--;
           next();
         });
     }
   };
   const launch = (processId: string) => {
-    waiting.add(processId);
+    if (!urgent.has(processId)) waiting.add(processId);
     next();
   };
   let timer: NodeJS.Timeout | undefined;
@@ -74,10 +93,24 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     if (sweeping) return;
     sweeping = true;
     try {
-      const mine = new Set(runner.active());
-      const ids = await findOrphans(opts.pool, graceSeconds, 500);
-      for (const id of ids) if (!mine.has(id) && !waiting.has(id)) launch(id);
-      if (ids.length) logger.info('picked up processes', { count: ids.length });
+      const orphans = await findOrphanRows(opts.pool, graceSeconds, 500);
+      const mine = new Set([...runner.active(), ...launched]);
+      let leaseExpired = 0;
+      for (const { id, leaseExpired: expired } of orphans) {
+        if (mine.has(id) || urgent.has(id)) continue;
+        if (expired) {
+          // Its runner died: ahead of the backlog, even when it was already queued there.
+          waiting.delete(id);
+          urgent.add(id);
+          leaseExpired++;
+        } else {
+          waiting.add(id);
+        }
+      }
+      next();
+      if (orphans.length) {
+        logger.info('picked up processes', { count: orphans.length, leaseExpired });
+      }
     } catch (err) {
       logger.warn('sweep failed', { err });
     } finally {
@@ -101,6 +134,7 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
       clearInterval(timer);
       // Queued processes stay `created`/`resumed`: the next instance's first sweep takes them.
       stopped = true;
+      urgent.clear();
       waiting.clear();
       await runner.stop(timeoutMs);
     },
