@@ -51,19 +51,28 @@ export interface NewProcess {
   input: State;
 }
 
-/** Inserts a `created` process and its initial state in one statement; returns its event. */
-export async function insertProcess(db: Queryable, p: NewProcess): Promise<ProcessEventRow> {
+/**
+ * Inserts a `created` process and its initial state in one statement, unless the global lock is
+ * set (checked in the same statement: no separate read, no race with a pause); returns its event,
+ * or undefined when the engine is paused and nothing was written.
+ */
+export async function insertProcess(
+  db: Queryable,
+  p: NewProcess,
+): Promise<ProcessEventRow | undefined> {
   const { rows } = await db.query<{ event: ProcessEventRow }>({
     name: 'orchestrator-insert-process',
     text: `WITH p AS (
        INSERT INTO orchestrator.processes (id, workflow_name, status, is_task, target, created_by)
-       VALUES ($1, $2, 'created', $3, $4, $5) RETURNING *),
+       SELECT $1, $2, 'created', $3, $4, $5
+        WHERE NOT (SELECT global_lock FROM orchestrator.engine_settings)
+       RETURNING *),
      i AS (INSERT INTO orchestrator.input_states (process_id, input, input_type)
            SELECT id, $6, 'initial_state' FROM p)
      SELECT ${processEventSql('p')} AS event FROM p`,
     values: [p.id, p.workflowName, p.isTask, p.target, p.createdBy, JSON.stringify(p.input)],
   });
-  return rows[0]!.event;
+  return rows[0]?.event;
 }
 
 export async function getProcessRow(

@@ -101,13 +101,13 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
   }
 
   /** With the global lock set nothing starts or resumes: 503 `engine_paused`, nothing written. */
+  const paused = () =>
+    new UnavailableError(
+      'engine_paused',
+      'The engine is paused (global lock set); try again once it runs',
+    );
   async function requireUnlocked(): Promise<void> {
-    if (await getGlobalLock(pool)) {
-      throw new UnavailableError(
-        'engine_paused',
-        'The engine is paused (global lock set); try again once it runs',
-      );
-    }
+    if (await getGlobalLock(pool)) throw paused();
   }
 
   async function requireProcess(id: string, db: Queryable = pool) {
@@ -128,7 +128,6 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
       const parsed = def.input.safeParse(body ?? {});
       if (!parsed.success)
         throw invalidInput(`Invalid input for workflow ${def.name}`, parsed.error);
-      await requireUnlocked();
       const id = randomUUID();
       const job: Dispatch = {
         processId: id,
@@ -137,7 +136,7 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
         target: def.target,
         kind: 'new',
       };
-      await makeRunnable(job, (tx) =>
+      const inserted = await makeRunnable(job, (tx) =>
         insertProcess(tx, {
           id,
           workflowName: def.name,
@@ -147,6 +146,7 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
           input: parsed.data,
         }),
       );
+      if (!inserted) throw paused();
       return { id };
     },
 

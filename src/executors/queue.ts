@@ -8,7 +8,7 @@ import type { Dispatch, Dispatcher } from '../engine/engine.ts';
 import { queueFor, type JobData } from './boss.ts';
 
 /** pg-boss's `db` option that runs its statements on our transaction's client. */
-function inTransaction(tx: Queryable) {
+export function inTransaction(tx: Queryable) {
   return {
     executeSql: (text: string, values?: unknown[]) => tx.query(text, values),
   };

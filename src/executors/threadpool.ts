@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { Logger } from '../config/logger.ts';
+import type { Publish } from '../db/events.ts';
 import type { Pool } from '../db/pool.ts';
 import { findOrphanRows } from '../db/orphans.ts';
 import type { Dispatcher } from '../engine/engine.ts';
@@ -13,6 +14,8 @@ export interface ThreadpoolOptions {
   steps: StepPool;
   leaseSeconds: number;
   logger: Logger;
+  /** Where the events of committed changes go. */
+  publish: Publish;
   /** How often to look for processes left behind (expired leases, never started). Default: lease / 2. */
   sweepIntervalMs?: number;
   /**
@@ -45,6 +48,7 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     owner: `api:${os.hostname()}:${process.pid}`,
     leaseSeconds: opts.leaseSeconds,
     logger,
+    publish: opts.publish,
   });
   const maxRunning = opts.maxRunning ?? 64;
   // Two local queues, each insertion-ordered (first come, first run); an id is in at most one.

@@ -85,25 +85,36 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
   let fetching: Promise<void> | undefined;
   /** A wake-up came while a fetch was out: look again when it returns. */
   let again = false;
-  /** The queue the last wake-up named: fetched from first. */
-  let hint: string | undefined;
+  /**
+   * Queues that may hold jobs, each with the number of the wake-up that said so: a fetch that
+   * finds a queue empty forgets it only if no wake-up for it came meanwhile. Only these are
+   * fetched from, so a worker woken for one queue does not look into the empty others.
+   */
+  const maybeJobs = new Map<string, number>();
+  let wakeUps = 0;
+  const mayHaveJobs = (queue: string) => maybeJobs.set(queue, ++wakeUps);
   let turn = 0;
   let timer: NodeJS.Timeout | undefined;
   let backoff = 250;
 
-  /** Looks again after `ms` unless something wakes the worker first. */
+  /** Looks into every queue again after `ms` unless something wakes the worker first. */
   function lookAgainIn(ms: number): void {
     clearTimeout(timer);
-    timer = setTimeout(kick, ms);
+    timer = setTimeout(() => {
+      for (const q of queues) mayHaveJobs(q);
+      kick();
+    }, ms);
   }
 
   /** Fetches, claims and completes up to `want` jobs in one transaction. */
   async function handOff(want: number): Promise<{ fetched: number; claims: Claim[] }> {
-    const first = hint;
-    hint = undefined;
-    const order = queues.map((_, i) => queues[(turn + i) % queues.length]!);
+    // In turn, so that one busy queue does not starve the others.
+    const order = queues
+      .map((_, i) => queues[(turn + i) % queues.length]!)
+      .filter((q) => maybeJobs.has(q))
+      .map((q) => [q, maybeJobs.get(q)] as const);
     turn++;
-    if (first && queues.includes(first)) order.unshift(first);
+    if (order.length === 0) return { fetched: 0, claims: [] };
     return withTransaction(
       pool,
       async (tx) => {
@@ -111,9 +122,11 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
         const jobs = new Map<string, string[]>();
         const ids: string[] = [];
         let fetched = 0;
-        for (const queue of new Set(order)) {
+        for (const [queue, mark] of order) {
           if (fetched >= want) break;
-          const got = await boss.fetch(queue, { batchSize: want - fetched, db });
+          const asked = want - fetched;
+          const got = await boss.fetch(queue, { batchSize: asked, db });
+          if (got.length < asked && maybeJobs.get(queue) === mark) maybeJobs.delete(queue);
           if (got.length === 0) continue;
           fetched += got.length;
           jobs.set(
@@ -187,11 +200,14 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
       if (state !== 'created') return;
       state = 'running';
       logger.info('consuming', { queues, concurrency });
+      for (const q of queues) mayHaveJobs(q);
       kick();
     },
     wake(queue) {
-      if (queue !== undefined && !queues.includes(queue) && !consumesTargetQueues) return;
-      if (queue !== undefined) hint ??= queue;
+      if (queue !== undefined && queues.includes(queue)) mayHaveJobs(queue);
+      // The event names the standard queue; a process may be routed to a per-target queue.
+      else if (queue === undefined || consumesTargetQueues) for (const q of queues) mayHaveJobs(q);
+      else return;
       kick();
     },
     stop(timeoutMs) {
