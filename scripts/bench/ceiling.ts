@@ -1,11 +1,15 @@
 // Item 1, the ceiling: the shape of a step commit (insert a step row with a ~200-byte state,
-// update the process row, one statement = one transaction), run directly with `pg` at 16
-// connections on the orchestrator's own tables and indexes.
+// update the process row fenced by its lease token, one statement = one transaction), run
+// directly with `pg` at 16 connections on the orchestrator's own tables and indexes. The
+// reference is measured with none of the orchestrator's triggers on those two tables
+// (`withoutTriggers`); the same with the triggers on is shown for reference. Also with bigger
+// states (1 KB, 100 KB, 1 MB), the reference of the big-state throughput rows.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 
-const CONNECTIONS = 16;
-const STATE = { payload: 'x'.repeat(180), n: 0 };
+export const CEILING_CONNECTIONS = 16;
+/** The ~200-byte state: `{"payload":"xxx…","n":step}`. */
+const DEFAULT_PAYLOAD = 180;
 
 const COMMIT = `WITH p AS (
     UPDATE orchestrator.processes
@@ -16,10 +20,27 @@ const COMMIT = `WITH p AS (
   INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
   SELECT id, $2, $3, 'success', $4, now() FROM p`;
 
+/** A state of `payloadBytes` characters of payload, as JSON text, for step `n`. */
+function stateMaker(payloadBytes: number): (n: number) => string {
+  const head = `{"payload":"${'x'.repeat(payloadBytes)}","n":`;
+  return (n) => `${head}${n}}`;
+}
+
+export interface CeilingOptions {
+  /** Characters of payload in the state (default 180: a ~200-byte state). */
+  payloadBytes?: number;
+  connections?: number;
+}
+
 /** Commits per second over `durationMs`, each connection advancing its own process. */
-export async function measureCeiling(url: string, durationMs: number): Promise<number> {
+export async function measureCeiling(
+  url: string,
+  durationMs: number,
+  opts: CeilingOptions = {},
+): Promise<number> {
+  const state = stateMaker(opts.payloadBytes ?? DEFAULT_PAYLOAD);
   const clients = await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
+    Array.from({ length: opts.connections ?? CEILING_CONNECTIONS }, async () => {
       const c = new pg.Client({ connectionString: url, application_name: 'bench-ceiling' });
       await c.connect();
       return c;
@@ -42,7 +63,7 @@ export async function measureCeiling(url: string, durationMs: number): Promise<n
           await c.query({
             name: 'ceiling-commit',
             text: COMMIT,
-            values: [ids[i], step, `Step ${step}`, JSON.stringify({ ...STATE, n: step }), token],
+            values: [ids[i], step, `Step ${step}`, state(step), token],
           });
           commits++;
         }
@@ -56,6 +77,7 @@ export async function measureCeiling(url: string, durationMs: number): Promise<n
 
 /** Latency of one such commit on an idle database, one connection: the unit latencies compare to. */
 export async function measureCommitLatency(url: string, count: number): Promise<number[]> {
+  const state = stateMaker(DEFAULT_PAYLOAD);
   const c = new pg.Client({ connectionString: url, application_name: 'bench-ceiling' });
   await c.connect();
   try {
@@ -72,7 +94,7 @@ export async function measureCommitLatency(url: string, count: number): Promise<
       await c.query({
         name: 'ceiling-commit',
         text: COMMIT,
-        values: [id, step, `Step ${step}`, JSON.stringify({ ...STATE, n: step }), token],
+        values: [id, step, `Step ${step}`, state(step), token],
       });
       if (step >= 20) samples.push(performance.now() - t0);
     }
@@ -82,30 +104,43 @@ export async function measureCommitLatency(url: string, count: number): Promise<
   }
 }
 
-/**
- * The ceiling with the live-event NOTIFY triggers of the step tables switched off for the
- * measurement: what per-step NOTIFY costs (a notifying commit holds Postgres's notify-queue lock
- * through its commit, so notifying commits do not overlap). The benchmark's database only.
- */
-export async function measureCeilingWithoutNotify(
-  url: string,
-  durationMs: number,
-): Promise<number> {
+/** The orchestrator's own (non-internal) triggers on the tables a step commit writes. */
+export async function stepTableTriggers(url: string): Promise<{ table: string; name: string }[]> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  const { rows } = await c.query<{ tbl: string; name: string }>(
-    `SELECT t.tgrelid::regclass::text AS tbl, t.tgname AS name
-       FROM pg_trigger t JOIN pg_proc f ON f.oid = t.tgfoid
-      WHERE t.tgrelid IN ('orchestrator.processes'::regclass, 'orchestrator.process_steps'::regclass)
-        AND NOT t.tgisinternal AND f.proname LIKE 'notify%'`,
-  );
+  try {
+    const { rows } = await c.query<{ table: string; name: string }>(
+      `SELECT t.tgrelid::regclass::text AS table, t.tgname AS name
+         FROM pg_trigger t
+        WHERE t.tgrelid IN ('orchestrator.processes'::regclass, 'orchestrator.process_steps'::regclass)
+          AND NOT t.tgisinternal
+        ORDER BY 1, 2`,
+    );
+    return rows;
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * Runs `fn` with every non-internal trigger of `orchestrator.processes` and
+ * `orchestrator.process_steps` disabled (the status counters, and the live-event NOTIFY triggers
+ * where this build still has them; foreign keys stay), and enables them again after. The
+ * benchmark's own database only, with nothing else running on it.
+ */
+export async function withoutTriggers<T>(url: string, fn: () => Promise<T>): Promise<T> {
+  const triggers = await stepTableTriggers(url);
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
   const toggle = async (on: boolean) => {
-    for (const r of rows)
-      await c.query(`ALTER TABLE ${r.tbl} ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${r.name}`);
+    for (const t of triggers)
+      await c.query(
+        `ALTER TABLE ${t.table} ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${pg.escapeIdentifier(t.name)}`,
+      );
   };
   try {
     await toggle(false);
-    return await measureCeiling(url, durationMs);
+    return await fn();
   } finally {
     await toggle(true);
     await c.end();

@@ -2,7 +2,7 @@
 import type { Summary } from './stats.ts';
 
 export interface Figure {
-  /** Section of the issue's list (1–7). */
+  /** Section of the issue's list (0–8). */
   item: number;
   label: string;
   unit: string;
@@ -14,6 +14,8 @@ export interface Figure {
    * figure counts processes); for times, the figure ÷ one idle commit's latency.
    */
   ratio?: number;
+  /** Ratio to the Celery + Redis peer's workflows/s (`--peers`), for rows counting processes/s. */
+  peerRatio?: number;
   /** The issue's target, e.g. `≥ 0.5× ceiling`, `≤ 5 ms`. */
   target?: string;
   /** Whether the median meets the target. */
@@ -28,16 +30,27 @@ function num(v: number): string {
 }
 
 export function formatTable(figures: readonly Figure[]): string {
-  const header = ['#', 'figure', 'median', 'min–max', 'vs ceiling', 'target', ''];
+  const withPeers = figures.some((f) => f.peerRatio !== undefined);
+  const header = ['#', 'figure', 'median', 'min–max', 'vs ceiling', 'vs Celery', 'target', ''];
   const rows = figures.map((f) => [
     String(f.item),
     `${f.label} (${f.unit})`,
     f.value ? num(f.value.median) : `n/a (${f.missing ?? 'not measured'})`,
     f.value ? `${num(f.value.min)}–${num(f.value.max)}` : '',
     f.ratio === undefined || !Number.isFinite(f.ratio) ? '' : `${num(f.ratio)}×`,
+    f.peerRatio === undefined || !Number.isFinite(f.peerRatio) ? '' : `${num(f.peerRatio)}×`,
     f.target ?? '',
     f.met === undefined ? '' : f.met ? 'met' : 'MISSED',
   ]);
+  // Without a peer row (no `--peers`), no empty column.
+  const keep = (_: unknown, i: number) => withPeers || i !== 5;
+  return render(
+    header.filter(keep),
+    rows.map((r) => r.filter(keep)),
+  );
+}
+
+function render(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`.replace(/\s+\|$/, ' |');

@@ -1,13 +1,22 @@
-// `npm run bench [-- --quick] [-- --out FILE] [-- --pg-stats]`: measures the ceiling, the pg-boss
-// floor and the orchestrator side by side on one Postgres, prints a table and writes JSON.
+// `npm run bench [-- --quick] [-- --peers] [-- --out FILE] [-- --pg-stats]`: measures the ceiling,
+// the pg-boss floor, the Celery + Redis peer (`--peers`) and the orchestrator side by side on one
+// Postgres, prints a table and writes JSON.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { measureCeiling, measureCeilingWithoutNotify, measureCommitLatency } from './ceiling.ts';
-import { liveAvailable, measureLiveLatency } from './live.ts';
+import {
+  CEILING_CONNECTIONS,
+  measureCeiling,
+  measureCommitLatency,
+  stepTableTriggers,
+  withoutTriggers,
+} from './ceiling.ts';
+import { CostProbe, type RunCost } from './dbcost.ts';
+import { LiveClients, liveAvailable, measureLiveLatency } from './live.ts';
 import { measureLatency } from './latency.ts';
+import { CELERY_PROCESSES, findPeerTools, measureCeleryPeer, PEERS_APT } from './peers.ts';
 import { measurePgBossFloor } from './pgboss.ts';
 import { formatTable, type Figure } from './report.ts';
 import { measureScale, seedProcesses } from './scale.ts';
@@ -21,13 +30,14 @@ import {
   type BenchDatabase,
   type NodeProcess,
 } from './system.ts';
-import { measureThroughput } from './throughput.ts';
+import { measureThroughput, type ThroughputRun } from './throughput.ts';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     out: { type: 'string' },
     'pg-stats': { type: 'boolean', default: false },
+    peers: { type: 'boolean', default: false },
   },
 });
 
@@ -47,6 +57,8 @@ const PROFILES = {
     liveClients: 200,
     scaleRows: 1_000_000,
     scaleRequests: 200,
+    /** Noop throughput runs (of `runs`) whose database cost is read; each waits ~10 s after. */
+    costRuns: 3,
   },
   quick: {
     runs: 3,
@@ -63,6 +75,7 @@ const PROFILES = {
     liveClients: 200,
     scaleRows: 10_000,
     scaleRequests: 10,
+    costRuns: 1,
   },
 } as const;
 
@@ -71,9 +84,10 @@ const profile = PROFILES[profileName];
 const STEPS_PER_PROCESS = 3;
 const WORKERS = 2;
 
-const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
-const figures: Figure[] = [];
 const benchStarted = Date.now();
+const log = (msg: string) =>
+  process.stderr.write(`[bench ${((Date.now() - benchStarted) / 1000).toFixed(0)} s] ${msg}\n`);
+const figures: Figure[] = [];
 
 function sizeLabel(bytes: number): string {
   return bytes >= 1_048_576 ? `${bytes / 1_048_576} MB` : `${bytes / 1_024} KB`;
@@ -137,6 +151,8 @@ const machine = {
   memoryGb: Math.round(os.totalmem() / 1024 ** 3),
   node: process.version,
   database: '',
+  /** Where item 8's WAL flushes come from. */
+  walFlushes: '',
   loadAverage: [] as number[],
 };
 
@@ -144,40 +160,67 @@ async function run(db: BenchDatabase): Promise<void> {
   machine.database = db.describe;
 
   log('1. ceiling');
-  const ceilingRuns = await repeat(profile.runs, () => measureCeiling(db.url, profile.ceilingMs));
-  const ceiling = summarize(ceilingRuns);
-  const commitRuns = await repeat(profile.runs, async () =>
-    quantile(await measureCommitLatency(db.url, 300), 0.5),
+  // The reference: none of the orchestrator's triggers on the two tables a step commit writes.
+  const triggers = await stepTableTriggers(db.url);
+  log(
+    `   triggers switched off for the ceiling: ${triggers.map((t) => t.name).join(', ') || 'none'}`,
+  );
+  const ceiling = summarize(
+    await withoutTriggers(db.url, () =>
+      repeat(profile.runs, () => measureCeiling(db.url, profile.ceilingMs)),
+    ),
+  );
+  const commitRuns = await withoutTriggers(db.url, () =>
+    repeat(profile.runs, async () => quantile(await measureCommitLatency(db.url, 300), 0.5)),
   );
   const commit = summarize(commitRuns).median;
+  const withTriggers = summarize(
+    await repeat(profile.runs, () => measureCeiling(db.url, profile.ceilingMs)),
+  );
   figures.push(
     {
       item: 1,
-      label: 'ceiling: step-shaped commits, 16 connections',
+      label: `ceiling: step-shaped commits, ${CEILING_CONNECTIONS} connections, no triggers`,
       unit: 'commits/s',
       value: ceiling,
       ratio: 1,
     },
     {
       item: 1,
-      label: 'one commit, idle, 1 connection, p50',
+      label: 'one commit, idle, 1 connection, no triggers, p50',
       unit: 'ms',
       value: summarize(commitRuns),
       ratio: 1,
     },
+    {
+      item: 1,
+      label: `the same with the orchestrator's ${triggers.length} triggers on`,
+      unit: 'commits/s',
+      value: withTriggers,
+      ratio: withTriggers.median / ceiling.median,
+    },
   );
-  const quiet = summarize(
-    await repeat(profile.runs, () => measureCeilingWithoutNotify(db.url, profile.ceilingMs)),
-  );
-  figures.push({
-    item: 1,
-    label: 'the same without the live NOTIFY triggers',
-    unit: 'commits/s',
-    value: quiet,
-    ratio: quiet.median / ceiling.median,
-  });
   const rate = (v: number) => v / ceiling.median;
   const time = (v: number) => v / commit;
+  // The reference of each big-state throughput row: the same statement with a state that big.
+  const sizedCeiling = new Map<number, number>();
+  for (const [bytes] of profile.payloads) {
+    const s = summarize(
+      await withoutTriggers(db.url, () =>
+        repeat(profile.runs, () =>
+          measureCeiling(db.url, profile.ceilingMs, { payloadBytes: bytes }),
+        ),
+      ),
+    );
+    sizedCeiling.set(bytes, s.median);
+    figures.push({
+      item: 1,
+      label: `ceiling with a ${sizeLabel(bytes)} state, ${CEILING_CONNECTIONS} connections, no triggers`,
+      unit: 'commits/s',
+      value: s,
+      ratio: rate(s.median),
+    });
+  }
 
   log('2. pg-boss floor');
   await db.reset();
@@ -196,6 +239,63 @@ async function run(db: BenchDatabase): Promise<void> {
     ratio: rate(floor.median),
   });
 
+  const peerLabel = `Celery + Redis: 3-step workflow, prefork ${CELERY_PROCESSES} processes, ${profile.processes} workflows`;
+  let peer: number | undefined;
+  if (!args.peers) {
+    figures.push({ item: 0, label: peerLabel, unit: 'workflows/s', missing: 'run with --peers' });
+  } else {
+    log('0. peer: Celery + Redis');
+    const tools = findPeerTools();
+    if (!tools) {
+      log(`   Celery, Redis or psycopg2 not installed; to measure this row: ${PEERS_APT}`);
+      figures.push({
+        item: 0,
+        label: peerLabel,
+        unit: 'workflows/s',
+        missing: `not installed: ${PEERS_APT}`,
+      });
+    } else {
+      try {
+        const s = summarize(
+          await measureCeleryPeer(db.url, tools, {
+            workflows: profile.processes,
+            runs: profile.runs,
+            timeoutMs: 300_000,
+          }),
+        );
+        peer = s.median;
+        figures.push({
+          item: 0,
+          label: peerLabel,
+          unit: 'workflows/s',
+          value: s,
+          ratio: rate(s.median * STEPS_PER_PROCESS),
+          peerRatio: 1,
+        });
+      } catch (err) {
+        log(`   the Celery peer failed: ${String(err)}`);
+        figures.push({
+          item: 0,
+          label: peerLabel,
+          unit: 'workflows/s',
+          missing: `failed: ${String(err).split('\n')[0]}`,
+        });
+      }
+    }
+  }
+  /** A processes/s row: its ratio to the ceiling and, with the peer measured, to Celery. */
+  const processesFigure = (label: string, value: ReturnType<typeof summarize>): Figure => ({
+    item: 3,
+    label,
+    unit: 'processes/s',
+    value,
+    ratio: rate(value.median * STEPS_PER_PROCESS),
+    ...(peer === undefined
+      ? {}
+      : { peerRatio: value.median / peer, target: '≥ 2× Celery', met: value.median >= 2 * peer }),
+  });
+
+  let threadpoolNoop: ReturnType<typeof summarize> | undefined;
   for (const mode of ['worker', 'threadpool'] as const) {
     const name = mode === 'worker' ? `worker mode, ${WORKERS} workers` : 'threadpool';
     if (mode === 'worker' && !workerModeAvailable) {
@@ -206,6 +306,7 @@ async function run(db: BenchDatabase): Promise<void> {
         ...profile.payloads.map(
           ([b]) => [3, `throughput ${name}, ${sizeLabel(b)} state`, 'steps/s'] as const,
         ),
+        [8, `DB cost per process, ${name}: commits`, 'commits'],
         [4, `POST → first step committed, ${name}, p50`, 'ms'],
         [4, `POST → first step committed, ${name}, p99`, 'ms'],
         [4, `POST → noop completed, ${name}, p50`, 'ms'],
@@ -217,12 +318,24 @@ async function run(db: BenchDatabase): Promise<void> {
       continue;
     }
     await withApi(db, mode, async (api, workers) => {
-      log(`3. throughput, ${name}`);
-      const noop = await repeat(profile.runs, () =>
-        measureThroughput(db, api.url, { processes: profile.processes, stateBytes: 0 }),
-      );
+      log(`3. throughput, ${name} (database cost of ${profile.costRuns} of the noop runs)`);
+      const probe = await CostProbe.open(db.url);
+      let noop: ThroughputRun[];
+      try {
+        machine.walFlushes = probe.walFlushSource;
+        noop = await repeat(profile.runs, (run) =>
+          measureThroughput(db, api.url, {
+            processes: profile.processes,
+            stateBytes: 0,
+            ...(run < profile.costRuns ? { cost: probe } : {}),
+          }),
+        );
+      } finally {
+        await probe.close();
+      }
       const steps = summarize(noop.map((r) => r.stepsPerSecond));
       const procs = summarize(noop.map((r) => r.processesPerSecond));
+      if (mode === 'threadpool') threadpoolNoop = procs;
       const rssApi = api.process.peakRssMb();
       const rssWorkers = workers.map((w) => w.peakRssMb());
       figures.push(
@@ -235,25 +348,29 @@ async function run(db: BenchDatabase): Promise<void> {
           target: '≥ 0.5× ceiling',
           met: rate(steps.median) >= 0.5,
         },
-        {
-          item: 3,
-          label: `throughput ${name}, ${profile.processes} noop`,
-          unit: 'processes/s',
-          value: procs,
-          ratio: rate(procs.median * STEPS_PER_PROCESS),
-        },
+        processesFigure(`throughput ${name}, ${profile.processes} noop`, procs),
+      );
+      figures.push(
+        ...costFigures(
+          name,
+          noop.flatMap((r) => (r.cost ? [r.cost] : [])),
+          mode === 'worker' ? 6 : 5,
+        ),
       );
       for (const [bytes, count] of profile.payloads) {
         const r = await repeat(profile.runs, () =>
           measureThroughput(db, api.url, { processes: count, stateBytes: bytes }),
         );
         const s = summarize(r.map((x) => x.stepsPerSecond));
+        const sized = s.median / sizedCeiling.get(bytes)!;
         figures.push({
           item: 3,
           label: `throughput ${name}, ${count} × ${sizeLabel(bytes)} state`,
           unit: 'steps/s',
           value: s,
-          ratio: rate(s.median),
+          ratio: sized,
+          target: `≥ 0.5× ${sizeLabel(bytes)} ceiling`,
+          met: sized >= 0.5,
         });
       }
 
@@ -275,30 +392,9 @@ async function run(db: BenchDatabase): Promise<void> {
 
       if (mode === 'threadpool') {
         log('5. live latency');
-        if (await liveAvailable(api.url)) {
-          for (const clients of [1, profile.liveClients]) {
-            const runs = await measureLiveLatency(api.url, {
-              clients,
-              count: profile.liveCount,
-              runs: profile.runs,
-            });
-            const l = summarizeLatency(runs);
-            figures.push(
-              latencyFigure(
-                5,
-                `live: commit → event, ${clients} clients, p50`,
-                l.p50,
-                clients > 1 ? 5 : undefined,
-              ),
-              latencyFigure(
-                5,
-                `live: commit → event, ${clients} clients, p99`,
-                l.p99,
-                clients > 1 ? 25 : undefined,
-              ),
-            );
-          }
-        } else {
+        await db.reset();
+        if (await liveAvailable(api.url)) await live(api);
+        else {
           for (const c of [1, profile.liveClients])
             for (const q of ['p50', 'p99'])
               figures.push({
@@ -333,7 +429,7 @@ async function run(db: BenchDatabase): Promise<void> {
       const afterPayloads = api.process.peakRssMb();
       figures.push({
         item: 7,
-        label: `peak RSS, API (${name}), incl. big states`,
+        label: `peak RSS, API (${name}), incl. big states${mode === 'threadpool' ? ' and live clients' : ''}`,
         unit: 'MB',
         value: summarize([afterPayloads]),
       });
@@ -345,6 +441,62 @@ async function run(db: BenchDatabase): Promise<void> {
           value: summarize(workers.map((w) => w.peakRssMb())),
         });
     });
+  }
+
+  /** Live latency with 1 and with 200 clients, then throughput with the 200 connected. */
+  async function live(api: Api): Promise<void> {
+    for (const clients of [1, profile.liveClients]) {
+      const conns = await LiveClients.start(api.url, clients);
+      try {
+        const runs = await measureLiveLatency(api.url, conns, {
+          count: profile.liveCount,
+          runs: profile.runs,
+        });
+        const l = summarizeLatency(runs);
+        figures.push(
+          latencyFigure(
+            5,
+            `live: commit → event, ${clients} clients, p50`,
+            l.p50,
+            clients > 1 ? 5 : undefined,
+          ),
+          latencyFigure(
+            5,
+            `live: commit → event, ${clients} clients, p99`,
+            l.p99,
+            clients > 1 ? 25 : undefined,
+          ),
+        );
+        if (clients === 1) continue;
+        log(`5. throughput, threadpool, ${clients} live clients connected`);
+        const r = await repeat(profile.runs, () =>
+          measureThroughput(db, api.url, { processes: profile.processes, stateBytes: 0 }),
+        );
+        const procs = summarize(r.map((x) => x.processesPerSecond));
+        const base = threadpoolNoop!.median;
+        const rel = summarize(r.map((x) => x.processesPerSecond / base));
+        rel.median = procs.median / base;
+        figures.push(
+          {
+            ...processesFigure(
+              `throughput threadpool, ${profile.processes} noop, ${clients} live clients`,
+              procs,
+            ),
+            item: 5,
+          },
+          {
+            item: 5,
+            label: `the same ÷ no client connected (item 3's threadpool noop)`,
+            unit: '×',
+            value: rel,
+            target: '≥ 0.9×',
+            met: rel.median >= 0.9,
+          },
+        );
+      } finally {
+        await conns.close();
+      }
+    }
   }
 
   log(`6. scale: seeding ${profile.scaleRows.toLocaleString('en-US')} processes`);
@@ -381,6 +533,54 @@ async function run(db: BenchDatabase): Promise<void> {
         : { target: `≤ ${targetMs} ms`, met: value.median <= targetMs }),
     };
   }
+}
+
+/**
+ * Item 8: per process, over the noop runs whose cost was read. Commits exclude the bench's own
+ * transactions (its polls for completion and its reads), which get a row of their own.
+ */
+function costFigures(name: string, costs: RunCost[], maxCommits: number): Figure[] {
+  if (!costs.length) return [];
+  const per = (f: (c: RunCost) => number) => summarize(costs.map((c) => f(c) / profile.processes));
+  const commits = per((c) => c.commits - c.probeCommits);
+  const out: Figure[] = [
+    {
+      item: 8,
+      label: `DB cost per process, ${name}, noop: commits (the bench's own subtracted)`,
+      unit: 'commits',
+      value: commits,
+      target: `≤ ${maxCommits}`,
+      met: commits.median <= maxCommits,
+    },
+    {
+      item: 8,
+      label: `DB cost per process, ${name}: the bench's own commits (polls, reads)`,
+      unit: 'commits',
+      value: per((c) => c.probeCommits),
+    },
+    {
+      item: 8,
+      label: `DB cost per process, ${name}: rows inserted + updated + deleted`,
+      unit: 'rows',
+      value: per((c) => c.rows),
+    },
+    {
+      item: 8,
+      label: `DB cost per process, ${name}: WAL`,
+      unit: 'bytes',
+      value: per((c) => c.walBytes),
+    },
+  ];
+  const flushes = costs.every((c) => c.walFlushes !== undefined);
+  out.push({
+    item: 8,
+    label: `DB cost per process, ${name}: WAL flushes`,
+    unit: 'flushes',
+    ...(flushes
+      ? { value: per((c) => c.walFlushes!) }
+      : { missing: 'no WAL flush count on this server' }),
+  });
+  return out;
 }
 
 /** With --pg-stats: the statements that took the most time in the whole run. */

@@ -21,8 +21,11 @@ export interface BenchDatabase {
   url: string;
   /** What it runs on, for the report. */
   describe: string;
-  /** Empties the orchestrator's tables and pg-boss's jobs between runs. */
-  reset(): Promise<void>;
+  /**
+   * Empties the orchestrator's tables and pg-boss's jobs between runs; on `client` when given
+   * (the cost probe counts its own statements), else on a connection of its own.
+   */
+  reset(client?: pg.Client): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,9 +81,9 @@ export async function openBenchDatabase(opts: { pgStats: boolean }): Promise<Ben
   return {
     url,
     describe: `${describe}, PostgreSQL ${version}`,
-    async reset() {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
+    async reset(client?: pg.Client) {
+      const c = client ?? new pg.Client({ connectionString: url });
+      if (!client) await c.connect();
       try {
         const boss = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgboss'`);
         const tables = boss.rowCount
@@ -99,7 +102,7 @@ export async function openBenchDatabase(opts: { pgStats: boolean }): Promise<Ben
         }
         await c.query('VACUUM ANALYZE');
       } finally {
-        await c.end();
+        if (!client) await c.end();
       }
     },
     async close() {
