@@ -49,30 +49,67 @@ export interface NewProcess {
   isTask: boolean;
   createdBy: string | null;
   input: State;
+  /** Claimed at insert by this runner (status `running` with a fresh lease), or left `created`. */
+  lease?: { owner: string; leaseSeconds: number } | undefined;
+}
+
+/** What an insert wrote: its event, and the claim when it was claimed at insert. */
+export interface Inserted {
+  event: ProcessEventRow;
+  claim?: Claim | undefined;
 }
 
 /**
- * Inserts a `created` process and its initial state in one statement, unless the global lock is
- * set (checked in the same statement: no separate read, no race with a pause); returns its event,
- * or undefined when the engine is paused and nothing was written.
+ * Inserts a process and its initial state in one statement, unless the global lock is set
+ * (checked in the same statement: no separate read, no race with a pause). `created`, or with
+ * `lease` already `running` for that runner: the claim without a commit of its own. Undefined
+ * when the engine is paused and nothing was written.
  */
-export async function insertProcess(
-  db: Queryable,
-  p: NewProcess,
-): Promise<ProcessEventRow | undefined> {
-  const { rows } = await db.query<{ event: ProcessEventRow }>({
+export async function insertProcess(db: Queryable, p: NewProcess): Promise<Inserted | undefined> {
+  const input = JSON.stringify(p.input);
+  const { rows } = await db.query<{ event: ProcessEventRow; leaseToken: string | null }>({
     name: 'orchestrator-insert-process',
     text: `WITH p AS (
-       INSERT INTO orchestrator.processes (id, workflow_name, status, is_task, target, created_by)
-       SELECT $1, $2, 'created', $3, $4, $5
+       INSERT INTO orchestrator.processes
+         (id, workflow_name, status, is_task, target, created_by, lease_owner, lease_token,
+          lease_expires_at)
+       SELECT $1, $2, CASE WHEN $7::text IS NULL THEN 'created' ELSE 'running' END, $3, $4, $5,
+              $7::text, CASE WHEN $7::text IS NULL THEN NULL ELSE gen_random_uuid() END,
+              CASE WHEN $7::text IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END
         WHERE NOT (SELECT global_lock FROM orchestrator.engine_settings)
        RETURNING *),
      i AS (INSERT INTO orchestrator.input_states (process_id, input, input_type)
            SELECT id, $6, 'initial_state' FROM p)
-     SELECT ${processEventSql('p')} AS event FROM p`,
-    values: [p.id, p.workflowName, p.isTask, p.target, p.createdBy, JSON.stringify(p.input)],
+     SELECT ${processEventSql('p')} AS event, p.lease_token AS "leaseToken" FROM p`,
+    values: [
+      p.id,
+      p.workflowName,
+      p.isTask,
+      p.target,
+      p.createdBy,
+      input,
+      p.lease?.owner ?? null,
+      p.lease?.leaseSeconds ?? 0,
+    ],
   });
-  return rows[0]?.event;
+  const row = rows[0];
+  if (!row) return undefined;
+  const claim: Claim | undefined = row.leaseToken
+    ? {
+        id: p.id,
+        workflowName: p.workflowName,
+        stepIndex: 0,
+        attempt: 1,
+        leaseToken: row.leaseToken,
+        createdBy: p.createdBy,
+        // As a claim would read it back: the stored JSON.
+        state: JSON.parse(input) as State,
+        lastRowName: null,
+        lastRowIndex: null,
+        event: row.event,
+      }
+    : undefined;
+  return { event: row.event, claim };
 }
 
 export async function getProcessRow(

@@ -11,6 +11,7 @@ import {
   insertProcess,
   markResumed,
   resumeSuspended,
+  type Claim,
   type StepRow,
 } from '../db/processes.ts';
 import { getGlobalLock } from '../db/settings.ts';
@@ -36,8 +37,22 @@ export interface Dispatcher {
   dispatch?(tx: Queryable, job: Dispatch): Promise<void>;
   /** Runs after that transaction committed. */
   afterCommit(job: Dispatch): void;
+  /**
+   * Optional (threadpool): when a runner here has a free slot, a new process is claimed for it
+   * in the statement that inserts it (no claim commit of its own) and handed to `run`; `cancel`
+   * gives the slot back when the insert did not happen.
+   */
+  reserve?(): Reservation | undefined;
   /** The process was aborted: stop its step if it runs here. */
   aborted(processId: string): void;
+}
+
+/** A run slot held for a process about to be inserted. */
+export interface Reservation {
+  owner: string;
+  leaseSeconds: number;
+  run(claim: Claim): void;
+  cancel(): void;
 }
 
 export interface EngineOptions {
@@ -76,15 +91,16 @@ function stateDelta(prev: State, next: State): State {
 
 /** The process operations of the public API; knows nothing of HTTP, piscina or pg-boss. */
 /** What a write of the engine returns: the events of the change, or nothing when it did not apply. */
-type Written = LiveEvent | readonly LiveEvent[] | undefined;
+type Written = LiveEvent | readonly LiveEvent[] | { event: LiveEvent } | undefined;
 const asEvents = (w: Written): readonly LiveEvent[] =>
-  w === undefined ? [] : 'type' in w ? [w] : w;
+  w === undefined ? [] : 'type' in w ? [w] : 'event' in w ? [w.event] : w;
 
 export function createEngine({ pool, registry, dispatcher, publish }: EngineOptions) {
   /** Runs `write` with the dispatch in one transaction; publishes its events once committed. */
-  async function makeRunnable(
+  async function makeRunnable<W extends Written>(
     job: Dispatch,
-    write: (tx: Queryable) => Promise<Written>,
+    write: (tx: Queryable) => Promise<W>,
+    afterCommit: (w: NonNullable<W>) => void = () => dispatcher.afterCommit(job),
   ): Promise<boolean> {
     const dispatch = dispatcher.dispatch?.bind(dispatcher);
     const written = dispatch
@@ -94,9 +110,9 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
           return w;
         })
       : await write(pool);
-    if (written === undefined) return false;
+    if (written === undefined || written === null) return false;
     publish(asEvents(written));
-    dispatcher.afterCommit(job);
+    afterCommit(written);
     return true;
   }
 
@@ -136,16 +152,29 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
         target: def.target,
         kind: 'new',
       };
-      const inserted = await makeRunnable(job, (tx) =>
-        insertProcess(tx, {
-          id,
-          workflowName: def.name,
-          target: def.target,
-          isTask: def.isTask,
-          createdBy: user,
-          input: parsed.data,
-        }),
-      );
+      const slot = dispatcher.reserve?.();
+      let inserted = false;
+      try {
+        inserted = await makeRunnable(
+          job,
+          (tx) =>
+            insertProcess(tx, {
+              id,
+              workflowName: def.name,
+              target: def.target,
+              isTask: def.isTask,
+              createdBy: user,
+              input: parsed.data,
+              lease: slot,
+            }),
+          (w) => {
+            if (slot && w.claim) slot.run(w.claim);
+            else dispatcher.afterCommit(job);
+          },
+        );
+      } finally {
+        if (!inserted) slot?.cancel();
+      }
       if (!inserted) throw paused();
       return { id };
     },

@@ -41,11 +41,12 @@ export interface ThreadpoolExecutor {
 /** Runs processes inside this process; step bodies go to the piscina pool. */
 export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExecutor {
   const logger = opts.logger.child({ component: 'threadpool' });
+  const owner = `api:${os.hostname()}:${process.pid}`;
   const runner = createRunner({
     pool: opts.pool,
     registry: opts.registry,
     steps: opts.steps,
-    owner: `api:${os.hostname()}:${process.pid}`,
+    owner,
     leaseSeconds: opts.leaseSeconds,
     logger,
     publish: opts.publish,
@@ -62,6 +63,17 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
   const launched = new Set<string>();
   let running = 0;
   let stopped = false;
+  /** Runs a claimed process in a slot already counted in `running`. */
+  const runInSlot = (processId: string, run: () => Promise<unknown>) => {
+    launched.add(processId);
+    run()
+      .catch((err: unknown) => logger.error('process run failed', { processId, err }))
+      .finally(() => {
+        launched.delete(processId);
+        running--;
+        next();
+      });
+  };
   const next = () => {
     while (!stopped) {
       const from =
@@ -73,16 +85,8 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
       if (!from) return;
       const processId = from.values().next().value as string;
       from.delete(processId);
-      launched.add(processId);
       running++;
-      runner
-        .run(processId)
-        .catch((err: unknown) => logger.error('process run failed', { processId, err }))
-        .finally(() => {
-          launched.delete(processId);
-          running--;
-          next();
-        });
+      runInSlot(processId, () => runner.run(processId));
     }
   };
   const launch = (processId: string) => {
@@ -126,6 +130,20 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     runner,
     dispatcher: {
       afterCommit: (job) => launch(job.processId),
+      // A free slot and nobody waiting: the new process is claimed in its own insert.
+      reserve() {
+        if (stopped || running >= maxRunning || waiting.size > 0 || urgent.size > 0) return;
+        running++;
+        return {
+          owner,
+          leaseSeconds: opts.leaseSeconds,
+          run: (claim) => runInSlot(claim.id, () => runner.runClaimed(claim)),
+          cancel: () => {
+            running--;
+            next();
+          },
+        };
+      },
       aborted: (processId) => runner.abortLocal(processId),
     },
     async start() {

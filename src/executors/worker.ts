@@ -59,6 +59,8 @@ export interface WorkerExecutor {
   stop(timeoutMs: number): Promise<void>;
 }
 
+const RESUME_QUEUES = new Set<string>(['resume_workflows', 'resume_tasks']);
+
 /** One BEGIN for the hand-off transaction: its commit need not wait for the WAL flush. */
 const BEGIN_HANDOFF = 'BEGIN; SET LOCAL synchronous_commit = off';
 
@@ -108,10 +110,13 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
 
   /** Fetches, claims and completes up to `want` jobs in one transaction. */
   async function handOff(want: number): Promise<{ fetched: number; claims: Claim[] }> {
-    // In turn, so that one busy queue does not starve the others.
+    // Resume queues first: a resumed process, or one whose runner died (queued again by the
+    // sweeper), goes before the backlog of new ones. The others in turn, so that one busy queue
+    // does not starve the rest.
     const order = queues
       .map((_, i) => queues[(turn + i) % queues.length]!)
       .filter((q) => maybeJobs.has(q))
+      .sort((a, b) => Number(RESUME_QUEUES.has(b)) - Number(RESUME_QUEUES.has(a)))
       .map((q) => [q, maybeJobs.get(q)] as const);
     turn++;
     if (order.length === 0) return { fetched: 0, claims: [] };

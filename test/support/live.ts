@@ -120,6 +120,8 @@ export function eventFlowSuite(
   env: Record<string, string>,
   startWorkers?: (databaseUrl: string) => Promise<Workers>,
 ): void {
+  // The threadpool claims a new process in its insert when a slot is free: it starts `running`.
+  const start = env.EXECUTOR === 'worker' ? ['created', 'running'] : ['running'];
   describe(`live event flow (${label})`, () => {
     let db: TestDatabase;
     let api: Orchestrator;
@@ -152,8 +154,7 @@ export function eventFlowSuite(
         step(1, 'Two', 'success'),
         step(2, 'Three', 'success'),
       ]);
-      expect(flow.statuses[0]).toBe('created');
-      expect(flow.statuses).toContain('running');
+      expect(flow.statuses.slice(0, start.length)).toEqual(start);
       // The last step is announced before the status it led to, and nothing follows `completed`.
       expect(flow.all.at(-1)).toEqual({
         event: 'process:updated',
@@ -189,7 +190,7 @@ export function eventFlowSuite(
         step(2, 'Finish', 'success'),
       ]);
       const order = flow.statuses.filter((s, i, all) => s !== all[i - 1]);
-      expect(order).toEqual(['created', 'running', 'suspended', 'resumed', 'running', 'completed']);
+      expect(order).toEqual([...start, 'suspended', 'resumed', 'running', 'completed']);
       expect(flow.all.at(-1)?.data).toMatchObject({ status: 'completed', lastStep: 'Finish' });
     });
   });
