@@ -165,18 +165,21 @@ async function run(db: BenchDatabase): Promise<void> {
   log(
     `   triggers switched off for the ceiling: ${triggers.map((t) => t.name).join(', ') || 'none'}`,
   );
-  const ceiling = summarize(
-    await withoutTriggers(db.url, () =>
-      repeat(profile.runs, () => measureCeiling(db.url, profile.ceilingMs)),
-    ),
-  );
+  // A warm-up run first (connections, caches); then the rows without and with triggers in turn,
+  // so that drift on a shared machine does not favour one of them.
+  await withoutTriggers(db.url, () => measureCeiling(db.url, profile.ceilingMs));
+  const off: number[] = [];
+  const on: number[] = [];
+  for (let run = 0; run < profile.runs; run++) {
+    off.push(await withoutTriggers(db.url, () => measureCeiling(db.url, profile.ceilingMs)));
+    on.push(await measureCeiling(db.url, profile.ceilingMs));
+  }
+  const ceiling = summarize(off);
+  const withTriggers = summarize(on);
   const commitRuns = await withoutTriggers(db.url, () =>
     repeat(profile.runs, async () => quantile(await measureCommitLatency(db.url, 300), 0.5)),
   );
   const commit = summarize(commitRuns).median;
-  const withTriggers = summarize(
-    await repeat(profile.runs, () => measureCeiling(db.url, profile.ceilingMs)),
-  );
   figures.push(
     {
       item: 1,
