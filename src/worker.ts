@@ -105,7 +105,14 @@ export async function startWorker(
 
   // An abort reaches the step at once through the live events; the lease heartbeat (every
   // LEASE_SECONDS / 3) stays the fallback while this connection is down.
-  const events = createListener({ connectionString, logger });
+  const events = createListener({
+    connectionString,
+    logger,
+    // Only what a worker acts on: aborts, and processes that may have a job waiting.
+    wanted: (e) =>
+      e.type === 'process' &&
+      (e.status === 'aborted' || e.status === 'created' || e.status === 'resumed'),
+  });
   // A created or resumed process has its job committed in the same transaction: idle slots
   // fetch at once instead of waiting out the polling interval.
   events.on('notification', (e) => {

@@ -42,6 +42,8 @@ export interface RunnerOptions {
   logger: Logger;
   /** Where the events of committed changes go (after their commit). */
   publish: Publish;
+  /** Step commit statements out at once; more wait and go together (see commit-batcher). Default 3. */
+  commitsInFlight?: number;
   /**
    * Called inside the transaction that gives a process back on shutdown, so that it is queued
    * again at once (worker mode). Default: nothing (a starting engine picks it up).
@@ -131,7 +133,12 @@ export function createRunner(opts: RunnerOptions): Runner {
     }
   }
 
-  const batcher = createCommitBatcher({ db: pool, leaseSeconds, single: commitWithRetry });
+  const batcher = createCommitBatcher({
+    db: pool,
+    leaseSeconds,
+    single: commitWithRetry,
+    maxInFlight: opts.commitsInFlight,
+  });
 
   /** Checks that the stored position still fits the definition; returns why not, if not. */
   function mismatch(def: WorkflowDefinition, claim: Claim): string | undefined {

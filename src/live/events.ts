@@ -114,8 +114,20 @@ export interface NotificationBatch {
   invalid: unknown[];
 }
 
-/** Parses a NOTIFY payload; undefined for anything that is not a batch (logged by the caller). */
-export function parseNotification(payload: string | undefined): NotificationBatch | undefined {
+/** A raw event as it arrives, before validation: enough to skip the ones a listener ignores. */
+export interface RawEvent {
+  type?: unknown;
+  status?: unknown;
+}
+
+/**
+ * Parses a NOTIFY payload; undefined for anything that is not a batch (logged by the caller).
+ * Events `wanted` refuses are skipped unvalidated (a worker needs few of them).
+ */
+export function parseNotification(
+  payload: string | undefined,
+  wanted: (e: RawEvent) => boolean = () => true,
+): NotificationBatch | undefined {
   if (!payload) return undefined;
   let json: unknown;
   try {
@@ -128,6 +140,7 @@ export function parseNotification(payload: string | undefined): NotificationBatc
   const events: Notification[] = [];
   const invalid: unknown[] = [];
   for (const e of b.data.e) {
+    if (typeof e === 'object' && e !== null && !wanted(e)) continue;
     const r = notification.safeParse(e);
     if (r.success) events.push(r.data);
     else invalid.push(e);

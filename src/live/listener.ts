@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from '../config/logger.ts';
-import { EVENTS_CHANNEL, parseNotification, type Notification } from './events.ts';
+import { EVENTS_CHANNEL, parseNotification, type Notification, type RawEvent } from './events.ts';
 
 export interface ListenerOptions {
   connectionString: string;
@@ -20,6 +20,8 @@ export interface ListenerOptions {
   checkIntervalMs?: number;
   /** A publisher not heard of for this long (it heartbeats every second) has died. Default 3000 ms. */
   silenceMs?: number;
+  /** The events this listener emits; the others are skipped before validation. Default: all. */
+  wanted?: (e: RawEvent) => boolean;
 }
 
 export interface ListenerEvents {
@@ -120,7 +122,7 @@ export function createListener(opts: ListenerOptions): Listener {
     });
     c.on('notification', (msg) => {
       if (msg.channel !== EVENTS_CHANNEL) return;
-      const batch = parseNotification(msg.payload);
+      const batch = parseNotification(msg.payload, opts.wanted);
       if (!batch) {
         logger.warn('unexpected live notification', { payload: msg.payload?.slice(0, 200) });
         return;
