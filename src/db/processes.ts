@@ -217,6 +217,8 @@ export interface StepCommit {
   stepStatus: StepStatus;
   /** Full state snapshot to store in the step row. */
   state: State;
+  /** `state` as JSON, when the caller has it already (a big state that a step left unchanged). */
+  stateJson?: string | undefined;
   error?: { name: string; message: string } | undefined;
   startedAt: Date;
   createdBy: string | null;
@@ -281,7 +283,7 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<CommitRe
       c.leaseSeconds,
       c.index,
       c.stepStatus,
-      JSON.stringify(c.state),
+      c.stateJson ?? JSON.stringify(c.state),
       c.error ? JSON.stringify(c.error) : null,
       c.startedAt,
       c.createdBy,

@@ -63,7 +63,7 @@ export async function commitPlainSteps(
       commits.map((c) => c.stepStatus),
       commits.map((c) => c.nextIndex),
       commits.map((c) => c.processStatus),
-      commits.map((c) => JSON.stringify(c.state)),
+      commits.map((c) => c.stateJson ?? JSON.stringify(c.state)),
       commits.map((c) => c.startedAt),
       commits.map((c) => c.createdBy),
       leaseSeconds,

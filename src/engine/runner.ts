@@ -163,6 +163,9 @@ export function createRunner(opts: RunnerOptions): Runner {
       return 'failed';
     }
     let state: State = claim.state;
+    // The state as JSON, kept while steps leave it unchanged: a 1 MB state that a step did not
+    // touch is not serialised again for its commit.
+    let stateJson: string | undefined;
     let index = claim.stepIndex;
     let attempt = claim.attempt;
     const base = {
@@ -228,7 +231,10 @@ export function createRunner(opts: RunnerOptions): Runner {
         // Aborted: by the user or a lost lease (nothing to commit), or by shutdown (give it back).
         if (controller.signal.aborted || !outcome) return stopping ? giveBack(claim) : 'lease_lost';
         if (outcome.ok) {
-          state = { ...state, ...outcome.delta };
+          if (Object.keys(outcome.delta).length > 0) {
+            state = { ...state, ...outcome.delta };
+            stateJson = undefined;
+          }
           commit = {
             ...base,
             ...at,
@@ -254,6 +260,7 @@ export function createRunner(opts: RunnerOptions): Runner {
           };
         }
       }
+      commit.stateJson = stateJson ??= JSON.stringify(commit.state);
       const result = isPlainCommit(commit)
         ? await batcher.commit(commit)
         : await commitWithRetry(commit);
