@@ -40,7 +40,16 @@ export function findPeerTools(): PeerTools | undefined {
   return undefined;
 }
 
-/** A child process whose output is kept, for the ready line and for errors. */
+/** Children still running, killed when the benchmark exits however it ends. */
+const running = new Set<Child>();
+process.once('exit', () => {
+  for (const c of running) c.killGroup('SIGKILL');
+});
+
+/**
+ * A child process in a process group of its own (the Celery worker's prefork children go with it),
+ * whose output is kept for the ready line and for errors.
+ */
 class Child {
   readonly child: ChildProcess;
   output = '';
@@ -50,17 +59,26 @@ class Child {
       cwd,
       env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
+    running.add(this);
     const append = (d: Buffer) => {
       this.output += d.toString();
       if (this.output.length > 100_000) this.output = this.output.slice(-50_000);
     };
     this.child.stdout?.on('data', append);
     this.child.stderr?.on('data', append);
-    this.exited = once(this.child, 'exit');
+    this.exited = once(this.child, 'exit').finally(() => running.delete(this));
   }
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
+  }
+  killGroup(signal: NodeJS.Signals): void {
+    try {
+      if (this.child.pid) process.kill(-this.child.pid, signal);
+    } catch {
+      // already gone
+    }
   }
   async waitFor(test: (output: string) => boolean, what: string, timeoutMs = 30_000) {
     const deadline = Date.now() + timeoutMs;
@@ -71,12 +89,16 @@ class Child {
       await sleep(20);
     }
   }
+  /** SIGTERM (Celery's warm shutdown), then SIGKILL to the whole group after `timeoutMs`. */
   async stop(timeoutMs = 10_000): Promise<void> {
-    if (!this.running) return;
-    this.child.kill('SIGTERM');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
-    await this.exited;
-    clearTimeout(t);
+    if (this.running) {
+      this.child.kill('SIGTERM');
+      const t = setTimeout(() => this.killGroup('SIGKILL'), timeoutMs);
+      await this.exited;
+      clearTimeout(t);
+    }
+    // Anything of the group left behind (a prefork child) goes too.
+    this.killGroup('SIGKILL');
   }
 }
 
