@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/pool.ts';
 import type { CommitResult, StepCommit } from '../db/processes.ts';
 import { commitPlainSteps } from '../db/step-commits.ts';
+import { createBatcher } from './batcher.ts';
 
 export interface CommitBatcherOptions {
   db: Queryable;
@@ -21,61 +22,16 @@ export interface CommitBatcher {
   commit(commit: StepCommit): Promise<CommitResult>;
 }
 
-interface Pending {
-  commit: StepCommit;
-  resolve: (result: CommitResult) => void;
-  reject: (err: unknown) => void;
-}
-
 /**
- * Group commit of plain steps: an idle engine sends each commit at once (no added latency); a busy
- * one, with `maxInFlight` statements out, collects the commits that arrive meanwhile into the
- * next statement: one round trip and one WAL flush for many steps. A failed batch falls back to
- * committing its steps one by one.
+ * Group commit of plain steps (see createBatcher): one round trip and one WAL flush for the steps
+ * of many processes when the engine is busy, each row still fenced by its own lease token.
  */
 export function createCommitBatcher(opts: CommitBatcherOptions): CommitBatcher {
-  const maxInFlight = opts.maxInFlight ?? 3;
-  const maxBatch = opts.maxBatch ?? 64;
-  const queue: Pending[] = [];
-  let inFlight = 0;
-
-  async function send(batch: Pending[]): Promise<void> {
-    if (batch.length === 1) {
-      const [p] = batch as [Pending];
-      await opts.single(p.commit, false).then(p.resolve, p.reject);
-      return;
-    }
-    let results: CommitResult[];
-    try {
-      results = await commitPlainSteps(
-        opts.db,
-        batch.map((p) => p.commit),
-        opts.leaseSeconds,
-      );
-    } catch {
-      await Promise.all(batch.map((p) => opts.single(p.commit, true).then(p.resolve, p.reject)));
-      return;
-    }
-    batch.forEach((p, i) => p.resolve(results[i] ?? { held: false }));
-  }
-
-  function pump(): void {
-    while (inFlight < maxInFlight && queue.length > 0) {
-      const batch = queue.splice(0, maxBatch);
-      inFlight++;
-      void send(batch).finally(() => {
-        inFlight--;
-        pump();
-      });
-    }
-  }
-
-  return {
-    commit(commit) {
-      return new Promise<CommitResult>((resolve, reject) => {
-        queue.push({ commit, resolve, reject });
-        pump();
-      });
-    },
-  };
+  const batcher = createBatcher<StepCommit, CommitResult>({
+    one: opts.single,
+    many: (commits) => commitPlainSteps(opts.db, commits, opts.leaseSeconds),
+    maxInFlight: opts.maxInFlight,
+    maxBatch: opts.maxBatch,
+  });
+  return { commit: (c) => batcher.add(c) };
 }

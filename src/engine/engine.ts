@@ -8,15 +8,18 @@ import {
   abortProcessRow,
   getProcessRow,
   getStepRows,
-  insertProcess,
+  insertProcesses,
   markResumed,
   resumeSuspended,
   type Claim,
+  type Inserted,
+  type NewProcess,
   type StepRow,
 } from '../db/processes.ts';
 import { getGlobalLock } from '../db/settings.ts';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.ts';
 import type { Registry } from './registry.ts';
+import { createBatcher } from './batcher.ts';
 import { RESUMABLE_STATUSES, type State } from './types.ts';
 
 /** A process made runnable: what an executor needs to get it run. */
@@ -34,7 +37,7 @@ export interface Dispatcher {
    * Runs inside the transaction that made the process runnable: a rollback undoes both. Without
    * it (nothing to write), the change is its own single statement: two round trips fewer.
    */
-  dispatch?(tx: Queryable, job: Dispatch): Promise<void>;
+  dispatch?(tx: Queryable, jobs: readonly Dispatch[]): Promise<void>;
   /** Runs after that transaction committed. */
   afterCommit(job: Dispatch): void;
   /**
@@ -91,30 +94,54 @@ function stateDelta(prev: State, next: State): State {
 
 /** The process operations of the public API; knows nothing of HTTP, piscina or pg-boss. */
 /** What a write of the engine returns: the events of the change, or nothing when it did not apply. */
-type Written = LiveEvent | readonly LiveEvent[] | { event: LiveEvent } | undefined;
+type Written = LiveEvent | readonly LiveEvent[] | undefined;
 const asEvents = (w: Written): readonly LiveEvent[] =>
-  w === undefined ? [] : 'type' in w ? [w] : 'event' in w ? [w.event] : w;
+  w === undefined ? [] : 'type' in w ? [w] : w;
+
+/** A start waiting for its insert: the row, and the job that gets it run. */
+interface Start {
+  process: NewProcess;
+  job: Dispatch;
+}
 
 export function createEngine({ pool, registry, dispatcher, publish }: EngineOptions) {
   /** Runs `write` with the dispatch in one transaction; publishes its events once committed. */
-  async function makeRunnable<W extends Written>(
+  async function makeRunnable(
     job: Dispatch,
-    write: (tx: Queryable) => Promise<W>,
-    afterCommit: (w: NonNullable<W>) => void = () => dispatcher.afterCommit(job),
+    write: (tx: Queryable) => Promise<Written>,
   ): Promise<boolean> {
     const dispatch = dispatcher.dispatch?.bind(dispatcher);
     const written = dispatch
       ? await withTransaction(pool, async (tx) => {
           const w = await write(tx);
-          if (w !== undefined) await dispatch(tx, job);
+          if (w !== undefined) await dispatch(tx, [job]);
           return w;
         })
       : await write(pool);
-    if (written === undefined || written === null) return false;
+    if (written === undefined) return false;
     publish(asEvents(written));
-    afterCommit(written);
+    dispatcher.afterCommit(job);
     return true;
   }
+
+  /** Inserts processes with their jobs (worker mode) in one transaction; one statement else. */
+  async function insertWithJobs(batch: readonly Start[]): Promise<(Inserted | undefined)[]> {
+    const dispatch = dispatcher.dispatch?.bind(dispatcher);
+    const rows = batch.map((s) => s.process);
+    if (!dispatch) return insertProcesses(pool, rows);
+    return withTransaction(pool, async (tx) => {
+      const inserted = await insertProcesses(tx, rows);
+      const jobs = batch.filter((_, i) => inserted[i]).map((s) => s.job);
+      if (jobs.length > 0) await dispatch(tx, jobs);
+      return inserted;
+    });
+  }
+  // Concurrent starts go together when the database is busy: one statement (worker mode: one
+  // transaction with their jobs) and one commit for many requests; each alone when idle.
+  const starts = createBatcher<Start, Inserted | undefined>({
+    one: async (s) => (await insertWithJobs([s]))[0],
+    many: insertWithJobs,
+  });
 
   /** With the global lock set nothing starts or resumes: 503 `engine_paused`, nothing written. */
   const paused = () =>
@@ -153,29 +180,27 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
         kind: 'new',
       };
       const slot = dispatcher.reserve?.();
-      let inserted = false;
+      let inserted: Inserted | undefined;
       try {
-        inserted = await makeRunnable(
-          job,
-          (tx) =>
-            insertProcess(tx, {
-              id,
-              workflowName: def.name,
-              target: def.target,
-              isTask: def.isTask,
-              createdBy: user,
-              input: parsed.data,
-              lease: slot,
-            }),
-          (w) => {
-            if (slot && w.claim) slot.run(w.claim);
-            else dispatcher.afterCommit(job);
+        inserted = await starts.add({
+          process: {
+            id,
+            workflowName: def.name,
+            target: def.target,
+            isTask: def.isTask,
+            createdBy: user,
+            input: parsed.data,
+            lease: slot,
           },
-        );
+          job,
+        });
       } finally {
-        if (!inserted) slot?.cancel();
+        if (!inserted?.claim) slot?.cancel();
       }
       if (!inserted) throw paused();
+      publish([inserted.event]);
+      if (slot && inserted.claim) slot.run(inserted.claim);
+      else dispatcher.afterCommit(job);
       return { id };
     },
 

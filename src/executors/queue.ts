@@ -14,28 +14,45 @@ export function inTransaction(tx: Queryable) {
   };
 }
 
+type JobOf = Pick<Dispatch, 'processId' | 'user' | 'isTask' | 'target' | 'kind'>;
+
 /**
- * Sends the job of `job` inside `tx`: a rollback takes the job back with the process change.
- * Throws when the queue does not exist (pg-boss would return null and drop the job silently).
+ * Sends the jobs of `jobs` inside `tx`, one insert per queue: a rollback takes them back with the
+ * process changes. Throws when a queue does not exist (pg-boss would insert nothing, silently).
  * `priority` (an integer, default 0): workers fetch the jobs of a queue highest priority first,
  * then oldest first.
  */
-export async function sendJob(
+export async function sendJobs(
   boss: PgBoss,
   tx: Queryable,
-  job: Pick<Dispatch, 'processId' | 'user' | 'isTask' | 'target' | 'kind'>,
+  jobs: readonly JobOf[],
   targetQueues: readonly string[],
   options: { priority?: number } = {},
 ): Promise<void> {
-  const queue = queueFor(job, targetQueues);
-  const data: JobData = { processId: job.processId, user: job.user };
-  const id = await boss.send(queue, data, {
-    db: inTransaction(tx),
+  const byQueue = new Map<string, { data: JobData; priority?: number }[]>();
+  for (const job of jobs) {
+    const queue = queueFor(job, targetQueues);
+    const data: JobData = { processId: job.processId, user: job.user };
     // pg-boss refuses a `priority` key whose value is undefined.
-    ...(options.priority !== undefined && { priority: options.priority }),
-  });
-  if (!id)
-    throw new Error(`Queue ${queue} does not exist: job for process ${job.processId} not sent`);
+    const row = options.priority === undefined ? { data } : { data, priority: options.priority };
+    byQueue.set(queue, [...(byQueue.get(queue) ?? []), row]);
+  }
+  for (const [queue, rows] of byQueue) {
+    const ids = await boss.insert(queue, rows, { db: inTransaction(tx), returnId: true });
+    if (ids?.length !== rows.length)
+      throw new Error(`Queue ${queue} does not exist: ${rows.length} job(s) not sent`);
+  }
+}
+
+/** Sends one job (see sendJobs). */
+export function sendJob(
+  boss: PgBoss,
+  tx: Queryable,
+  job: JobOf,
+  targetQueues: readonly string[],
+  options: { priority?: number } = {},
+): Promise<void> {
+  return sendJobs(boss, tx, [job], targetQueues, options);
 }
 
 /** For Runner.requeue: a process given back on shutdown goes to its resume queue at once. */
@@ -126,7 +143,7 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
 
   return {
     dispatcher: {
-      dispatch: (tx, job) => sendJob(boss, tx, job, targetQueues),
+      dispatch: (tx, jobs) => sendJobs(boss, tx, jobs, targetQueues),
       afterCommit: () => {},
       // The worker running it notices at its next heartbeat: the abort revoked its lease.
       aborted: () => {},
