@@ -3,6 +3,7 @@ import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import type { Pool } from '../db/pool.ts';
 import { findOrphanRows } from '../db/orphans.ts';
+import { claimProcesses, type Claim } from '../db/processes.ts';
 import type { Dispatcher } from '../engine/engine.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
@@ -63,35 +64,70 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
   const launched = new Set<string>();
   let running = 0;
   let stopped = false;
-  /** Runs a claimed process in a slot already counted in `running`. */
-  const runInSlot = (processId: string, run: () => Promise<unknown>) => {
-    launched.add(processId);
-    run()
-      .catch((err: unknown) => logger.error('process run failed', { processId, err }))
-      .finally(() => {
-        launched.delete(processId);
-        running--;
-        next();
-      });
+  /** Gives back a slot counted in `running` (its process ended, or was not claimed). */
+  const freeSlot = (processId: string) => {
+    launched.delete(processId);
+    running--;
+    schedule();
   };
+  /** Runs a claimed process in a slot already counted in `running`. */
+  const runInSlot = (claim: Claim) => {
+    launched.add(claim.id);
+    runner
+      .runClaimed(claim)
+      .catch((err: unknown) => logger.error('process run failed', { processId: claim.id, err }))
+      .finally(() => freeSlot(claim.id));
+  };
+  /**
+   * Fills the free slots: the processes picked are claimed in one statement. Runs once per turn
+   * of the event loop, so that slots freed together (a batch of step commits ending several
+   * processes) are filled by one claim.
+   */
   const next = () => {
+    const picked: string[] = [];
     while (!stopped) {
+      const busy = running + picked.length;
       const from =
-        urgent.size > 0 && running < 2 * maxRunning
+        urgent.size > 0 && busy < 2 * maxRunning
           ? urgent
-          : waiting.size > 0 && running < maxRunning
+          : waiting.size > 0 && busy < maxRunning
             ? waiting
             : undefined;
-      if (!from) return;
+      if (!from) break;
       const processId = from.values().next().value as string;
       from.delete(processId);
-      running++;
-      runInSlot(processId, () => runner.run(processId));
+      picked.push(processId);
     }
+    if (picked.length === 0) return;
+    running += picked.length;
+    for (const id of picked) launched.add(id);
+    claimProcesses(opts.pool, picked, owner, opts.leaseSeconds).then(
+      (claims) => {
+        opts.publish(claims.map((c) => c.event));
+        const claimed = new Set(claims.map((c) => c.id));
+        for (const claim of claims) runInSlot(claim);
+        // Someone else's, or not runnable any more.
+        for (const id of picked) if (!claimed.has(id)) freeSlot(id);
+      },
+      (err: unknown) => {
+        // Left as they are (created/resumed): the next sweep picks them up.
+        logger.warn('claiming processes failed', { count: picked.length, err });
+        for (const id of picked) freeSlot(id);
+      },
+    );
+  };
+  let scheduled = false;
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      next();
+    });
   };
   const launch = (processId: string) => {
     if (!urgent.has(processId)) waiting.add(processId);
-    next();
+    schedule();
   };
   let timer: NodeJS.Timeout | undefined;
   let sweeping = false;
@@ -137,10 +173,10 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
         return {
           owner,
           leaseSeconds: opts.leaseSeconds,
-          run: (claim) => runInSlot(claim.id, () => runner.runClaimed(claim)),
+          run: runInSlot,
           cancel: () => {
             running--;
-            next();
+            schedule();
           },
         };
       },
