@@ -118,6 +118,8 @@ export interface NotificationBatch {
 export interface RawEvent {
   type?: unknown;
   status?: unknown;
+  id?: unknown;
+  processId?: unknown;
 }
 
 /**

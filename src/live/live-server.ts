@@ -50,8 +50,24 @@ export function createLiveServer(opts: LiveServerOptions): LiveServer {
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(opts.httpServer, {
     serveClient: true,
   });
-  const listener = createListener({ connectionString: opts.connectionString, logger });
   let lastEngine: EngineStatus | undefined;
+  const watched = (room: string) => (io.sockets.adapter.rooms.get(room)?.size ?? 0) > 0;
+  // Events nobody here watches are skipped before they are validated or encoded: with no client
+  // in its rooms, a process's events cost this instance only the parse of their NOTIFY.
+  const listener = createListener({
+    connectionString: opts.connectionString,
+    logger,
+    wanted: (e) => {
+      if (e.type === 'process')
+        return (
+          lastEngine?.globalLock === true ||
+          watched(PROCESSES_ROOM) ||
+          watched(processRoom(String(e.id)))
+        );
+      if (e.type === 'step') return watched(processRoom(String(e.processId)));
+      return true;
+    },
+  });
   let refreshing: Promise<void> | undefined;
   let refreshAgain = false;
   let closing: Promise<void> | undefined;
