@@ -37,6 +37,8 @@ try {
     max: 3,
     logger,
     applicationName: 'orchestrator-queues',
+    // The views read whole tables.
+    sequentialScans: true,
   });
   try {
     const result = await inspect(pool);

@@ -15,6 +15,8 @@ export interface PoolOptions {
   max?: number;
   /** Name shown in pg_stat_activity.application_name. */
   applicationName?: string;
+  /** Let the planner choose sequential scans freely (tools that read whole tables). Default false. */
+  sequentialScans?: boolean;
   logger: Logger;
 }
 
@@ -24,6 +26,13 @@ export function createPool(opts: PoolOptions): Pool {
     connectionString: opts.connectionString,
     max: opts.max ?? 10,
     application_name: opts.applicationName ?? 'orchestrator',
+    // The engine's statements are keyed look-ups (by id, by status). They are prepared once per
+    // connection, and planned with the statistics of that moment: planned on an empty table (a
+    // fresh install, a truncate), they scan it sequentially for as long as the connection lives,
+    // whatever it grows to. Measured: one 3,000-process run made 25,000 sequential scans of
+    // processes reading 37 million rows, and claims took 7 ms instead of 1.6 ms. Off, the planner
+    // still scans a table sequentially where no index serves.
+    options: opts.sequentialScans ? undefined : '-c enable_seqscan=off',
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
