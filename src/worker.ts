@@ -61,6 +61,14 @@ export async function startWorker(
     logger,
     applicationName: 'orchestrator-worker',
   });
+  // The hand-off's fetches and claims (see src/executors/worker.ts).
+  const handOffPool = createPool({
+    connectionString,
+    max: 2,
+    logger,
+    applicationName: 'orchestrator-worker-handoff',
+    asynchronousCommit: true,
+  });
   const boss = createBoss({
     connectionString,
     logger,
@@ -74,6 +82,7 @@ export async function startWorker(
   await withStartupRetry(logger, 'live publisher', () => publisher.start());
   const executor = createWorkerExecutor({
     pool,
+    handOffPool,
     boss,
     registry,
     steps,
@@ -153,6 +162,7 @@ export async function startWorker(
         await markWorkerStopped(pool, id).catch((err: unknown) =>
           logger.warn('could not mark the worker stopped', { err }),
         );
+        await handOffPool.end();
         await pool.end();
         logger.info('worker stopped', { id });
       })();

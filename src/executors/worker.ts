@@ -1,17 +1,18 @@
 // The worker side of worker mode: consumes pg-boss queues and runs each job's process with the
 // same runner as the threadpool mode (lease + fencing token, heartbeat, fenced commits).
 //
-// The hand-off costs one transaction for many processes: one fetch of as many jobs as the worker
-// has free slots (from its queues in turn), the claim of all their processes in one statement, and
-// the completion of the jobs, all committed together. A job is only a wake-up call: once its
-// process is claimed the lease is the truth, and a worker that dies leaves an expired lease that
-// the sweeper queues again. The claim's commit does not wait for its WAL flush: whatever the step
-// commits later is flushed after it, and a claim lost with the database leaves its job and its
-// process as they were.
+// The hand-off costs two statements for many processes: one fetch of as many jobs as the worker
+// has free slots (from its queues in turn), then the claim of all their processes in one
+// statement; the jobs are completed after that, off the path to the first step. A job is only a
+// wake-up call: once its process is claimed the lease is the truth, and a worker that dies
+// leaves an expired lease (or, between fetch and claim, an active job older than a lease) that
+// the sweeper queues again. These statements run on connections whose commits do not wait for
+// their WAL flush: whatever a step commits later is flushed after them, and a fetch or claim lost
+// with the database leaves job and process as they were.
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
-import { withTransaction, type Pool } from '../db/pool.ts';
+import type { Pool } from '../db/pool.ts';
 import { claimProcesses, type Claim } from '../db/processes.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
@@ -21,6 +22,8 @@ import { inTransaction, requeueInTransaction } from './queue.ts';
 
 export interface WorkerExecutorOptions {
   pool: Pool;
+  /** Connections for fetch, claim and completion, with `synchronous_commit = off`. */
+  handOffPool: Pool;
   boss: PgBoss;
   registry: Registry;
   steps: StepPool;
@@ -60,9 +63,6 @@ export interface WorkerExecutor {
 }
 
 const RESUME_QUEUES = new Set<string>(['resume_workflows', 'resume_tasks']);
-
-/** One BEGIN for the hand-off transaction: its commit need not wait for the WAL flush. */
-const BEGIN_HANDOFF = 'BEGIN; SET LOCAL synchronous_commit = off';
 
 export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecutor {
   const { boss, queues, concurrency, pool, publish } = opts;
@@ -111,7 +111,21 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
     }, ms);
   }
 
-  /** Fetches, claims and completes up to `want` jobs in one transaction. */
+  const handOffDb = inTransaction(opts.handOffPool);
+  /** Completions of claimed jobs still out (awaited on stop). */
+  const settling = new Set<Promise<void>>();
+  function settle(jobs: Map<string, string[]>): void {
+    const done = (async () => {
+      for (const [queue, ids] of jobs) await boss.complete(queue, ids, null, { db: handOffDb });
+    })()
+      .catch((err: unknown) =>
+        logger.warn('completing jobs failed (the sweeper settles them)', { err }),
+      )
+      .finally(() => settling.delete(done));
+    settling.add(done);
+  }
+
+  /** Fetches up to `want` jobs and claims their processes; their jobs are completed after. */
   async function handOff(want: number): Promise<{ fetched: number; claims: Claim[] }> {
     // Resume queues first: a resumed process, or one whose runner died (queued again by the
     // sweeper), goes before the backlog of new ones. The others in turn, so that one busy queue
@@ -123,38 +137,31 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
       .map((q) => [q, maybeJobs.get(q)] as const);
     turn++;
     if (order.length === 0) return { fetched: 0, claims: [] };
-    return withTransaction(
-      pool,
-      async (tx) => {
-        const db = inTransaction(tx);
-        const jobs = new Map<string, string[]>();
-        const ids: string[] = [];
-        let fetched = 0;
-        for (const [queue, mark] of order) {
-          if (fetched >= want) break;
-          const asked = want - fetched;
-          const got = await boss.fetch(queue, { batchSize: asked, db });
-          if (got.length < asked && maybeJobs.get(queue) === mark) maybeJobs.delete(queue);
-          if (got.length === 0) continue;
-          fetched += got.length;
-          jobs.set(
-            queue,
-            got.map((j) => j.id),
-          );
-          for (const j of got) {
-            const parsed = jobDataSchema.safeParse(j.data);
-            if (parsed.success) ids.push(parsed.data.processId);
-            else logger.error('job without a valid process id: dropped', { queue, data: j.data });
-          }
-        }
-        if (fetched === 0) return { fetched, claims: [] };
-        // Processes running elsewhere or ended are not claimed: their jobs are settled all the same.
-        const claims = await claimProcesses(tx, ids, opts.owner, opts.leaseSeconds);
-        for (const [queue, jobIds] of jobs) await boss.complete(queue, jobIds, null, { db });
-        return { fetched, claims };
-      },
-      BEGIN_HANDOFF,
-    );
+    const jobs = new Map<string, string[]>();
+    const ids: string[] = [];
+    let fetched = 0;
+    for (const [queue, mark] of order) {
+      if (fetched >= want) break;
+      const asked = want - fetched;
+      const got = await boss.fetch(queue, { batchSize: asked, db: handOffDb });
+      if (got.length < asked && maybeJobs.get(queue) === mark) maybeJobs.delete(queue);
+      if (got.length === 0) continue;
+      fetched += got.length;
+      jobs.set(
+        queue,
+        got.map((j) => j.id),
+      );
+      for (const j of got) {
+        const parsed = jobDataSchema.safeParse(j.data);
+        if (parsed.success) ids.push(parsed.data.processId);
+        else logger.error('job without a valid process id: dropped', { queue, data: j.data });
+      }
+    }
+    if (fetched === 0) return { fetched, claims: [] };
+    // Processes running elsewhere or ended are not claimed: their jobs are settled all the same.
+    const claims = await claimProcesses(opts.handOffPool, ids, opts.owner, opts.leaseSeconds);
+    settle(jobs);
+    return { fetched, claims };
   }
 
   /** Fills the free slots: one fetch out at a time, again while jobs keep coming. */
@@ -224,6 +231,7 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
         clearTimeout(timer);
         await fetching;
         await runner.stop(timeoutMs);
+        await Promise.all(settling);
         state = 'stopped';
       })();
       return stopping;
