@@ -11,7 +11,8 @@ export const CEILING_CONNECTIONS = 16;
 /** The ~200-byte state: `{"payload":"xxx…","n":step}`. */
 const DEFAULT_PAYLOAD = 180;
 
-const COMMIT = `WITH p AS (
+/** The step-shaped commit: $1 process, $2 step index, $3 name, $4 state, $5 lease token. */
+export const CEILING_COMMIT = `WITH p AS (
     UPDATE orchestrator.processes
        SET step_index = $2, last_step = $3, status = 'running', last_modified_at = now(),
            lease_expires_at = now() + make_interval(secs => 30)
@@ -62,7 +63,7 @@ export async function measureCeiling(
         for (let step = 0; performance.now() < end; step++) {
           await c.query({
             name: 'ceiling-commit',
-            text: COMMIT,
+            text: CEILING_COMMIT,
             values: [ids[i], step, `Step ${step}`, state(step), token],
           });
           commits++;
@@ -93,7 +94,7 @@ export async function measureCommitLatency(url: string, count: number): Promise<
       const t0 = performance.now();
       await c.query({
         name: 'ceiling-commit',
-        text: COMMIT,
+        text: CEILING_COMMIT,
         values: [id, step, `Step ${step}`, state(step), token],
       });
       if (step >= 20) samples.push(performance.now() - t0);

@@ -16,19 +16,11 @@ import { createEventPublisher, EVENTS_CHANNEL, type LiveEvent } from '../../src/
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { runMigrations } from '../../src/db/migrate.ts';
 import { freePort } from '../support/ports.ts';
+import { CEILING_COMMIT, CEILING_CONNECTIONS } from './ceiling.ts';
 
-const CONNECTIONS = 16;
+const CONNECTIONS = CEILING_CONNECTIONS;
 const DURATION_MS = Number(process.env.DURATION_MS ?? 3_000);
 const STATE = JSON.stringify({ payload: 'x'.repeat(180) });
-
-const COMMIT = `WITH p AS (
-    UPDATE orchestrator.processes
-       SET step_index = $2, last_step = $3, status = 'running', last_modified_at = now(),
-           lease_expires_at = now() + make_interval(secs => 30)
-     WHERE id = $1 AND lease_token = $5
-    RETURNING id)
-  INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
-  SELECT id, $2, $3, 'success', $4, now() FROM p`;
 
 type Design = 'none' | 'in-commit' | 'after';
 
@@ -72,7 +64,7 @@ async function measure(url: string, design: Design): Promise<{ commits: number; 
     clients.map(async (c, i) => {
       for (let step = 0; performance.now() < end; step++) {
         const values = [ids[i], step, `Step ${step}`, STATE, token];
-        await c.query({ name: 'commit', text: COMMIT, values });
+        await c.query({ name: 'commit', text: CEILING_COMMIT, values });
         publisher?.publish([event]);
         commits++;
       }
