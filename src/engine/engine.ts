@@ -8,14 +8,12 @@ import {
   abortProcessRow,
   getProcessRow,
   getStepRows,
-  insertProcesses,
   markResumed,
   resumeSuspended,
   type Claim,
-  type Inserted,
-  type NewProcess,
   type StepRow,
 } from '../db/processes.ts';
+import { insertProcesses, type Inserted, type NewProcess } from '../db/process-inserts.ts';
 import { getGlobalLock } from '../db/settings.ts';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.ts';
 import type { Registry } from './registry.ts';
