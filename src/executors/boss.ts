@@ -7,6 +7,8 @@ import type { Dispatch } from '../engine/engine.ts';
 
 export const WORKFLOW_QUEUES = ['new_workflows', 'resume_workflows'] as const;
 export const TASK_QUEUES = ['new_tasks', 'resume_tasks'] as const;
+/** The queues of processes that ran before (resumed, given back, or found with an expired lease). */
+export const RESUME_QUEUES: ReadonlySet<string> = new Set([WORKFLOW_QUEUES[1], TASK_QUEUES[1]]);
 
 /** The payload of every job. */
 export const jobDataSchema = z.object({ processId: z.uuid(), user: z.string().nullable() });

@@ -17,7 +17,7 @@ import { claimProcesses, type Claim } from '../db/processes.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
 import type { StepPool } from '../engine/step-pool.ts';
-import { jobDataSchema } from './boss.ts';
+import { jobDataSchema, RESUME_QUEUES } from './boss.ts';
 import { inTransaction, requeueInTransaction } from './queue.ts';
 
 export interface WorkerExecutorOptions {
@@ -61,8 +61,6 @@ export interface WorkerExecutor {
    */
   stop(timeoutMs: number): Promise<void>;
 }
-
-const RESUME_QUEUES = new Set<string>(['resume_workflows', 'resume_tasks']);
 
 export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecutor {
   const { boss, queues, concurrency, pool, publish } = opts;
