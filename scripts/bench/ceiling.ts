@@ -21,6 +21,31 @@ export const CEILING_COMMIT = `WITH p AS (
   INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
   SELECT id, $2, $3, 'success', $4, now() FROM p`;
 
+/**
+ * `connections` clients, each with a running process of its own (ids[i]) that the ceiling's
+ * statement advances, all leased with `token`.
+ */
+export async function ceilingClients(
+  url: string,
+  connections: number,
+): Promise<{ clients: pg.Client[]; ids: string[]; token: string }> {
+  const clients = await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const c = new pg.Client({ connectionString: url, application_name: 'bench-ceiling' });
+      await c.connect();
+      return c;
+    }),
+  );
+  const ids = clients.map(() => randomUUID());
+  const token = randomUUID();
+  await clients[0]!.query(
+    `INSERT INTO orchestrator.processes (id, workflow_name, status, target, lease_token, lease_owner)
+     SELECT unnest($1::uuid[]), 'ceiling', 'running', 'modify', $2, 'bench'`,
+    [ids, token],
+  );
+  return { clients, ids, token };
+}
+
 /** A state of `payloadBytes` characters of payload, as JSON text, for step `n`. */
 function stateMaker(payloadBytes: number): (n: number) => string {
   const head = `{"payload":"${'x'.repeat(payloadBytes)}","n":`;
@@ -40,21 +65,11 @@ export async function measureCeiling(
   opts: CeilingOptions = {},
 ): Promise<number> {
   const state = stateMaker(opts.payloadBytes ?? DEFAULT_PAYLOAD);
-  const clients = await Promise.all(
-    Array.from({ length: opts.connections ?? CEILING_CONNECTIONS }, async () => {
-      const c = new pg.Client({ connectionString: url, application_name: 'bench-ceiling' });
-      await c.connect();
-      return c;
-    }),
+  const { clients, ids, token } = await ceilingClients(
+    url,
+    opts.connections ?? CEILING_CONNECTIONS,
   );
   try {
-    const ids = clients.map(() => randomUUID());
-    const token = randomUUID();
-    await clients[0]!.query(
-      `INSERT INTO orchestrator.processes (id, workflow_name, status, target, lease_token, lease_owner)
-       SELECT unnest($1::uuid[]), 'ceiling', 'running', 'modify', $2, 'bench'`,
-      [ids, token],
-    );
     let commits = 0;
     const started = performance.now();
     const end = started + durationMs;
@@ -79,16 +94,13 @@ export async function measureCeiling(
 /** Latency of one such commit on an idle database, one connection: the unit latencies compare to. */
 export async function measureCommitLatency(url: string, count: number): Promise<number[]> {
   const state = stateMaker(DEFAULT_PAYLOAD);
-  const c = new pg.Client({ connectionString: url, application_name: 'bench-ceiling' });
-  await c.connect();
+  const {
+    clients: [c],
+    ids: [id],
+    token,
+  } = await ceilingClients(url, 1);
+  if (!c) throw new Error('no client');
   try {
-    const id = randomUUID();
-    const token = randomUUID();
-    await c.query(
-      `INSERT INTO orchestrator.processes (id, workflow_name, status, target, lease_token, lease_owner)
-       VALUES ($1, 'ceiling', 'running', 'modify', $2, 'bench')`,
-      [id, token],
-    );
     const samples: number[] = [];
     for (let step = 0; step < count + 20; step++) {
       const t0 = performance.now();

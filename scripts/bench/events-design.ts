@@ -9,16 +9,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { silentLogger } from '../../src/config/logger.ts';
 import { createEventPublisher, EVENTS_CHANNEL, type LiveEvent } from '../../src/db/events.ts';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { runMigrations } from '../../src/db/migrate.ts';
 import { freePort } from '../support/ports.ts';
-import { CEILING_COMMIT, CEILING_CONNECTIONS } from './ceiling.ts';
+import { CEILING_COMMIT, CEILING_CONNECTIONS, ceilingClients } from './ceiling.ts';
 
-const CONNECTIONS = CEILING_CONNECTIONS;
 const DURATION_MS = Number(process.env.DURATION_MS ?? 3_000);
 const STATE = JSON.stringify({ payload: 'x'.repeat(180) });
 
@@ -38,20 +36,7 @@ async function measure(url: string, design: Design): Promise<{ commits: number; 
       ? createEventPublisher({ connectionString: url, logger: silentLogger })
       : undefined;
   await publisher?.start();
-  const clients = await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      return c;
-    }),
-  );
-  const ids = clients.map(() => randomUUID());
-  const token = randomUUID();
-  await clients[0]!.query(
-    `INSERT INTO orchestrator.processes (id, workflow_name, status, target, lease_token, lease_owner)
-     SELECT unnest($1::uuid[]), 'ceiling', 'running', 'modify', $2, 'bench'`,
-    [ids, token],
-  );
+  const { clients, ids, token } = await ceilingClients(url, CEILING_CONNECTIONS);
   if (design === 'in-commit') {
     await clients[0]!.query(`CREATE TRIGGER bench_notify AFTER INSERT ON orchestrator.process_steps
       FOR EACH ROW EXECUTE FUNCTION public.bench_notify()`);
