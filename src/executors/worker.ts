@@ -112,14 +112,35 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
   const handOffDb = inTransaction(opts.handOffPool);
   /** Completions of claimed jobs still out (awaited on stop). */
   const settling = new Set<Promise<void>>();
+  /**
+   * Completes claimed jobs, retrying through connection failures for up to one lease while the
+   * worker runs: a job left active beside a process resumed later would count as a second job.
+   */
   function settle(jobs: Map<string, string[]>): void {
     const done = (async () => {
-      for (const [queue, ids] of jobs) await boss.complete(queue, ids, null, { db: handOffDb });
-    })()
-      .catch((err: unknown) =>
-        logger.warn('completing jobs failed (the sweeper settles them)', { err }),
-      )
-      .finally(() => settling.delete(done));
+      const deadline = Date.now() + opts.leaseSeconds * 1000;
+      for (const [queue, ids] of jobs) {
+        for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+          try {
+            await boss.complete(queue, ids, null, { db: handOffDb });
+            break;
+          } catch (err) {
+            if (state !== 'running' || Date.now() + delay > deadline) {
+              logger.warn(
+                'could not complete claimed jobs: they stay active until pg-boss expires them',
+                {
+                  queue,
+                  count: ids.length,
+                  err,
+                },
+              );
+              break;
+            }
+            await new Promise((r) => setTimeout(r, delay));
+          }
+        }
+      }
+    })().finally(() => settling.delete(done));
     settling.add(done);
   }
 
