@@ -2,13 +2,12 @@
 // the worker's registration in orchestrator.workers.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from './config/index.ts';
 import type { Logger } from './config/logger.ts';
 import { embeddedConnectionString } from './db/embedded.ts';
 import { runMigrations } from './db/migrate.ts';
 import { createEventPublisher } from './db/events.ts';
-import { createPool, isConnectionError } from './db/pool.ts';
+import { createPool, retryOnConnectionError } from './db/pool.ts';
 import { markWorkerStopped, pruneWorkers, registerWorker, workerHeartbeat } from './db/workers.ts';
 import { loadRegistry } from './engine/registry.ts';
 import { stepPoolFromConfig } from './engine/step-pool.ts';
@@ -32,17 +31,13 @@ export interface Worker {
 }
 
 /** Runs `fn`, retrying connection failures with backoff (the database may still be starting). */
-async function withStartupRetry<T>(logger: Logger, what: string, fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 60_000;
-  for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!isConnectionError(err) || Date.now() + delay > deadline) throw err;
-      logger.warn(`${what}: database unreachable, retrying`, { err });
-      await sleep(delay);
-    }
-  }
+function withStartupRetry<T>(logger: Logger, what: string, fn: () => Promise<T>): Promise<T> {
+  return retryOnConnectionError(fn, {
+    forMs: 60_000,
+    firstDelayMs: 250,
+    maxDelayMs: 5_000,
+    onRetry: (err) => logger.warn(`${what}: database unreachable, retrying`, { err }),
+  });
 }
 
 export async function startWorker(

@@ -100,6 +100,34 @@ const CONNECTION_CODES = new Set([
   '08006',
 ]);
 
+/**
+ * Runs `fn`, retrying it after connection failures with doubling delays (`firstDelayMs` up to
+ * `maxDelayMs`) for up to `forMs`, and while `keepTrying()` holds. Other errors, and the last
+ * connection failure, are thrown.
+ */
+export async function retryOnConnectionError<T>(
+  fn: () => Promise<T>,
+  opts: {
+    forMs: number;
+    firstDelayMs: number;
+    maxDelayMs: number;
+    onRetry?: (err: unknown) => void;
+    keepTrying?: () => boolean;
+  },
+): Promise<T> {
+  const deadline = Date.now() + opts.forMs;
+  for (let delay = opts.firstDelayMs; ; delay = Math.min(delay * 2, opts.maxDelayMs)) {
+    try {
+      return await fn();
+    } catch (err) {
+      const again = opts.keepTrying?.() ?? true;
+      if (!isConnectionError(err) || !again || Date.now() + delay > deadline) throw err;
+      opts.onRetry?.(err);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 /** A failure of the connection (database restarting, backend terminated), not of the query. */
 export function isConnectionError(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;

@@ -90,7 +90,6 @@ function stateDelta(prev: State, next: State): State {
   return delta;
 }
 
-/** The process operations of the public API; knows nothing of HTTP, piscina or pg-boss. */
 /** What a write of the engine returns: the events of the change, or nothing when it did not apply. */
 type Written = LiveEvent | readonly LiveEvent[] | undefined;
 const asEvents = (w: Written): readonly LiveEvent[] =>
@@ -102,6 +101,7 @@ interface Start {
   job: Dispatch;
 }
 
+/** The process operations of the public API; knows nothing of HTTP, piscina or pg-boss. */
 export function createEngine({ pool, registry, dispatcher, publish }: EngineOptions) {
   /** Runs `write` with the dispatch in one transaction; publishes its events once committed. */
   async function makeRunnable(

@@ -12,7 +12,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
-import type { Pool } from '../db/pool.ts';
+import { retryOnConnectionError, type Pool } from '../db/pool.ts';
 import { claimProcesses, type Claim } from '../db/processes.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
@@ -118,27 +118,22 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
    */
   function settle(jobs: Map<string, string[]>): void {
     const done = (async () => {
-      const deadline = Date.now() + opts.leaseSeconds * 1000;
       for (const [queue, ids] of jobs) {
-        for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
-          try {
-            await boss.complete(queue, ids, null, { db: handOffDb });
-            break;
-          } catch (err) {
-            if (state !== 'running' || Date.now() + delay > deadline) {
-              logger.warn(
-                'could not complete claimed jobs: they stay active until pg-boss expires them',
-                {
-                  queue,
-                  count: ids.length,
-                  err,
-                },
-              );
-              break;
-            }
-            await new Promise((r) => setTimeout(r, delay));
-          }
-        }
+        await retryOnConnectionError(() => boss.complete(queue, ids, null, { db: handOffDb }), {
+          forMs: opts.leaseSeconds * 1000,
+          firstDelayMs: 100,
+          maxDelayMs: 2_000,
+          keepTrying: () => state === 'running',
+        }).catch((err: unknown) =>
+          logger.warn(
+            'could not complete claimed jobs: they stay active until pg-boss expires them',
+            {
+              queue,
+              count: ids.length,
+              err,
+            },
+          ),
+        );
       }
     })().finally(() => settling.delete(done));
     settling.add(done);
