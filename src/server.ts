@@ -8,6 +8,7 @@ import { createEventPublisher } from './db/events.ts';
 import { createPool } from './db/pool.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { loadRegistry } from './engine/registry.ts';
+import { callbackPath } from './engine/runner.ts';
 import { startApiExecutor } from './executors/api-executor.ts';
 import { workerStatusRouter } from './api/worker-status.ts';
 import { allQueues } from './executors/boss.ts';
@@ -42,12 +43,15 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   const events = createEventPublisher({ connectionString: database.connectionString, logger });
   await events.start();
   const { publish } = events;
+  // Known once the server listens (PORT may be 0).
+  let publicUrl = config.PUBLIC_URL ?? '';
   const executor = await startApiExecutor(config, {
     pool,
     registry,
     connectionString: database.connectionString,
     logger,
     publish,
+    callbackUrl: (id, token) => publicUrl.replace(/\/$/, '') + callbackPath(id, token),
   });
   const engine = createEngine({ pool, registry, dispatcher: executor.dispatcher, logger, publish });
   const app = createApp({
@@ -83,6 +87,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   await executor.start();
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.HOST}:${port}`;
+  publicUrl ||= url;
   logger.info('orchestrator listening', {
     url,
     executor: config.EXECUTOR,

@@ -14,6 +14,7 @@ import { stepPoolFromConfig } from './engine/step-pool.ts';
 import { allQueues, createBoss, createQueues, queueFor } from './executors/boss.ts';
 import { createWorkerExecutor, type WorkerExecutor } from './executors/worker.ts';
 import { createListener } from './live/listener.ts';
+import { callbackPath } from './engine/runner.ts';
 
 export interface WorkerOptions {
   /** Queues to consume (see resolveQueues). */
@@ -88,6 +89,9 @@ export async function startWorker(
     owner: `worker:${os.hostname()}:${process.pid}`,
     logger,
     publish: publisher.publish,
+    callbackUrl: (id, token) =>
+      (config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}`).replace(/\/$/, '') +
+      callbackPath(id, token),
   });
 
   const heartbeatSeconds = Math.max(1, Math.min(10, Math.floor(config.LEASE_SECONDS / 2)));

@@ -3,6 +3,7 @@ import type { Logger } from '../config/logger.ts';
 import type { Pool } from '../db/pool.ts';
 import type { Engine } from '../engine/engine.ts';
 import { describeWorkflow } from '../engine/registry.ts';
+import { NotFoundError } from '../engine/errors.ts';
 import { errorBody, errorHandler, notFoundRoute } from './errors.ts';
 import { listQuerySchema, parseOr, processIdSchema } from './schemas.ts';
 
@@ -26,6 +27,14 @@ function processId(req: Request): string {
     'invalid_id',
     `Process id ${JSON.stringify(req.params.id)} is not a uuid`,
   );
+}
+
+/** A callback token's shape (43 base64url characters); anything else is a token of no callback. */
+function callbackToken(req: Request): string {
+  const token = String(req.params.token ?? '');
+  if (!/^[A-Za-z0-9_-]{43}$/.test(token))
+    throw new NotFoundError('callback_not_found', 'No callback with this token for this process');
+  return token;
 }
 
 /** Checks the database with a short timeout, so a dead database answers 503 quickly. */
@@ -83,6 +92,15 @@ export function createApp({ engine, pool, logger, extend }: AppOptions): express
   });
   app.put('/api/processes/:id/resume', async (req, res) => {
     await engine.resumeProcess(processId(req), req.body, userOf(req));
+    res.status(204).end();
+  });
+  // Callback URLs carry their own credential: the token (checked by the engine).
+  app.post('/api/processes/:id/callback/:token', async (req, res) => {
+    await engine.answerCallback(processId(req), callbackToken(req), req.body ?? null, 'callback');
+    res.status(204).end();
+  });
+  app.post('/api/processes/:id/callback/:token/progress', async (req, res) => {
+    await engine.callbackProgress(processId(req), callbackToken(req), req.body ?? null);
     res.status(204).end();
   });
   app.put('/api/processes/:id/abort', async (req, res) => {

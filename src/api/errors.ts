@@ -3,6 +3,7 @@ import type { Logger } from '../config/logger.ts';
 import { isConnectionError } from '../db/pool.ts';
 import {
   ConflictError,
+  IncompleteError,
   NotFoundError,
   OrchestratorError,
   UnavailableError,
@@ -44,7 +45,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
               ? 409
               : err instanceof UnavailableError
                 ? 503
-                : 400;
+                : err instanceof IncompleteError
+                  ? 422
+                  : 400;
       res.status(httpStatus).json(errorBody(err.code, err.message, err.details));
       return;
     }

@@ -14,6 +14,12 @@ const configSchema = z.object({
   EXECUTOR: z.enum(['threadpool', 'worker']).default('threadpool'),
   /** HTTP port of the API. Default 8080. */
   PORT: intFromEnv(8080, 0),
+  /**
+   * The address clients reach the API at, for the callback URLs that callback steps hand out
+   * (e.g. `https://orchestrator.example.net`). Default: the address the API listens on; workers
+   * default to `http://HOST:PORT`.
+   */
+  PUBLIC_URL: z.url().optional(),
   /** Address the API binds to. Default 127.0.0.1. */
   HOST: z.string().min(1).default('127.0.0.1'),
   /** Threads in the step pool. Default: number of cores. */

@@ -2,7 +2,7 @@
 // run them. A job is "live" when it is waiting (created, retry), or active and fetched after the
 // process last needed one: a worker claims a process right after fetching its job, so an active job
 // older than that belongs to a worker that died.
-import type { ProcessStatus } from '../engine/types.ts';
+import type { ProcessStatus } from './model.ts';
 import type { Queryable } from './pool.ts';
 
 export interface Unqueued {
@@ -15,7 +15,8 @@ export interface Unqueued {
 
 const NEEDS_JOB = `(
   (p.status IN ('created', 'resumed') AND p.last_modified_at < now() - make_interval(secs => $1))
-  OR (p.status = 'running' AND p.lease_expires_at < now()))`;
+  OR (p.status = 'running' AND p.lease_expires_at < now())
+  OR (p.status = 'waiting' AND p.retry_at < now() - make_interval(secs => $1)))`;
 
 const NO_LIVE_JOB = `NOT EXISTS (
   SELECT 1 FROM pgboss.job j
@@ -29,8 +30,8 @@ const COLUMNS = `p.id, p.status, p.is_task AS "isTask", p.target, p.created_by A
 /**
  * Candidates for a new job, without a live job: first those running with an expired lease
  * (longest expired first: their runner died mid-way, so they go before any backlog), then those
- * created/resumed for longer than `graceSeconds` (oldest first). Each branch reads only its
- * statuses through processes_status_idx.
+ * created/resumed for longer than `graceSeconds`, and waiting ones whose retry is due by as long
+ * (their job was lost), oldest first. Each branch reads only its statuses through an index.
  */
 export async function findUnqueued(
   db: Queryable,
@@ -45,7 +46,12 @@ export async function findUnqueued(
        (SELECT ${COLUMNS}, 1 AS rank, p.last_modified_at AS at FROM orchestrator.processes p
          WHERE p.status IN ('created', 'resumed')
            AND p.last_modified_at < now() - make_interval(secs => $1) AND ${NO_LIVE_JOB}
-         ORDER BY p.last_modified_at LIMIT $3)) u
+         ORDER BY p.last_modified_at LIMIT $3)
+       UNION ALL
+       (SELECT ${COLUMNS}, 1 AS rank, p.retry_at AS at FROM orchestrator.processes p
+         WHERE p.status = 'waiting' AND p.retry_at < now() - make_interval(secs => $1)
+           AND ${NO_LIVE_JOB}
+         ORDER BY p.retry_at LIMIT $3)) u
       ORDER BY rank, at LIMIT $3`,
     [o.graceSeconds, o.leaseSeconds, o.limit],
   );
@@ -99,6 +105,19 @@ export async function staleActiveJobs(
   const { rows } = await tx.query<{ name: string; id: string }>(
     `SELECT name, id FROM pgboss.job WHERE data->>'processId' = $1 AND state = 'active'`,
     [processId],
+  );
+  return rows;
+}
+
+/** Jobs not yet started of these processes: the scheduled retries of waiting ones. */
+export async function scheduledJobs(
+  tx: Queryable,
+  processIds: readonly string[],
+): Promise<{ name: string; id: string }[]> {
+  const { rows } = await tx.query<{ name: string; id: string }>(
+    `SELECT name, id FROM pgboss.job
+      WHERE data->>'processId' = ANY($1::text[]) AND state IN ('created', 'retry')`,
+    [processIds],
   );
   return rows;
 }

@@ -1,4 +1,4 @@
-import type { ProcessStatus } from '../engine/types.ts';
+import type { ProcessStatus } from './model.ts';
 import type { Queryable } from './pool.ts';
 import { PROCESS_COLUMNS, type ProcessRow } from './processes.ts';
 

@@ -12,29 +12,84 @@ export interface StepContext<S extends State = State> {
   signal: AbortSignal;
 }
 
+/** What a callback step's action receives: a step's context and the URL that resumes the process. */
+export interface CallbackContext<S extends State = State> extends StepContext<S> {
+  /** `POST` a JSON body here to resume the process (`…/progress` for interim progress). */
+  callbackUrl: string;
+}
+
 /** A step body: returns a partial state that is shallow-merged into the process state. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type StepFn = (ctx: StepContext<any>) => State | void | Promise<State | void>;
+/** A callback step's action: starts the external work and hands it `ctx.callbackUrl`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type CallbackFn = (ctx: CallbackContext<any>) => State | void | Promise<State | void>;
 /** A condition on the state, evaluated before the step; false = the step is skipped. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Predicate = (state: any) => boolean;
+/** A number, or one computed from the state (e.g. a timeout the start form chose). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type FromState<T> = T | ((state: any) => T);
+
+/**
+ * One page of a form: a zod object, or a function building one from the state (for a start form:
+ * the pages given so far, merged; for an input step: the process state merged with them) and
+ * the pages given so far, in order.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type FormPage = z.ZodObject | ((state: any, pages: State[]) => z.ZodObject);
+/** A form: one page, or several in order. */
+export type FormSpec = FormPage | FormPage[];
 
 interface StepBase {
   name: string;
   /** Conditions from enclosing `conditional`s, all of which must hold. */
   when: Predicate[];
+  /** The `stepGroup` it belongs to, shown with its step rows. */
+  group?: string | undefined;
 }
 export interface PlainStep extends StepBase {
   kind: 'step';
   run: StepFn;
 }
+export interface RetryOptions {
+  /** Attempts in all, the first included; after the last failure the process is `failed`. */
+  maxAttempts: number;
+  /** Wait before the first retry; doubles with each further one. */
+  backoffSeconds: FromState<number>;
+  /** The longest wait between two attempts. Default: no bound. */
+  maxBackoffSeconds?: number | undefined;
+}
+export interface RetryStep extends StepBase, RetryOptions {
+  kind: 'retry';
+  run: StepFn;
+}
 export interface InputStep extends StepBase {
   kind: 'input';
-  form: z.ZodObject;
-  assignee?: string;
+  /** The form's pages, in order (one for a single form). */
+  pages: FormPage[];
+  assignee?: string | undefined;
 }
-export type StepDef = PlainStep | InputStep;
-/** One entry of a workflow's `steps`: a step, or a group of them from `conditional`. */
+export interface CallbackOptions {
+  action: CallbackFn;
+  /**
+   * Checks the posted payload before it is stored: a zod schema, or a function that returns the
+   * value to store (or throws). A refusal fails the process like a step error. Runs in the API
+   * process when the callback arrives: keep it to checking the payload.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  validate?: z.ZodType | ((payload: unknown, state: any) => unknown);
+  /** Seconds after which an unanswered callback fails the process (`callback timed out`). Default: none. */
+  timeoutSeconds?: FromState<number> | undefined;
+  /** State key the payload is stored under. Default `callbackResult`. */
+  resultKey?: string;
+}
+export interface CallbackStep extends StepBase, Omit<CallbackOptions, 'resultKey'> {
+  kind: 'callback';
+  resultKey: string;
+}
+export type StepDef = PlainStep | RetryStep | InputStep | CallbackStep;
+/** One entry of a workflow's `steps`: a step, or several from `conditional` or `stepGroup`. */
 export type StepItem = StepDef | StepItem[];
 
 /** A step that runs `run` on the step pool. */
@@ -43,20 +98,56 @@ export function step(name: string, run: StepFn): PlainStep {
 }
 
 /**
- * A step that suspends the process until a user resumes it with input valid for `form`; the
- * input is shallow-merged into the state.
+ * A step whose errors are retried without anyone: after a failure the process is `waiting` and
+ * runs the step again after `backoffSeconds`, doubling up to `maxBackoffSeconds`, until
+ * `maxAttempts` attempts failed (then `failed`). Errors that say what to do otherwise
+ * (`AbortProcess`, `InconsistentData`) are not retried. A user may retry at once with resume.
+ */
+export function retryStep(name: string, run: StepFn, options: RetryOptions): RetryStep {
+  return { kind: 'retry', name, run, when: [], ...options };
+}
+
+/**
+ * A step that suspends the process until a user resumes it with input valid for `form` (one page,
+ * a function of the state, or several pages); the input is shallow-merged into the state.
  */
 export function inputStep(
   name: string,
-  form: z.ZodObject,
+  form: FormSpec,
   options: { assignee?: string } = {},
 ): InputStep {
-  return { kind: 'input', name, form, when: [], ...options };
+  return { kind: 'input', name, pages: Array.isArray(form) ? form : [form], when: [], ...options };
+}
+
+/**
+ * A step that hands an external system a URL and waits for it: `action` runs (on the step pool)
+ * with `ctx.callbackUrl`, the process goes `awaiting_callback`, and a `POST` of a JSON body to
+ * that URL stores the body under `resultKey` and continues the process.
+ */
+export function callbackStep(name: string, options: CallbackOptions): CallbackStep {
+  return {
+    kind: 'callback',
+    name,
+    when: [],
+    ...options,
+    resultKey: options.resultKey ?? 'callbackResult',
+  };
 }
 
 /** Steps that run only when `predicate(state)` holds; otherwise each is recorded `skipped`. */
 export function conditional(predicate: Predicate, ...steps: StepItem[]): StepDef[] {
   return flattenSteps(steps).map((s) => ({ ...s, when: [predicate, ...s.when] }));
+}
+
+/**
+ * Steps shown as one group named `name` (the `group` of their step rows). They run and resume
+ * one by one like any others: a process stopped inside a group continues at its sub-step.
+ */
+export function stepGroup(name: string, ...steps: StepItem[]): StepDef[] {
+  return flattenSteps(steps).map((s) => ({
+    ...s,
+    group: s.group === undefined ? name : `${name} / ${s.group}`,
+  }));
 }
 
 export function flattenSteps(items: StepItem[]): StepDef[] {
@@ -68,8 +159,8 @@ export interface WorkflowOptions {
   name: string;
   target: Target;
   description?: string;
-  /** Schema of the initial input. Default: an empty object. */
-  input?: z.ZodObject;
+  /** The start form: one page (a zod object) or several. Default: an empty object. */
+  input?: FormSpec;
   steps: StepItem[];
   /** Default: true when target is `system`. */
   isTask?: boolean;
@@ -81,7 +172,8 @@ export interface WorkflowDefinition {
   target: Target;
   description: string;
   isTask: boolean;
-  input: z.ZodObject;
+  /** The start form's pages, in order. */
+  input: FormPage[];
   steps: StepDef[];
 }
 
@@ -91,6 +183,45 @@ const optionsSchema = z.object({
   description: z.string().optional(),
   isTask: z.boolean().optional(),
 });
+
+const isPage = (p: unknown) => p instanceof z.ZodObject || typeof p === 'function';
+const fromState = (v: unknown) =>
+  v === undefined || typeof v === 'function' || (typeof v === 'number' && v >= 0);
+
+/** What is wrong with a step definition, if anything. */
+function stepProblem(s: StepDef): string | undefined {
+  if (s === null || typeof s !== 'object' || typeof s.name !== 'string' || s.name.length === 0)
+    return 'a step needs a name';
+  switch (s.kind) {
+    case 'step':
+      return typeof s.run === 'function' ? undefined : 'run must be a function';
+    case 'retry':
+      if (typeof s.run !== 'function') return 'run must be a function';
+      if (!Number.isInteger(s.maxAttempts) || s.maxAttempts < 1)
+        return 'maxAttempts must be an integer >= 1';
+      if (!fromState(s.backoffSeconds)) return 'backoffSeconds must be a number >= 0';
+      return s.maxBackoffSeconds === undefined || s.maxBackoffSeconds >= 0
+        ? undefined
+        : 'maxBackoffSeconds must be >= 0';
+    case 'input':
+      return s.pages.length > 0 && s.pages.every(isPage)
+        ? undefined
+        : 'form must be a zod object, a function returning one, or a list of them';
+    case 'callback':
+      if (typeof s.action !== 'function') return 'action must be a function';
+      if (!fromState(s.timeoutSeconds)) return 'timeoutSeconds must be a number >= 0';
+      if (
+        s.validate !== undefined &&
+        !(s.validate instanceof z.ZodType || typeof s.validate === 'function')
+      )
+        return 'validate must be a zod schema or a function';
+      return typeof s.resultKey === 'string' && s.resultKey.length > 0
+        ? undefined
+        : 'resultKey must be a non-empty string';
+    default:
+      return 'unknown step kind';
+  }
+}
 
 /** Defines a workflow; an invalid definition throws with what is wrong. */
 export function workflow(options: WorkflowOptions): WorkflowDefinition {
@@ -103,24 +234,26 @@ export function workflow(options: WorkflowOptions): WorkflowDefinition {
   if (steps.length === 0) throw new Error(`workflow ${options.name} has no steps`);
   const seen = new Set<string>();
   for (const s of steps) {
-    const valid =
-      s !== null &&
-      typeof s === 'object' &&
-      typeof s.name === 'string' &&
-      s.name.length > 0 &&
-      (s.kind === 'input' ? s.form instanceof z.ZodObject : typeof s.run === 'function');
-    if (!valid)
-      throw new Error(`workflow ${options.name} has an invalid step: ${JSON.stringify(s)}`);
+    const problem = stepProblem(s);
+    if (problem)
+      throw new Error(
+        `workflow ${options.name} has an invalid step ${JSON.stringify(s?.name ?? null)}: ${problem}`,
+      );
     if (seen.has(s.name)) throw new Error(`workflow ${options.name} has two steps named ${s.name}`);
     seen.add(s.name);
   }
+  const input = options.input === undefined ? [z.object({})] : [options.input].flat();
+  if (input.length === 0 || !input.every(isPage))
+    throw new Error(
+      `workflow ${options.name}: input must be a zod object, a function returning one, or a list of them`,
+    );
   return {
     kind: 'workflow',
     name: options.name,
     target: options.target,
     description: options.description ?? '',
     isTask: options.isTask ?? options.target === 'system',
-    input: options.input ?? z.object({}),
+    input,
     steps,
   };
 }

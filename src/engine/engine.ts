@@ -1,24 +1,37 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../config/logger.ts';
 import type { LiveEvent, Publish } from '../db/events.ts';
 import { withSnapshot, withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { listProcesses, statusCounts, type ListQuery } from '../db/process-list.ts';
+import { getProcessRow, getStepRows, type StepRow } from '../db/processes.ts';
+import { getGlobalLock } from '../db/settings.ts';
 import {
   abortProcessRow,
-  getProcessRow,
-  getStepRows,
+  getCallbacks,
+  insertProcesses,
   markResumed,
+  recordCallbackProgress,
+  resolveCallback,
   resumeSuspended,
+  type CallbackRow,
   type Claim,
-  type StepRow,
-} from '../db/processes.ts';
-import { insertProcesses, type Inserted, type NewProcess } from '../db/process-inserts.ts';
-import { getGlobalLock } from '../db/settings.ts';
-import { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.ts';
-import type { Registry } from './registry.ts';
+  type Inserted,
+  type NewProcess,
+} from '../db/step-writes.ts';
 import { createBatcher } from './batcher.ts';
-import { RESUMABLE_STATUSES, type State } from './types.ts';
+import type { CallbackStep } from './dsl.ts';
+import {
+  ConflictError,
+  NotFoundError,
+  toStepError,
+  UnavailableError,
+  ValidationError,
+} from './errors.ts';
+import { firstPage, parseForm } from './forms.ts';
+import type { Registry } from './registry.ts';
+import { callbackPath, hashCallbackToken } from './runner.ts';
+import { isIn, RESUMABLE_STATUSES, type ProcessStatus, type State } from './types.ts';
 
 /** A process made runnable: what an executor needs to get it run. */
 export interface Dispatch {
@@ -27,6 +40,8 @@ export interface Dispatch {
   isTask: boolean;
   target: string;
   kind: 'new' | 'resume';
+  /** The status it was resumed from (a `waiting` process may have a retry scheduled already). */
+  from?: ProcessStatus | undefined;
 }
 
 /** How an executor gets processes run (thread pool in this process, or a queue for workers). */
@@ -67,18 +82,24 @@ export interface EngineOptions {
 
 export type Engine = ReturnType<typeof createEngine>;
 
-function invalidInput(message: string, error: z.ZodError): ValidationError {
-  return new ValidationError('validation_error', message, {
-    details: error.issues.map((i) => ({ path: i.path, message: i.message, code: i.code })),
-  });
-}
-
 function isEmpty(body: unknown): boolean {
   return (
     body === undefined ||
     body === null ||
     (typeof body === 'object' && Object.keys(body).length === 0)
   );
+}
+
+/** A callback's payload as the step stores it: checked by its `validate`, which may throw. */
+function validateCallback(step: CallbackStep, payload: unknown, state: State): unknown {
+  const { validate } = step;
+  if (validate === undefined) return payload;
+  if (validate instanceof z.ZodType) {
+    const r = validate.safeParse(payload);
+    if (!r.success) throw new Error(`callback payload refused: ${z.prettifyError(r.error)}`);
+    return r.data;
+  }
+  return validate(payload, state);
 }
 
 /** Keys whose value differs from the previous snapshot. */
@@ -157,6 +178,43 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
     return row;
   }
 
+  const notAwaiting = (id: string) =>
+    new ConflictError(
+      'not_awaiting_callback',
+      `Process ${id} is not waiting for this callback (answered already, timed out or aborted)`,
+    );
+
+  /**
+   * The pending callback `token` belongs to, with its process and step; 404 `callback_not_found`
+   * for a token that is none of the process's (each compared in constant time, and the same
+   * answer for a process that does not exist), 409 when the process does not wait for it.
+   */
+  async function requireCallback(id: string, token: string) {
+    const hash = hashCallbackToken(token);
+    const callbacks = await getCallbacks(pool, id);
+    let callback: CallbackRow | undefined;
+    for (const c of callbacks) if (timingSafeEqual(c.tokenHash, hash)) callback ??= c;
+    if (!callback)
+      throw new NotFoundError('callback_not_found', 'No callback with this token for this process');
+    const row = await requireProcess(id);
+    const def = registry.get(row.workflowName);
+    const stepDef = def?.steps[row.stepIndex];
+    if (
+      callback.status !== 'pending' ||
+      callback !== callbacks[0] ||
+      row.status !== 'awaiting_callback' ||
+      row.stepIndex !== callback.stepIndex
+    )
+      throw notAwaiting(id);
+    if (!def || stepDef?.kind !== 'callback' || stepDef.name !== row.lastStep) {
+      throw new ConflictError(
+        'workflow_changed',
+        `Workflow ${row.workflowName} changed: the process waits at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(stepDef?.name ?? null)} there`,
+      );
+    }
+    return { callback, row, def, stepDef };
+  }
+
   return {
     registry,
 
@@ -166,9 +224,7 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
       user: string | null,
     ): Promise<{ id: string }> {
       const def = registry.require(workflowName);
-      const parsed = def.input.safeParse(body ?? {});
-      if (!parsed.success)
-        throw invalidInput(`Invalid input for workflow ${def.name}`, parsed.error);
+      const input = parseForm(def.input, body, {}, `workflow ${def.name}`);
       const id = randomUUID();
       const job: Dispatch = {
         processId: id,
@@ -187,7 +243,7 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
             target: def.target,
             isTask: def.isTask,
             createdBy: user,
-            input: parsed.data,
+            input,
             lease: slot,
           },
           job,
@@ -210,8 +266,7 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
           details: { status: row.status },
         });
       // `resumed` is on its way to a runner already: a second resume (two clients racing) gets 409.
-      if (!RESUMABLE_STATUSES.includes(row.status) || row.status === 'resumed')
-        throw notResumable();
+      if (!isIn(RESUMABLE_STATUSES, row.status) || row.status === 'resumed') throw notResumable();
       const def = registry.get(row.workflowName);
       if (!def)
         throw new ConflictError(
@@ -234,17 +289,16 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
             `Workflow ${def.name} changed: the process waits at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(stepDef?.name ?? null)} there`,
           );
         }
-        const parsed = stepDef.form.safeParse(body ?? {});
-        if (!parsed.success)
-          throw invalidInput(`Invalid input for step ${stepDef.name}`, parsed.error);
+        const input = parseForm(stepDef.pages, body, row.currentState, `step ${stepDef.name}`);
         const isLast = row.stepIndex === def.steps.length - 1;
         const resumed = async (tx: Queryable) =>
           resumeSuspended(tx, {
             id,
             index: row.stepIndex,
             name: stepDef.name,
-            input: parsed.data,
-            state: { ...row.currentState, ...parsed.data },
+            group: stepDef.group,
+            input,
+            state: { ...row.currentState, ...input },
             user,
             nextStatus: isLast ? 'completed' : 'resumed',
           });
@@ -271,8 +325,76 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
         );
       }
       // Not from `resumed` either: a resume racing this one may have just committed.
-      const from = RESUMABLE_STATUSES.filter((s) => s !== 'suspended' && s !== 'resumed');
-      if (!(await makeRunnable(job, (tx) => markResumed(tx, id, from)))) throw notResumable();
+      // Only from the status read: a waiting process's scheduled retry is replaced by this one.
+      const resume = { ...job, from: row.status };
+      if (!(await makeRunnable(resume, (tx) => markResumed(tx, id, [row.status]))))
+        throw notResumable();
+    },
+
+    /**
+     * A callback's answer: `payload` stored under the step's result key (after its `validate`),
+     * and the process continues; a refusal of `validate` fails it. 404 for a token that is not
+     * one of the process's, 409 `not_awaiting_callback` when it does not wait for this one
+     * (answered already, timed out, aborted). Of two answers racing exactly one applies.
+     */
+    async answerCallback(
+      id: string,
+      token: string,
+      payload: unknown,
+      user: string | null,
+    ): Promise<void> {
+      const { callback, row, stepDef, def } = await requireCallback(id, token);
+      await requireUnlocked();
+      let value: unknown = payload;
+      let error: { name: string; message: string } | undefined;
+      let traceback: string | undefined;
+      try {
+        value = validateCallback(stepDef, payload, row.currentState);
+      } catch (err) {
+        const e = toStepError(err);
+        error = { name: e.name, message: e.message };
+        traceback = e.stack;
+      }
+      const isLast = row.stepIndex === def.steps.length - 1;
+      const nextStatus: ProcessStatus = error ? 'failed' : isLast ? 'completed' : 'resumed';
+      const write = (tx: Queryable) =>
+        resolveCallback(tx, {
+          processId: id,
+          callbackId: callback.id,
+          index: row.stepIndex,
+          name: stepDef.name,
+          group: stepDef.group,
+          state: error ? row.currentState : { ...row.currentState, [stepDef.resultKey]: value },
+          stepStatus: error ? 'failed' : 'success',
+          error,
+          traceback,
+          nextStatus,
+          user,
+        });
+      let ok: boolean;
+      if (nextStatus === 'resumed') {
+        const job: Dispatch = {
+          processId: id,
+          user,
+          isTask: row.isTask,
+          target: row.target,
+          kind: 'resume',
+        };
+        ok = await makeRunnable(job, write);
+      } else {
+        const events = await write(pool);
+        publish(asEvents(events));
+        ok = events !== undefined;
+      }
+      if (!ok) throw notAwaiting(id);
+    },
+
+    /** Interim progress of a pending callback: stored and announced, the process keeps waiting. */
+    async callbackProgress(id: string, token: string, progress: unknown): Promise<void> {
+      const { callback } = await requireCallback(id, token);
+      const event = await recordCallbackProgress(pool, id, callback.id, progress);
+      if (!event) throw notAwaiting(id);
+      publish([event]);
     },
 
     async abortProcess(id: string, user: string | null): Promise<void> {
@@ -301,11 +423,22 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
         prev = s.state;
         return out;
       });
+      // A form built from the current state: its first page (the others follow from the answers).
       const form =
         row.status === 'suspended' && stepDef?.kind === 'input'
-          ? z.toJSONSchema(stepDef.form, { io: 'input' })
-          : undefined;
-      return { ...row, steps, ...(form ? { form } : {}) };
+          ? { form: firstPage(stepDef.pages, row.currentState), formPages: stepDef.pages.length }
+          : {};
+      const [latest] = await getCallbacks(pool, id);
+      const callback = latest && {
+        status: latest.status,
+        path: callbackPath(id, '<token>'),
+        createdAt: latest.createdAt,
+        expiresAt: latest.expiresAt,
+        resolvedAt: latest.resolvedAt,
+        progress: latest.progress,
+        progressAt: latest.progressAt,
+      };
+      return { ...row, steps, ...form, ...(callback ? { callback } : {}) };
     },
 
     listProcesses: (q: ListQuery) => listProcesses(pool, q),

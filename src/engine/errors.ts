@@ -59,3 +59,7 @@ export class ConflictError extends OrchestratorError {
 export class UnavailableError extends OrchestratorError {
   override name = 'UnavailableError';
 }
+/** The request is well formed but not complete yet (a form with pages still missing): HTTP 422. */
+export class IncompleteError extends OrchestratorError {
+  override name = 'IncompleteError';
+}

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { z } from 'zod';
 import type { WorkflowDefinition } from './dsl.ts';
 import { NotFoundError } from './errors.ts';
+import { firstPage } from './forms.ts';
 
 export interface Registry {
   get(name: string): WorkflowDefinition | undefined;
@@ -74,7 +74,14 @@ export function describeWorkflow(def: WorkflowDefinition) {
     target: def.target,
     isTask: def.isTask,
     description: def.description,
-    inputSchema: z.toJSONSchema(def.input, { io: 'input' }),
-    steps: def.steps.map((s) => ({ name: s.name, kind: s.kind, conditional: s.when.length > 0 })),
+    /** The start form's first page (a form of several pages asks for the others in turn). */
+    inputSchema: firstPage(def.input, {}),
+    inputPages: def.input.length,
+    steps: def.steps.map((s) => ({
+      name: s.name,
+      kind: s.kind,
+      conditional: s.when.length > 0,
+      group: s.group ?? null,
+    })),
   };
 }

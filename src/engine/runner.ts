@@ -1,25 +1,38 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../config/logger.ts';
+import type { Publish } from '../db/events.ts';
 import type { Pool, Queryable } from '../db/pool.ts';
 import { isConnectionError, withTransaction } from '../db/pool.ts';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Publish } from '../db/events.ts';
 import {
   claimProcess,
   commitStep,
   failClaimed,
   heartbeatLeases,
+  isPlainCommit,
   releaseLease,
   type Claim,
   type CommitResult,
   type StepCommit,
-} from '../db/processes.ts';
-import { isPlainCommit } from '../db/step-commits.ts';
+} from '../db/step-writes.ts';
 import { createCommitBatcher } from './commit-batcher.ts';
 import type { WorkflowDefinition } from './dsl.ts';
 import { toStepError } from './errors.ts';
 import type { Registry } from './registry.ts';
 import type { StepPool } from './step-pool.ts';
-import type { ProcessStatus, State, StepError } from './types.ts';
+import { transition, type Outcome } from './transitions.ts';
+import type { ProcessStatus, State } from './types.ts';
+
+/** A callback token: 32 random bytes, base64url (43 characters). Only its SHA-256 is stored. */
+export function newCallbackToken(): { token: string; hash: Buffer } {
+  const token = randomBytes(32).toString('base64url');
+  return { token, hash: hashCallbackToken(token) };
+}
+export const hashCallbackToken = (token: string): Buffer =>
+  createHash('sha256').update(token).digest();
+/** The path of a process's callback URL. */
+export const callbackPath = (processId: string, token: string) =>
+  `/api/processes/${processId}/callback/${token}`;
 
 /** How one `run` ended. */
 export type RunResult =
@@ -49,6 +62,21 @@ export interface RunnerOptions {
    * again at once (worker mode). Default: nothing (a starting engine picks it up).
    */
   requeue?: (tx: Queryable, processId: string, createdBy: string | null) => Promise<void>;
+  /**
+   * Called inside the transaction that commits a retry step's failure (status `waiting`), so that
+   * the retry is durable with it (worker mode: a job that starts at `at`). Default: nothing (the
+   * timekeeper finds due retries through their index).
+   */
+  scheduleRetry?: (
+    tx: Queryable,
+    processId: string,
+    createdBy: string | null,
+    at: Date,
+  ) => Promise<void>;
+  /** Told after a commit that something of this process is due at `at` (a retry, a callback timeout). */
+  onDue?: (processId: string, at: Date) => void;
+  /** The URL a callback step hands out for `token`. Default: the path alone. */
+  callbackUrl?: (processId: string, token: string) => string;
 }
 
 export interface Runner {
@@ -80,6 +108,7 @@ interface Active {
 export function createRunner(opts: RunnerOptions): Runner {
   const { pool, registry, steps, owner, leaseSeconds, logger, publish } = opts;
   const active = new Map<string, Active>();
+  const callbackUrl = opts.callbackUrl ?? callbackPath;
   let stopping = false;
   let stopped: Promise<void> | undefined;
 
@@ -118,9 +147,21 @@ export function createRunner(opts: RunnerOptions): Runner {
    */
   async function commitWithRetry(commit: StepCommit, afterFailure = false): Promise<CommitResult> {
     const deadline = Date.now() + leaseSeconds * 1000;
+    const { scheduleRetry } = opts;
+    const retryAt = commit.retryAt;
+    // A retry scheduled elsewhere (a queue) goes in the commit's transaction.
+    const write =
+      scheduleRetry && retryAt
+        ? () =>
+            withTransaction(pool, async (tx) => {
+              const r = await commitStep(tx, commit);
+              if (r.held) await scheduleRetry(tx, commit.id, commit.createdBy, retryAt);
+              return r;
+            })
+        : () => commitStep(pool, commit);
     for (let delay = 100, retried = afterFailure; ; delay = Math.min(delay * 2, 2_000)) {
       try {
-        return await commitStep(pool, commit);
+        return await write();
       } catch (err) {
         // Committed by the earlier try, whose events are unknown: listeners may miss this step.
         if (retried && (err as { constraint?: string }).constraint === 'process_steps_cleared_once')
@@ -186,80 +227,55 @@ export function createRunner(opts: RunnerOptions): Runner {
       }
       const isLast = index === def.steps.length - 1;
       const startedAt = new Date();
-      const at = { index, name: stepDef.name, startedAt };
-      let commit: StepCommit;
-      let guard: boolean | StepError;
+      let guard: boolean | Outcome;
       try {
         guard = stepDef.when.every((p) => p(state));
       } catch (err) {
-        guard = toStepError(err);
+        guard = { kind: 'error', error: toStepError(err) };
       }
-      if (guard === false) {
-        commit = {
-          ...base,
-          ...at,
-          stepStatus: 'skipped',
-          state,
-          processStatus: isLast ? 'completed' : 'running',
-          nextIndex: index + 1,
-          nextAttempt: 1,
-        };
-      } else if (guard === true && stepDef.kind === 'input') {
-        commit = {
-          ...base,
-          ...at,
-          stepStatus: 'suspend',
-          state,
-          processStatus: 'suspended',
-          nextIndex: index,
-          nextAttempt: 1,
-        };
-      } else {
-        const outcome =
-          guard === true
-            ? await steps
-                .run(
-                  { workflow: def.name, index, state, processId: claim.id, attempt },
-                  controller.signal,
-                )
-                // After an abort the pool may give up on a step that ignores its signal.
-                .catch((err: unknown) => {
-                  if (controller.signal.aborted) return undefined;
-                  throw err;
-                })
-            : ({ ok: false, error: guard } as const);
+      let outcome: Outcome;
+      if (guard === false) outcome = { kind: 'skipped' };
+      else if (guard !== true) outcome = guard;
+      else if (stepDef.kind === 'input') outcome = { kind: 'suspend' };
+      else {
+        const callback = stepDef.kind === 'callback' ? newCallbackToken() : undefined;
+        const ran = await steps
+          .run(
+            {
+              workflow: def.name,
+              index,
+              state,
+              processId: claim.id,
+              attempt,
+              callbackUrl: callback && callbackUrl(claim.id, callback.token),
+            },
+            controller.signal,
+          )
+          // After an abort the pool may give up on a step that ignores its signal.
+          .catch((err: unknown) => {
+            if (controller.signal.aborted) return undefined;
+            throw err;
+          });
         // Aborted: by the user or a lost lease (nothing to commit), or by shutdown (give it back).
-        if (controller.signal.aborted || !outcome) return stopping ? giveBack(claim) : 'lease_lost';
-        if (outcome.ok) {
-          if (Object.keys(outcome.delta).length > 0) {
-            state = { ...state, ...outcome.delta };
-            stateJson = undefined;
-          }
-          commit = {
-            ...base,
-            ...at,
-            stepStatus: 'success',
-            state,
-            processStatus: isLast ? 'completed' : 'running',
-            nextIndex: index + 1,
-            nextAttempt: 1,
-          };
-        } else {
-          const { outcome: status, name, message, stack } = outcome.error;
-          commit = {
-            ...base,
-            ...at,
-            stepStatus: status === 'aborted' ? 'abort' : 'failed',
-            state,
-            error: { name, message },
-            processStatus: status,
-            nextIndex: index,
-            nextAttempt: attempt + 1,
-            failedReason: message,
-            traceback: stack,
-          };
-        }
+        if (controller.signal.aborted || !ran) return stopping ? giveBack(claim) : 'lease_lost';
+        outcome = !ran.ok
+          ? { kind: 'error', error: ran.error }
+          : callback
+            ? { kind: 'callback', delta: ran.delta, tokenHash: callback.hash }
+            : { kind: 'success', delta: ran.delta };
       }
+      const next = transition(stepDef, outcome, { index, attempt, isLast, state, now: startedAt });
+      if (next.state !== state) {
+        state = next.state;
+        stateJson = undefined;
+      }
+      const commit: StepCommit = {
+        ...base,
+        ...next,
+        index,
+        name: stepDef.name,
+        startedAt,
+      };
       commit.stateJson = stateJson ??= JSON.stringify(commit.state);
       const result = isPlainCommit(commit)
         ? await batcher.commit(commit)
@@ -270,6 +286,8 @@ export function createRunner(opts: RunnerOptions): Runner {
       }
       if (result.events) publish(result.events);
       else publish.missed();
+      const due = commit.retryAt ?? commit.callback?.expiresAt;
+      if (due) opts.onDue?.(claim.id, due);
       if (commit.processStatus !== 'running') return commit.processStatus;
       index = commit.nextIndex;
       attempt = commit.nextAttempt;

@@ -4,7 +4,7 @@ import { workerData } from 'piscina';
 import { toStepError } from './errors.ts';
 import { loadRegistry } from './registry.ts';
 import type { StepMessage, StepWorkerData } from './step-pool.ts';
-import type { StepOutcome } from './types.ts';
+import type { State, StepOutcome } from './types.ts';
 
 const data = workerData as StepWorkerData;
 const registry = await loadRegistry(data.workflowsDir);
@@ -33,14 +33,17 @@ export default async function runStep(task: StepMessage): Promise<StepOutcome> {
   running.set(task.taskId, controller);
   try {
     const def = registry.require(task.workflow).steps[task.index];
-    if (def?.kind !== 'step')
-      throw new Error(`step ${task.index} of ${task.workflow} is not runnable`);
-    const result = await def.run({
+    const ctx = {
       state: task.state,
       processId: task.processId,
       attempt: task.attempt,
       signal: controller.signal,
-    });
+    };
+    let result: unknown;
+    if (def?.kind === 'step' || def?.kind === 'retry') result = await def.run(ctx);
+    else if (def?.kind === 'callback' && task.callbackUrl !== undefined)
+      result = await def.action({ ...ctx, callbackUrl: task.callbackUrl });
+    else throw new Error(`step ${task.index} of ${task.workflow} is not runnable`);
     if (
       result !== undefined &&
       (typeof result !== 'object' || result === null || Array.isArray(result))
@@ -49,7 +52,7 @@ export default async function runStep(task: StepMessage): Promise<StepOutcome> {
         `step ${def.name} must return an object or nothing, got ${typeof result}`,
       );
     }
-    return { ok: true, delta: result ?? {} };
+    return { ok: true, delta: (result ?? {}) as State };
   } catch (err) {
     return { ok: false, error: toStepError(err) };
   } finally {

@@ -8,58 +8,22 @@
  * - committed step: a step row whose status clears the index (success, skipped, complete); the
  *   database allows one per index and process.
  */
-export type State = Record<string, unknown>;
-
-export const PROCESS_STATUSES = [
-  'created',
-  'running',
-  'suspended',
-  'waiting',
-  'awaiting_callback',
-  'resumed',
-  'completed',
-  'aborted',
-  'failed',
-  'api_unavailable',
-  'inconsistent_data',
-] as const;
-export type ProcessStatus = (typeof PROCESS_STATUSES)[number];
-
-/** Statuses from which `PUT /resume` continues a process. */
-export const RESUMABLE_STATUSES: readonly ProcessStatus[] = [
-  'suspended',
-  'waiting',
-  'awaiting_callback',
-  'failed',
-  'api_unavailable',
-  'inconsistent_data',
-  'resumed',
-];
-
-/** Statuses that never change again. */
-export const TERMINAL_STATUSES: readonly ProcessStatus[] = ['completed', 'aborted'];
-
-export const STEP_STATUSES = [
-  'success',
-  'skipped',
-  'suspend',
-  'waiting',
-  'awaiting_callback',
-  'failed',
-  'abort',
-  'complete',
-] as const;
-export type StepStatus = (typeof STEP_STATUSES)[number];
-
-export const TARGETS = [
-  'create',
-  'modify',
-  'terminate',
-  'system',
-  'validate',
-  'reconcile',
-] as const;
-export type Target = (typeof TARGETS)[number];
+export {
+  CLEARED_STEP_STATUSES,
+  isIn,
+  ERROR_STATUSES,
+  PROCESS_STATUSES,
+  RESUMABLE_STATUSES,
+  STARTABLE_STATUSES,
+  STEP_STATUSES,
+  TARGETS,
+  TERMINAL_STATUSES,
+  type ProcessStatus,
+  type State,
+  type StepStatus,
+  type Target,
+} from '../db/model.ts';
+import type { State } from '../db/model.ts';
 
 /** An error a step threw, made cloneable so it crosses the worker-thread boundary intact. */
 export interface StepError {
@@ -80,4 +44,6 @@ export interface StepTask {
   state: State;
   processId: string;
   attempt: number;
+  /** A callback step: the URL its action hands out. */
+  callbackUrl?: string | undefined;
 }

@@ -8,6 +8,7 @@ import type { Pool } from '../db/pool.ts';
 import type { Dispatcher } from '../engine/engine.ts';
 import type { Registry } from '../engine/registry.ts';
 import { stepPoolFromConfig } from '../engine/step-pool.ts';
+import { createTimekeeper } from '../engine/timekeeper.ts';
 import { allQueues, createBoss, createQueues } from './boss.ts';
 import { createQueueExecutor } from './queue.ts';
 import { createThreadpoolExecutor } from './threadpool.ts';
@@ -28,6 +29,8 @@ export interface ApiExecutorDeps {
   connectionString: string;
   logger: Logger;
   publish: Publish;
+  /** The URL a callback step hands out (the API's public address + the callback path). */
+  callbackUrl: (processId: string, token: string) => string;
 }
 
 export async function startApiExecutor(
@@ -35,6 +38,15 @@ export async function startApiExecutor(
   deps: ApiExecutorDeps,
 ): Promise<ApiExecutor> {
   const { pool, registry, logger, publish } = deps;
+  // Callback timeouts in either executor; in the threadpool, due retries too (workers get theirs
+  // from a job that starts at the retry's time).
+  let retryDue: ((ids: string[]) => void) | undefined;
+  const timekeeper = createTimekeeper({
+    pool,
+    publish,
+    logger,
+    retryDue: config.EXECUTOR === 'threadpool' ? (ids) => retryDue?.(ids) : undefined,
+  });
   if (config.EXECUTOR === 'worker') {
     const boss = createBoss({
       connectionString: deps.connectionString,
@@ -52,8 +64,12 @@ export async function startApiExecutor(
     });
     return {
       dispatcher: queue.dispatcher,
-      start: () => queue.start(),
+      async start() {
+        await queue.start();
+        timekeeper.start();
+      },
       async stop() {
+        await timekeeper.stop();
         await queue.stop();
         await boss.stop({ graceful: true, timeout: 5_000 });
       },
@@ -68,11 +84,18 @@ export async function startApiExecutor(
     leaseSeconds: config.LEASE_SECONDS,
     logger,
     publish,
+    callbackUrl: deps.callbackUrl,
+    onDue: (_id, at) => timekeeper.hint(at),
   });
+  retryDue = (ids) => threadpool.launch(ids);
   return {
     dispatcher: threadpool.dispatcher,
-    start: () => threadpool.start(),
+    async start() {
+      await threadpool.start();
+      timekeeper.start();
+    },
     async stop(timeoutMs) {
+      await timekeeper.stop();
       await threadpool.stop(timeoutMs);
       await steps.close();
     },

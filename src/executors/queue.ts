@@ -3,7 +3,13 @@
 import { createHash } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../config/logger.ts';
-import { findUnqueued, lockUnqueued, routingOf, staleActiveJobs } from '../db/jobs.ts';
+import {
+  findUnqueued,
+  lockUnqueued,
+  routingOf,
+  scheduledJobs,
+  staleActiveJobs,
+} from '../db/jobs.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import type { Dispatch, Dispatcher } from '../engine/engine.ts';
 import { queueFor, type JobData } from './boss.ts';
@@ -44,14 +50,18 @@ export async function sendJobs(
   tx: Queryable,
   jobs: readonly JobOf[],
   targetQueues: readonly string[],
-  options: { priority?: number } = {},
+  options: { priority?: number; startAfter?: Date } = {},
 ): Promise<void> {
-  const byQueue = new Map<string, { data: JobData; priority?: number }[]>();
+  const byQueue = new Map<string, { data: JobData; priority?: number; startAfter?: Date }[]>();
   for (const job of jobs) {
     const queue = queueFor(job, targetQueues);
     const data: JobData = { processId: job.processId, user: job.user };
-    // pg-boss refuses a `priority` key whose value is undefined.
-    const row = options.priority === undefined ? { data } : { data, priority: options.priority };
+    // pg-boss refuses keys whose value is undefined.
+    const row = {
+      data,
+      ...(options.priority === undefined ? {} : { priority: options.priority }),
+      ...(options.startAfter === undefined ? {} : { startAfter: options.startAfter }),
+    };
     byQueue.set(queue, [...(byQueue.get(queue) ?? []), row]);
   }
   for (const [queue, rows] of byQueue) {
@@ -67,9 +77,45 @@ export function sendJob(
   tx: Queryable,
   job: JobOf,
   targetQueues: readonly string[],
-  options: { priority?: number } = {},
+  options: { priority?: number; startAfter?: Date } = {},
 ): Promise<void> {
   return sendJobs(boss, tx, [job], targetQueues, options);
+}
+
+/** For Runner.scheduleRetry: the retry of a waiting process, a resume job that starts at `at`. */
+export function retryInTransaction(boss: PgBoss, targetQueues: readonly string[]) {
+  return async (
+    tx: Queryable,
+    processId: string,
+    createdBy: string | null,
+    at: Date,
+  ): Promise<void> => {
+    const routing = await routingOf(tx, processId);
+    if (!routing) return;
+    await sendJob(
+      boss,
+      tx,
+      { processId, user: createdBy, ...routing, kind: 'resume' },
+      targetQueues,
+      { startAfter: at },
+    );
+  };
+}
+
+/**
+ * Resumes of waiting processes replace their scheduled retry: its job is cancelled in the resume's
+ * transaction, so that the process has one job, not two.
+ */
+async function cancelScheduledRetries(
+  boss: PgBoss,
+  tx: Queryable,
+  jobs: readonly Dispatch[],
+): Promise<void> {
+  const ids = jobs.filter((j) => j.from === 'waiting').map((j) => j.processId);
+  if (ids.length === 0) return;
+  for (const job of await scheduledJobs(tx, ids)) {
+    await boss.cancel(job.name, job.id, { db: inTransaction(tx) });
+  }
 }
 
 /** For Runner.requeue: a process given back on shutdown goes to its resume queue at once. */
@@ -126,6 +172,7 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
         const p = await lockUnqueued(tx, c.id, window);
         if (!p) return false;
         const kind: Dispatch['kind'] = p.status === 'created' ? 'new' : 'resume';
+        // A waiting process here is due and has no job: its retry job was lost.
         const job = {
           processId: p.id,
           user: p.createdBy,
@@ -160,7 +207,10 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
 
   return {
     dispatcher: {
-      dispatch: (tx, jobs) => sendJobs(boss, tx, jobs, targetQueues),
+      async dispatch(tx, jobs) {
+        await cancelScheduledRetries(boss, tx, jobs);
+        await sendJobs(boss, tx, jobs, targetQueues);
+      },
       afterCommit: () => {},
       // The worker running it notices at its next heartbeat: the abort revoked its lease.
       aborted: () => {},

@@ -3,7 +3,7 @@ import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import type { Pool } from '../db/pool.ts';
 import { findOrphanRows } from '../db/orphans.ts';
-import { claimProcesses, type Claim } from '../db/processes.ts';
+import { claimProcesses, type Claim } from '../db/step-writes.ts';
 import type { Dispatcher } from '../engine/engine.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
@@ -28,6 +28,10 @@ export interface ThreadpoolOptions {
    * every slot cannot keep them waiting past one lease.
    */
   maxRunning?: number;
+  /** The URL a callback step hands out (see RunnerOptions.callbackUrl). */
+  callbackUrl?: (processId: string, token: string) => string;
+  /** Told when a commit here made something due later (a retry, a callback timeout). */
+  onDue?: (processId: string, at: Date) => void;
 }
 
 export interface ThreadpoolExecutor {
@@ -35,6 +39,8 @@ export interface ThreadpoolExecutor {
   runner: Runner;
   /** Picks up what an earlier instance left behind, then sweeps periodically. */
   start(): Promise<void>;
+  /** Runs these processes when a slot is free (waiting ones whose retry is due). */
+  launch(ids: readonly string[]): void;
   /** Stops sweeping and hands back running processes (see Runner.stop). */
   stop(timeoutMs: number): Promise<void>;
 }
@@ -51,6 +57,8 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     leaseSeconds: opts.leaseSeconds,
     logger,
     publish: opts.publish,
+    callbackUrl: opts.callbackUrl,
+    onDue: opts.onDue,
   });
   const maxRunning = opts.maxRunning ?? 64;
   // Two local queues, each insertion-ordered (first come, first run); an id is in at most one.
@@ -164,6 +172,9 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
 
   return {
     runner,
+    launch(ids) {
+      for (const id of ids) if (!launched.has(id)) launch(id);
+    },
     dispatcher: {
       afterCommit: (job) => launch(job.processId),
       // A free slot and nobody waiting: the new process is claimed in its own insert.

@@ -13,12 +13,12 @@ import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import { retryOnConnectionError, type Pool } from '../db/pool.ts';
-import { claimProcesses, type Claim } from '../db/processes.ts';
+import { claimProcesses, type Claim } from '../db/step-writes.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
 import type { StepPool } from '../engine/step-pool.ts';
 import { jobDataSchema, RESUME_QUEUES } from './boss.ts';
-import { inTransaction, requeueInTransaction } from './queue.ts';
+import { inTransaction, requeueInTransaction, retryInTransaction } from './queue.ts';
 
 export interface WorkerExecutorOptions {
   pool: Pool;
@@ -40,6 +40,8 @@ export interface WorkerExecutorOptions {
   logger: Logger;
   /** Where the events of committed changes go. */
   publish: Publish;
+  /** The URL a callback step hands out (see RunnerOptions.callbackUrl). */
+  callbackUrl?: (processId: string, token: string) => string;
 }
 
 export type WorkerState = 'created' | 'running' | 'stopping' | 'stopped';
@@ -77,6 +79,14 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
     // steps finishing meanwhile go together (measured: +50 % processes/s over three).
     commitsInFlight: 2,
     requeue: requeueInTransaction(boss, opts.targetQueues),
+    // A retry is a job that starts at its time, sent with the failure's commit; this worker
+    // looks into its queues then (others find it by polling).
+    scheduleRetry: retryInTransaction(boss, opts.targetQueues),
+    onDue: (_id, at) => {
+      const t = setTimeout(() => wake(), Math.max(0, at.getTime() - Date.now()) + 50);
+      t.unref();
+    },
+    callbackUrl: opts.callbackUrl,
   });
   let state: WorkerState = 'created';
   let stopping: Promise<void> | undefined;
@@ -178,6 +188,14 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
     return { fetched, claims };
   }
 
+  function wake(queue?: string): void {
+    if (queue !== undefined && queues.includes(queue)) mayHaveJobs(queue);
+    // The event names the standard queue; a process may be routed to a per-target queue.
+    else if (queue === undefined || consumesTargetQueues) for (const q of queues) mayHaveJobs(q);
+    else return;
+    kick();
+  }
+
   /** Fills the free slots: one fetch out at a time, again while jobs keep coming. */
   function kick(): void {
     if (state !== 'running') return;
@@ -232,13 +250,7 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
       for (const q of queues) mayHaveJobs(q);
       kick();
     },
-    wake(queue) {
-      if (queue !== undefined && queues.includes(queue)) mayHaveJobs(queue);
-      // The event names the standard queue; a process may be routed to a per-target queue.
-      else if (queue === undefined || consumesTargetQueues) for (const q of queues) mayHaveJobs(q);
-      else return;
-      kick();
-    },
+    wake,
     stop(timeoutMs) {
       stopping ??= (async () => {
         state = 'stopping';

@@ -1,0 +1,94 @@
+// Forms: a start form or an input step's form is a list of pages, each a zod object or a function
+// building one from the state and the pages given so far. A request carries one object (the
+// first page) or an array of page inputs; the engine checks them page by page and, while pages
+// are missing, answers with the next one (422 `form_incomplete`), writing nothing.
+import { z } from 'zod';
+import type { FormPage } from './dsl.ts';
+import { IncompleteError, ValidationError } from './errors.ts';
+import type { State } from './types.ts';
+
+/** Builds page `i` from the state and the pages before it; a builder that fails is a 400. */
+export function buildPage(pages: FormPage[], i: number, state: State, given: State[]): z.ZodObject {
+  const page = pages[i]!;
+  if (page instanceof z.ZodObject) return page;
+  let built: unknown;
+  try {
+    built = page(state, given);
+  } catch (err) {
+    throw new ValidationError(
+      'validation_error',
+      `Page ${i + 1} of the form cannot be built from this input: ${(err as Error).message}`,
+      { details: { page: i } },
+    );
+  }
+  if (!(built instanceof z.ZodObject))
+    throw new Error(`page ${i + 1} of the form did not return a zod object`);
+  return built;
+}
+
+/** A page as JSON Schema (the input side: defaults optional). */
+export const pageSchema = (page: z.ZodObject) => z.toJSONSchema(page, { io: 'input' });
+
+/** The first page as JSON Schema, built from `state`. */
+export function firstPage(pages: FormPage[], state: State) {
+  return pageSchema(buildPage(pages, 0, state, []));
+}
+
+const isEmptyBody = (body: unknown) =>
+  body === undefined ||
+  body === null ||
+  (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0);
+
+/**
+ * Checks `body` against the pages of a form and returns the pages' inputs merged (later pages
+ * win). `state`: what page functions see besides the pages (an input step's process state; `{}`
+ * for a start form). Throws 400 `validation_error` (with `details.page` and the issues) for a page
+ * that does not validate or pages beyond the form's, and 422 `form_incomplete` (with
+ * `details.page` and `details.form`, the next page's JSON Schema) while pages are missing.
+ */
+export function parseForm(pages: FormPage[], body: unknown, state: State, what: string): State {
+  // One object is the first page; an empty body is no page at all for a form of several pages
+  // (the answer names the first), and an empty first page for a form of one.
+  const given: unknown[] = Array.isArray(body)
+    ? body
+    : isEmptyBody(body) && pages.length > 1
+      ? []
+      : [body ?? {}];
+  if (given.length > pages.length) {
+    throw new ValidationError(
+      'validation_error',
+      `${what} has ${pages.length} page(s), ${given.length} were given`,
+      { details: { pages: pages.length, given: given.length } },
+    );
+  }
+  const parsed: State[] = [];
+  let merged: State = {};
+  for (let i = 0; i < pages.length; i++) {
+    const schema = buildPage(pages, i, { ...state, ...merged }, parsed);
+    if (i >= given.length) {
+      throw new IncompleteError(
+        'form_incomplete',
+        `${what}: page ${i + 1} of ${pages.length} is missing`,
+        { details: { page: i, pages: pages.length, form: pageSchema(schema) } },
+      );
+    }
+    const r = schema.safeParse(given[i]);
+    if (!r.success) {
+      throw new ValidationError(
+        'validation_error',
+        pages.length > 1 ? `Invalid input for ${what}, page ${i + 1}` : `Invalid input for ${what}`,
+        {
+          details: r.error.issues.map((issue) => ({
+            path: issue.path,
+            message: issue.message,
+            code: issue.code,
+            ...(pages.length > 1 ? { page: i } : {}),
+          })),
+        },
+      );
+    }
+    parsed.push(r.data);
+    merged = { ...merged, ...r.data };
+  }
+  return merged;
+}

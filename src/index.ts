@@ -1,0 +1,23 @@
+// The public entry for workflow authors: everything a workflow file imports.
+export { z } from 'zod';
+export {
+  callbackStep,
+  conditional,
+  inputStep,
+  retryStep,
+  step,
+  stepGroup,
+  workflow,
+  type CallbackContext,
+  type CallbackOptions,
+  type FormPage,
+  type FormSpec,
+  type FromState,
+  type RetryOptions,
+  type StepContext,
+  type StepFn,
+  type WorkflowDefinition,
+  type WorkflowOptions,
+} from './engine/dsl.ts';
+export { AbortProcess, ApiUnavailable, InconsistentData } from './engine/errors.ts';
+export type { State, Target } from './engine/types.ts';
