@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
-import { claimProcess, commitStep, heartbeat, type StepCommit } from '../src/db/processes.ts';
+import { claimProcess, commitStep, heartbeat, type StepCommit } from '../src/db/step-writes.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { publishNowhere } from '../src/db/events.ts';
 import { createRunner } from '../src/engine/runner.ts';

@@ -40,12 +40,12 @@ export async function startApiExecutor(
   const { pool, registry, logger, publish } = deps;
   // Callback timeouts in either executor; in the threadpool, due retries too (workers get theirs
   // from a job that starts at the retry's time).
-  let retryDue: ((ids: string[]) => void) | undefined;
+  const later: { retryDue?: (ids: string[]) => void } = {};
   const timekeeper = createTimekeeper({
     pool,
     publish,
     logger,
-    retryDue: config.EXECUTOR === 'threadpool' ? (ids) => retryDue?.(ids) : undefined,
+    retryDue: config.EXECUTOR === 'threadpool' ? (ids) => later.retryDue?.(ids) : undefined,
   });
   if (config.EXECUTOR === 'worker') {
     const boss = createBoss({
@@ -87,7 +87,7 @@ export async function startApiExecutor(
     callbackUrl: deps.callbackUrl,
     onDue: (_id, at) => timekeeper.hint(at),
   });
-  retryDue = (ids) => threadpool.launch(ids);
+  later.retryDue = (ids) => threadpool.launch(ids);
   return {
     dispatcher: threadpool.dispatcher,
     async start() {

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import type { Queryable } from '../../src/db/pool.ts';
-import { insertProcess, type NewProcess } from '../../src/db/process-inserts.ts';
+import { insertProcess, type NewProcess } from '../../src/db/step-writes.ts';
 
 /** Migrated once per run by global-setup; cloned per test file. */
 export const TEMPLATE_DB = 'orchestrator_template';
