@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { step, workflow } from '../src/engine/dsl.ts';
+import { step, workflow, z } from '../src/index.ts';
 
 export default workflow({
   name: 'flaky',

@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { inputStep, step, workflow } from '../src/engine/dsl.ts';
+import { inputStep, step, workflow, z } from '../src/index.ts';
 
 export default workflow({
   name: 'hello',

@@ -1,4 +1,4 @@
-import { step, workflow } from '../src/engine/dsl.ts';
+import { step, workflow } from '../src/index.ts';
 
 export default workflow({
   name: 'noop',

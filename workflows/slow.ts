@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
-import { step, workflow } from '../src/engine/dsl.ts';
+import { step, workflow, z } from '../src/index.ts';
 
 /** Waits `ms`, ending early (without error) when the process is aborted. */
 async function wait(ms: number, signal: AbortSignal): Promise<void> {
