@@ -2,7 +2,7 @@
 // run them. A job is "live" when it is waiting (created, retry), or active and fetched after the
 // process last needed one: a worker claims a process right after fetching its job, so an active job
 // older than that belongs to a worker that died.
-import type { ProcessStatus } from './model.ts';
+import { STARTABLE_STATUSES, type ProcessStatus } from './model.ts';
 import type { Queryable } from './pool.ts';
 
 export interface Unqueued {
@@ -14,7 +14,7 @@ export interface Unqueued {
 }
 
 const NEEDS_JOB = `(
-  (p.status IN ('created', 'resumed') AND p.last_modified_at < now() - make_interval(secs => $1))
+  (p.status = ANY($4::text[]) AND p.last_modified_at < now() - make_interval(secs => $1))
   OR (p.status = 'running' AND p.lease_expires_at < now())
   OR (p.status = 'waiting' AND p.retry_at < now() - make_interval(secs => $1)))`;
 
@@ -44,7 +44,7 @@ export async function findUnqueued(
          ORDER BY p.lease_expires_at LIMIT $3)
        UNION ALL
        (SELECT ${COLUMNS}, 1 AS rank, p.last_modified_at AS at FROM orchestrator.processes p
-         WHERE p.status IN ('created', 'resumed')
+         WHERE p.status = ANY($4::text[])
            AND p.last_modified_at < now() - make_interval(secs => $1) AND ${NO_LIVE_JOB}
          ORDER BY p.last_modified_at LIMIT $3)
        UNION ALL
@@ -53,7 +53,7 @@ export async function findUnqueued(
            AND ${NO_LIVE_JOB}
          ORDER BY p.retry_at LIMIT $3)) u
       ORDER BY rank, at LIMIT $3`,
-    [o.graceSeconds, o.leaseSeconds, o.limit],
+    [o.graceSeconds, o.leaseSeconds, o.limit, STARTABLE_STATUSES],
   );
   return rows;
 }
@@ -76,7 +76,7 @@ export async function lockUnqueued(
   const { rows } = await tx.query<Unqueued>(
     `SELECT ${COLUMNS} FROM orchestrator.processes p
       WHERE p.id = $3 AND ${NEEDS_JOB} AND ${NO_LIVE_JOB}`,
-    [o.graceSeconds, o.leaseSeconds, id],
+    [o.graceSeconds, o.leaseSeconds, id, STARTABLE_STATUSES],
   );
   return rows[0];
 }

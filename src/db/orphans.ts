@@ -1,5 +1,6 @@
 // What a runner should pick up (threadpool sweeper): processes whose runner died first, then the
 // backlog that was never started or was resumed without running.
+import { STARTABLE_STATUSES } from './model.ts';
 import type { Queryable } from './pool.ts';
 
 export interface Orphan {
@@ -27,11 +28,11 @@ export async function findOrphanRows(
          ORDER BY lease_expires_at LIMIT $2)
        UNION ALL
        (SELECT id, 1 AS rank, last_modified_at AS at FROM orchestrator.processes
-         WHERE status IN ('created', 'resumed')
+         WHERE status = ANY($3::text[])
            AND last_modified_at < now() - make_interval(secs => $1)
          ORDER BY last_modified_at LIMIT $2)) o
       ORDER BY rank, at LIMIT $2`,
-    [olderThanSeconds, limit],
+    [olderThanSeconds, limit, STARTABLE_STATUSES],
   );
   return rows;
 }
