@@ -1,6 +1,18 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/config/logger.ts';
 import { checkInvariants } from '../src/db/invariants.ts';
+import {
+  claimProcess,
+  commitStep,
+  getCallbacks,
+  markResumed,
+  resolveCallback,
+  timeOutCallbacks,
+  type StepCommit,
+} from '../src/db/step-writes.ts';
 import { loadRegistry, type Registry } from '../src/engine/registry.ts';
+import { createBoss, createQueues } from '../src/executors/boss.ts';
 import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
 import { root } from './support/paths.ts';
 
@@ -77,4 +89,244 @@ it('finds nothing wrong in consistent data and each kind of corruption in broken
   expect(by(abandoned)).toEqual(['no abandoned lease']);
   expect(by(suspendedWrong)).toEqual(['status fits steps']);
   expect(by(failedKeepsLease)).toEqual(['status fits steps']);
+});
+
+describe('retries and callbacks', () => {
+  /** A process of `workflow` claimed by a runner, as the engine leaves it before its first step. */
+  async function claimed(workflow: string): Promise<{ id: string; token: string }> {
+    const id = await seedProcess(db.pool, { workflowName: workflow });
+    const claim = await claimProcess(db.pool, id, 'test', 30);
+    return { id, token: claim!.leaseToken };
+  }
+  const commit = (p: { id: string; token: string }, c: Partial<StepCommit>): StepCommit => ({
+    id: p.id,
+    leaseToken: p.token,
+    index: 0,
+    name: 'Run job',
+    stepStatus: 'success',
+    state: {},
+    startedAt: new Date(),
+    createdBy: null,
+    processStatus: 'running',
+    nextIndex: 1,
+    nextAttempt: 1,
+    leaseSeconds: 30,
+    ...c,
+  });
+  /** A retry step's failure with attempts left: `waiting`, due in `dueInMs`. */
+  const waitingCommit = (p: { id: string; token: string }, dueInMs: number) =>
+    commit(p, {
+      name: 'Call device',
+      stepStatus: 'waiting',
+      processStatus: 'waiting',
+      nextIndex: 0,
+      nextAttempt: 2,
+      error: { name: 'Error', message: 'the device did not answer' },
+      failedReason: 'the device did not answer',
+      retryAt: new Date(Date.now() + dueInMs),
+    });
+  /** A callback step's action ran: `awaiting_callback`, timing out in `timeoutMs`. */
+  async function awaiting(p: { id: string; token: string }, timeoutMs: number): Promise<string> {
+    const r = await commitStep(
+      db.pool,
+      commit(p, {
+        stepStatus: 'awaiting_callback',
+        processStatus: 'awaiting_callback',
+        nextIndex: 0,
+        callback: {
+          tokenHash: randomBytes(32),
+          expiresAt: new Date(Date.now() + timeoutMs),
+        },
+      }),
+    );
+    expect(r.held).toBe(true);
+    return (await getCallbacks(db.pool, p.id))[0]!.id;
+  }
+  const answer = (id: string, callbackId: string) =>
+    resolveCallback(db.pool, {
+      processId: id,
+      callbackId,
+      index: 0,
+      name: 'Run job',
+      state: { result: { ok: true } },
+      stepStatus: 'success',
+      nextStatus: 'resumed',
+      user: 'callback',
+    });
+  /** Inserts a step row; `at` as SQL for its started_at (default now()). */
+  const row = (id: string, status: string, opts: { at?: string; error?: string } = {}) =>
+    db.pool.query(
+      `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, error, started_at)
+       VALUES ($1, 0, 'Run job', $2, '{}', $3, ${opts.at ?? 'now()'})`,
+      [id, status, opts.error ?? null],
+    );
+  /** Inserts a callback row of step 0; `set` as SQL column assignments. */
+  const callback = (id: string, status: string, set: Record<string, string> = {}) =>
+    db.pool.query(
+      `INSERT INTO orchestrator.callbacks (process_id, step_index, token_hash, status${Object.keys(
+        set,
+      )
+        .map((k) => `, ${k}`)
+        .join('')})
+       VALUES ($1, 0, $2, $3${Object.values(set)
+         .map((v) => `, ${v}`)
+         .join('')})`,
+      [id, randomBytes(32), status],
+    );
+  const timeoutError = JSON.stringify({ name: 'CallbackTimeout', message: 'callback timed out' });
+
+  it('pass on what the engine writes: waiting, awaiting, answered, timed out, resumed after a timeout', async () => {
+    const boss = createBoss({
+      connectionString: db.url,
+      logger: silentLogger,
+      applicationName: 'test',
+    });
+    await boss.start();
+    try {
+      await createQueues(boss, ['resume_workflows']);
+      const waiting = await claimed('retry_demo');
+      await commitStep(db.pool, waitingCommit(waiting, 60_000));
+      // Its retry, as the worker-mode runner schedules it.
+      await boss.send(
+        'resume_workflows',
+        { processId: waiting.id, user: null },
+        {
+          startAfter: new Date(Date.now() + 60_000),
+        },
+      );
+
+      const pending = await claimed('callback_demo');
+      await awaiting(pending, 300_000);
+
+      const answered = await claimed('callback_demo');
+      expect(await answer(answered.id, await awaiting(answered, 300_000))).toBeDefined();
+
+      const timedOut = await claimed('callback_demo');
+      await awaiting(timedOut, -1_000);
+      const resumedAfterTimeout = await claimed('callback_demo');
+      await awaiting(resumedAfterTimeout, -1_000);
+      const awaitingAgain = await claimed('callback_demo');
+      await awaiting(awaitingAgain, -1_000);
+      expect(await timeOutCallbacks(db.pool, 100)).toHaveLength(3);
+      expect(await markResumed(db.pool, resumedAfterTimeout.id, ['failed'])).toBeDefined();
+      // Resumed, run again: a new callback; the old one stays expired.
+      expect(await markResumed(db.pool, awaitingAgain.id, ['failed'])).toBeDefined();
+      const again = await claimProcess(db.pool, awaitingAgain.id, 'test', 30);
+      await awaiting({ id: awaitingAgain.id, token: again!.leaseToken }, 300_000);
+
+      // The jobs the API sends with the answer and the resume.
+      for (const p of [answered, resumedAfterTimeout])
+        await boss.send('resume_workflows', { processId: p.id, user: null });
+
+      const found = await checkInvariants(db.pool, { registry, checkJobs: true });
+      for (const p of [waiting, pending, answered, timedOut, resumedAfterTimeout, awaitingAgain])
+        expect(found.filter((v) => v.processId === p.id)).toEqual([]);
+      const { rows } = await db.pool.query(
+        `SELECT status, failed_reason FROM orchestrator.processes WHERE id = $1`,
+        [timedOut.id],
+      );
+      expect(rows[0]).toEqual({ status: 'failed', failed_reason: 'callback timed out' });
+    } finally {
+      await boss.stop({ graceful: false });
+    }
+  });
+
+  it('catch each way a retry or a callback can go wrong', async () => {
+    // Waiting: on the wrong row, without a retry time, with its retry lost, and a retry time
+    // left on a process that no longer waits.
+    const waitingOnFailed = await proc('waiting', 0, [[0, 'failed']], `, retry_at = now()`);
+    const waitingNoTime = await proc('waiting', 0, [[0, 'waiting']]);
+    const retryLost = await proc(
+      'waiting',
+      0,
+      [[0, 'waiting']],
+      `, retry_at = now() - interval '1 hour'`,
+    );
+    const failedWithRetryTime = await proc('failed', 0, [[0, 'failed']], `, retry_at = now()`);
+    // With jobs checked: a waiting process without its scheduled retry.
+    const waitingNoJob = await proc(
+      'waiting',
+      0,
+      [[0, 'waiting']],
+      `, retry_at = now() + interval '1 hour'`,
+    );
+
+    // Awaiting a callback: without one, with two pending, with a newer one cancelled, with its
+    // timeout lost; and a pending callback of a process that no longer awaits it.
+    const awaitingNone = await proc('awaiting_callback', 0, [[0, 'awaiting_callback']]);
+    const awaitingTwo = await proc('awaiting_callback', 0, [[0, 'awaiting_callback']]);
+    await callback(awaitingTwo, 'pending');
+    await callback(awaitingTwo, 'pending');
+    const awaitingCancelled = await proc('awaiting_callback', 0, [[0, 'awaiting_callback']]);
+    await callback(awaitingCancelled, 'pending');
+    await callback(awaitingCancelled, 'cancelled');
+    const timeoutLost = await proc('awaiting_callback', 0, [[0, 'awaiting_callback']]);
+    await callback(timeoutLost, 'pending', { expires_at: `now() - interval '1 hour'` });
+    const pendingOnFailed = await proc('failed', 0, [[0, 'failed']]);
+    await callback(pendingOnFailed, 'pending');
+
+    // Answered: applied twice (a success and a failure row at its resolution), and not at all.
+    const appliedTwice = await proc(
+      'running',
+      1,
+      [[0, 'awaiting_callback']],
+      `, lease_token = gen_random_uuid()`,
+    );
+    await callback(appliedTwice, 'done', {
+      created_at: `now() - interval '1 minute'`,
+      resolved_at: 'now()',
+    });
+    await row(appliedTwice, 'failed');
+    await row(appliedTwice, 'success');
+    const notApplied = await proc(
+      'running',
+      0,
+      [[0, 'awaiting_callback']],
+      `, lease_token = gen_random_uuid()`,
+    );
+    await callback(notApplied, 'done', { resolved_at: 'now()' });
+
+    // Timed out: without its timeout row, and with the process not failed for it.
+    const noTimeoutRow = await proc(
+      'failed',
+      0,
+      [
+        [0, 'awaiting_callback'],
+        [0, 'failed'],
+      ],
+      `, failed_reason = 'callback timed out'`,
+    );
+    await callback(noTimeoutRow, 'expired', {
+      created_at: `now() - interval '1 minute'`,
+      resolved_at: 'now()',
+    });
+    const notFailedForIt = await proc(
+      'failed',
+      0,
+      [[0, 'awaiting_callback']],
+      `, failed_reason = 'boom'`,
+    );
+    await callback(notFailedForIt, 'expired', {
+      created_at: `now() - interval '1 minute'`,
+      resolved_at: 'now()',
+    });
+    await row(notFailedForIt, 'failed', { error: timeoutError });
+
+    const found = await checkInvariants(db.pool, { registry, checkJobs: true });
+    const by = (id: string) => found.filter((v) => v.processId === id).map((v) => v.invariant);
+    expect(by(waitingOnFailed)).toEqual(['status fits steps', 'one job per runnable process']);
+    expect(by(waitingNoTime)).toEqual(['status fits steps', 'one job per runnable process']);
+    expect(by(retryLost)).toEqual(['no lost retry', 'one job per runnable process']);
+    expect(by(failedWithRetryTime)).toEqual(['status fits steps']);
+    expect(by(waitingNoJob)).toEqual(['one job per runnable process']);
+    expect(by(awaitingNone)).toEqual(['status fits steps']);
+    expect(by(awaitingTwo)).toEqual(['status fits steps']);
+    expect(by(awaitingCancelled)).toEqual(['status fits steps']);
+    expect(by(timeoutLost)).toEqual(['no lost callback timeout']);
+    expect(by(pendingOnFailed)).toEqual(['status fits steps']);
+    expect(by(appliedTwice)).toEqual(['callback applied once']);
+    expect(by(notApplied)).toEqual(['callback applied once']);
+    expect(by(noTimeoutRow)).toEqual(['timed-out callback failed the process']);
+    expect(by(notFailedForIt)).toEqual(['timed-out callback failed the process']);
+  });
 });

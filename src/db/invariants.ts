@@ -2,6 +2,7 @@
 // stated as queries. Used by the test suite and the fault-injection suite.
 import type { Registry } from '../engine/registry.ts';
 import type { Queryable } from './pool.ts';
+import { CALLBACK_TIMED_OUT } from './step-writes.ts';
 
 export interface Violation {
   invariant: string;
@@ -12,9 +13,13 @@ export interface Violation {
 export interface InvariantOptions {
   /** To know each workflow's step count. */
   registry: Registry;
-  /** A `running` process whose lease expired more than this long ago counts as abandoned. Default 60 s. */
+  /**
+   * Grace for what is due: a `running` process whose lease expired more than this long ago counts
+   * as abandoned, a `waiting` one whose retry was due as long ago as lost, a pending callback past
+   * its time by as long as not timed out. Default 60 s.
+   */
   abandonedAfterSeconds?: number;
-  /** Check that every created/resumed process has exactly one queued job (worker mode). Default false. */
+  /** Check that every created/resumed/waiting process has exactly one live job (worker mode). Default false. */
   checkJobs?: boolean;
 }
 
@@ -63,16 +68,33 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
     status: string;
     stepIndex: number;
     leaseToken: string | null;
+    hasRetryAt: boolean;
     lastStatus: string | null;
     lastIndex: number | null;
     abandoned: boolean;
+    retryOverdue: boolean;
+    pending: number;
+    latestCallback: string | null;
+    latestCallbackIndex: number | null;
+    timeoutOverdue: boolean;
   }>(
     `SELECT p.id, p.workflow_name AS workflow, p.status, p.step_index AS "stepIndex",
-            p.lease_token AS "leaseToken", last.status AS "lastStatus", last.step_index AS "lastIndex",
-            (p.status = 'running' AND p.lease_expires_at < now() - make_interval(secs => $1)) AS abandoned
+            p.lease_token AS "leaseToken", p.retry_at IS NOT NULL AS "hasRetryAt",
+            last.status AS "lastStatus", last.step_index AS "lastIndex",
+            (p.status = 'running' AND p.lease_expires_at < now() - make_interval(secs => $1)) AS abandoned,
+            (p.status = 'waiting' AND p.retry_at < now() - make_interval(secs => $1)) AS "retryOverdue",
+            cb.pending, cb.latest AS "latestCallback", cb.latest_index AS "latestCallbackIndex",
+            cb.overdue AS "timeoutOverdue"
        FROM orchestrator.processes p
        LEFT JOIN LATERAL (SELECT s.status, s.step_index FROM orchestrator.process_steps s
-                           WHERE s.process_id = p.id ORDER BY s.id DESC LIMIT 1) last ON true`,
+                           WHERE s.process_id = p.id ORDER BY s.id DESC LIMIT 1) last ON true
+       CROSS JOIN LATERAL (
+         SELECT count(*) FILTER (WHERE c.status = 'pending')::int AS pending,
+                (array_agg(c.status ORDER BY c.id DESC))[1] AS latest,
+                (array_agg(c.step_index ORDER BY c.id DESC))[1] AS latest_index,
+                coalesce(bool_or(c.status = 'pending'
+                                 AND c.expires_at < now() - make_interval(secs => $1)), false) AS overdue
+           FROM orchestrator.callbacks c WHERE c.process_id = p.id) cb`,
     [opts.abandonedAfterSeconds ?? 60],
   );
   for (const r of rows) {
@@ -93,6 +115,35 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
       case 'suspended':
         if (r.lastStatus !== 'suspend' || r.lastIndex !== r.stepIndex)
           bad(`suspended, last row ${r.lastStatus} at ${r.lastIndex}`);
+        break;
+      case 'waiting':
+        if (r.lastStatus !== 'waiting' || r.lastIndex !== r.stepIndex)
+          bad(`waiting, last row ${r.lastStatus} at ${r.lastIndex}`);
+        if (!r.hasRetryAt) bad('waiting without a retry time');
+        if (r.retryOverdue)
+          violations.push({
+            invariant: 'no lost retry',
+            processId: r.id,
+            detail: 'retry due long ago',
+          });
+        break;
+      case 'awaiting_callback':
+        if (r.lastStatus !== 'awaiting_callback' || r.lastIndex !== r.stepIndex)
+          bad(`awaiting_callback, last row ${r.lastStatus} at ${r.lastIndex}`);
+        if (
+          r.pending !== 1 ||
+          r.latestCallback !== 'pending' ||
+          r.latestCallbackIndex !== r.stepIndex
+        )
+          bad(
+            `awaiting_callback with ${r.pending} pending callbacks, the latest ${r.latestCallback} at ${r.latestCallbackIndex}`,
+          );
+        if (r.timeoutOverdue)
+          violations.push({
+            invariant: 'no lost callback timeout',
+            processId: r.id,
+            detail: 'pending callback past its time long ago',
+          });
         break;
       case 'failed':
       case 'api_unavailable':
@@ -116,9 +167,63 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
         break;
     }
     if (r.status !== 'running' && r.leaseToken !== null) bad(`${r.status} still holds a lease`);
+    if (r.status !== 'waiting' && r.hasRetryAt) bad(`${r.status} with a retry time`);
+    if (r.status !== 'awaiting_callback' && r.pending > 0)
+      bad(`${r.status} with ${r.pending} pending callbacks`);
   }
 
-  // 4. Every created/resumed process has exactly one job waiting or running (worker mode).
+  // 4. A callback answered (`done`) was applied exactly once: one answer row at its step (the
+  // step cleared, or failed when the step refused the payload), written between its hand-out and
+  // its resolution. (That a step is cleared at most once is check 1.)
+  add(
+    'callback applied once',
+    (
+      await db.query<{ id: string; detail: string }>(
+        `SELECT cb.process_id AS id,
+                format('callback %s done with %s answer rows at step %s', cb.id, count(s.id), cb.step_index) AS detail
+           FROM orchestrator.callbacks cb
+           LEFT JOIN orchestrator.process_steps s
+             ON s.process_id = cb.process_id AND s.step_index = cb.step_index
+            AND s.status IN ('success', 'failed') AND s.started_at >= cb.created_at
+            AND s.started_at <= cb.resolved_at
+          WHERE cb.status = 'done'
+          GROUP BY cb.id, cb.process_id, cb.step_index HAVING count(s.id) <> 1`,
+      )
+    ).rows,
+  );
+
+  // 5. A callback that timed out (`expired`) failed its step (a `CallbackTimeout` row after it),
+  // and unless the process moved on since (resumed: a later row, or on its way to one), the
+  // process is `failed` with 'callback timed out'.
+  add(
+    'timed-out callback failed the process',
+    (
+      await db.query<{ id: string; detail: string }>(
+        `SELECT cb.process_id AS id,
+                format('callback %s expired; timeout row %s, process %s (%s)', cb.id,
+                       coalesce(t.id::text, 'missing'), p.status, coalesce(p.failed_reason, '-')) AS detail
+           FROM orchestrator.callbacks cb
+           JOIN orchestrator.processes p ON p.id = cb.process_id
+           LEFT JOIN LATERAL (
+             SELECT s.id FROM orchestrator.process_steps s
+              WHERE s.process_id = cb.process_id AND s.step_index = cb.step_index
+                AND s.status = 'failed' AND s.error->>'name' = 'CallbackTimeout'
+                AND s.started_at >= cb.created_at
+              ORDER BY s.id LIMIT 1) t ON true
+          WHERE cb.status = 'expired'
+            AND (t.id IS NULL
+                 OR (p.status NOT IN ('resumed', 'running')
+                     AND NOT EXISTS (SELECT 1 FROM orchestrator.process_steps l
+                                      WHERE l.process_id = p.id AND l.id > t.id)
+                     AND (p.status <> 'failed'
+                          OR p.failed_reason IS DISTINCT FROM $1)))`,
+        [CALLBACK_TIMED_OUT],
+      )
+    ).rows,
+  );
+
+  // 6. Every created/resumed process has exactly one job waiting or running, and so has every
+  // waiting one (its retry, scheduled for retry_at) (worker mode).
   if (opts.checkJobs) {
     add(
       'one job per runnable process',
@@ -128,7 +233,7 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
              FROM orchestrator.processes p
              LEFT JOIN pgboss.job j ON j.data->>'processId' = p.id::text
                                    AND j.state IN ('created', 'retry', 'active')
-            WHERE p.status IN ('created', 'resumed')
+            WHERE p.status IN ('created', 'resumed', 'waiting')
             GROUP BY p.id, p.status HAVING count(j.id) <> 1`,
         )
       ).rows,
