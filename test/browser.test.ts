@@ -75,6 +75,10 @@ async function withPage(hash: string, fn: (page: Page, errors: string[]) => Prom
   }
 }
 
+/** `errors` without Chromium's log lines of requests the API answered 4xx (422 form_incomplete, 400). */
+const scriptErrors = (errors: string[]) =>
+  errors.filter((e) => !/^Failed to load resource: .* status of 4\d\d\b/.test(e));
+
 const notReloaded = (page: Page) =>
   page.evaluate(() => (window as unknown as { marker?: number }).marker);
 
@@ -193,9 +197,157 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       // The browser's own constraint check would stop the submit; bypass it to reach the API.
       await page.$eval('#start-form', (f) => ((f as HTMLFormElement).noValidate = true));
       await page.click('#start-form button[type="submit"]');
-      await page.waitForSelector('#start-error:has-text("sleepMs")', WAIT);
+      // At the field it names, not only in the banner.
+      await page.waitForSelector(
+        '#start-form [data-field="sleepMs"].invalid .field-error:has-text("Too small")',
+        WAIT,
+      );
+      await page.waitForSelector('#start-error:has-text("Invalid input")', WAIT);
       expect(page.url()).toContain('#/start/slow');
       expect(await count()).toBe(before);
+    });
+  });
+
+  it('starts provision_port page by page, shows its group and the Confirm form built from state', async () => {
+    await withPage('#/start/provision_port', async (page, errors) => {
+      const form = '#start-form';
+      await page.waitForSelector(`${form} .page-indicator:text-is("Page 1 of 2")`, WAIT);
+      expect(await page.textContent('#start-steps')).toContain(
+        'Configure (Reserve port, Apply config)',
+      );
+      expect(await page.$(`${form} button.back`).then((b) => b?.isVisible())).toBe(false);
+      await page.selectOption(`${form} select[name="device"]`, '"leaf-2"');
+      await page.click(`${form} button[type="submit"]:text-is("Next")`);
+
+      // Page 2 comes from the API's 422, built from page 1: leaf-2's ports.
+      await page.waitForSelector(`${form} .page-indicator:text-is("Page 2 of 2")`, WAIT);
+      const ports = await page.$$eval(`${form} select[name="port"] option`, (os) =>
+        os.map((o) => o.textContent),
+      );
+      expect(ports).toEqual(['Ethernet1', 'Ethernet2']);
+      // A port the device lacks (as a stale page would send): the error shows at the field.
+      await page.$eval(`${form} select[name="port"] option`, (o) => {
+        (o as HTMLOptionElement).value = JSON.stringify('Ethernet9');
+      });
+      await page.selectOption(`${form} select[name="port"]`, { index: 0 });
+      await page.click(`${form} button[type="submit"]:text-is("Start")`);
+      await page.waitForSelector(
+        `${form} [data-field="port"].invalid .field-error:has-text("Invalid option")`,
+        WAIT,
+      );
+      expect(page.url()).toContain('#/start/provision_port');
+
+      // Back keeps page 1's answer; Next rebuilds page 2.
+      await page.click(`${form} button.back`);
+      await page.waitForSelector(`${form} .page-indicator:text-is("Page 1 of 2")`, WAIT);
+      expect(
+        await page.$eval(`${form} select[name="device"]`, (s) => (s as HTMLSelectElement).value),
+      ).toBe('"leaf-2"');
+      await page.click(`${form} button[type="submit"]:text-is("Next")`);
+      await page.waitForSelector(`${form} .page-indicator:text-is("Page 2 of 2")`, WAIT);
+      expect(await page.$(`${form} .field-error:not([hidden])`)).toBeNull();
+      await page.selectOption(`${form} select[name="port"]`, '"Ethernet2"');
+      await page.click(`${form} button[type="submit"]:text-is("Start")`);
+
+      await page.waitForSelector('#process-status:text-is("suspended")', WAIT);
+      const id = page.url().split('#/process/')[1]!;
+      await page.waitForSelector('#steps tr.group-head[data-group="Configure"]', WAIT);
+      const rows = await page.$$eval('#steps tbody tr', (trs) =>
+        trs.map((tr) =>
+          tr.classList.contains('group-head')
+            ? `[${tr.textContent}]`
+            : `${tr.classList.contains('in-group') ? '  ' : ''}${tr.children[1]?.textContent}`,
+        ),
+      );
+      expect(rows).toEqual(['[Configure]', '  Reserve port', '  Apply config', 'Confirm']);
+
+      // The Confirm form shows the device and port already chosen as values, not inputs.
+      const resume = '#resume-form';
+      await page.waitForSelector(`${resume} input[name="confirmed"]`, WAIT);
+      expect(await page.textContent(`${resume} [data-value-for="device"]`)).toBe('leaf-2');
+      expect(await page.textContent(`${resume} [data-value-for="port"]`)).toBe('Ethernet2');
+      expect(await page.$(`${resume} [name="device"], ${resume} [name="port"]`)).toBeNull();
+      await page.check(`${resume} input[name="confirmed"]`);
+      await page.click(`${resume} button[type="submit"]`);
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      await page.waitForSelector('#resume-form', { state: 'detached', ...WAIT });
+      expect(await notReloaded(page)).toBe(42);
+      expect(scriptErrors(errors)).toEqual([]);
+
+      const stored = (await client(api.url).get(`/api/processes/${id}`)).body;
+      expect(stored.currentState).toMatchObject({
+        device: 'leaf-2',
+        port: 'Ethernet2',
+        reserved: 'leaf-2:Ethernet2',
+        confirmed: true,
+      });
+    });
+  });
+
+  it('shows a waiting process with its retry time, then completed without a reload', async () => {
+    await withPage('#/start/retry_demo', async (page, errors) => {
+      await page.waitForSelector('#start-form input[name="failTimes"]', WAIT);
+      expect(await page.$('#start-form .page-indicator:visible')).toBeNull();
+      await page.fill('#start-form input[name="failTimes"]', '1');
+      await page.fill('#start-form input[name="backoffSeconds"]', '1');
+      await page.click('#start-form button[type="submit"]');
+
+      await page.waitForSelector('#process-status:text-is("waiting")', WAIT);
+      const retry = await page.textContent('#retry-at');
+      expect(retry).toMatch(/^retry at \d{1,2}:\d{2}:\d{2}\D* \((in \d s|now)\)$/);
+      expect(await page.$('button:text-is("Retry now")')).not.toBeNull();
+      const id = page.url().split('#/process/')[1]!;
+
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      expect(await page.$('#retry-at')).toBeNull();
+      await page.waitForSelector('#steps tr.step:has(.status-success)', WAIT);
+      const statuses = await page.$$eval('#steps tr.step .status', (ss) =>
+        ss.map((s) => s.textContent),
+      );
+      expect(statuses).toEqual(['waiting', 'success']);
+      expect(await notReloaded(page)).toBe(42);
+      expect(errors).toEqual([]);
+      const stored = (await client(api.url).get(`/api/processes/${id}`)).body;
+      expect(stored.currentState.answeredOnAttempt).toBe(2);
+    });
+  });
+
+  it('shows the callback URL and live progress of a process awaiting its callback', async () => {
+    await withPage('#/start/callback_demo', async (page, errors) => {
+      await page.waitForSelector('#start-form input[name="timeoutSeconds"]', WAIT);
+      await page.click('#start-form button[type="submit"]');
+      await page.waitForSelector('#process-status:text-is("awaiting_callback")', WAIT);
+      const id = page.url().split('#/process/')[1]!;
+      await page.waitForSelector('#callback-url', WAIT);
+      const url = (await page.textContent('#callback-url'))!;
+      expect(url).toMatch(new RegExp(`/api/processes/${id}/callback/[A-Za-z0-9_-]{43}$`));
+      expect(await page.textContent('#callback-expires')).toMatch(/\((in \d+ (s|min)|now)\)/);
+      expect(await page.$('#callback-progress')).toBeNull();
+
+      const post = (path: string, body: unknown) =>
+        fetch(path, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      expect((await post(`${url}/progress`, { percent: 40, step: 'copying' })).status).toBe(204);
+      await page.waitForSelector('#callback-progress .progress-percent:text-is("40%")', WAIT);
+      expect(await page.textContent('#callback-progress .progress-json')).toContain('copying');
+      expect((await post(`${url}/progress`, { percent: 75 })).status).toBe(204);
+      await page.waitForSelector('#callback-progress .progress-percent:text-is("75%")', WAIT);
+      expect(await page.$('#callback-progress .progress-json')).toBeNull();
+
+      expect((await post(url, { job: 17, ok: true })).status).toBe(204);
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      await page.waitForSelector('#callback-status:text-is("done")', WAIT);
+      expect(await page.$('#callback-url')).toBeNull();
+      await page.waitForFunction(
+        () => document.getElementById('current-state')?.textContent?.includes('"job": 17'),
+        undefined,
+        WAIT,
+      );
+      expect(await notReloaded(page)).toBe(42);
+      expect(errors).toEqual([]);
     });
   });
 });

@@ -1,7 +1,8 @@
 // The live view: a hash-routed page over the REST API, kept current by Socket.IO events.
 //   #/                 processes, filtered by status and workflow (list.js)
-//   #/start[/<name>]   start a workflow from its input form (start.js)
-//   #/process/<id>     one process: steps as they commit, state, resume form, abort/retry (process.js)
+//   #/start[/<name>]   start a workflow from its input form, page by page (start.js, paged-form.js)
+//   #/process/<id>     one process: steps as they commit (grouped), state, retry time, callback
+//                      URL and progress, resume form, abort/retry (process.js)
 import { listPage } from './list.js';
 import { api, createVisit, socket } from './page.js';
 import { processPage } from './process.js';

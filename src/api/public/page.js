@@ -15,11 +15,26 @@ export async function api(method, path, body) {
   });
   const text = await res.text();
   const data = text ? JSON.parse(text) : undefined;
-  if (!res.ok) throw Object.assign(new Error(errorText(data, res.status)), { status: res.status });
+  if (!res.ok) {
+    // code and details let a form place validation errors at their fields and follow pages.
+    throw Object.assign(new Error(errorText(data, res.status)), {
+      status: res.status,
+      code: data?.error?.code,
+      details: data?.error?.details,
+    });
+  }
   return data;
 }
 
 export const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
+/** How far `iso` is from now, for countdowns: "in 4 s", "in 3 min", or "now". */
+export function untilText(iso) {
+  const s = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
+  if (s <= 0) return 'now';
+  if (s < 120) return `in ${s} s`;
+  if (s < 7200) return `in ${Math.round(s / 60)} min`;
+  return `in ${Math.round(s / 3600)} h`;
+}
 export const statusPill = (status) =>
   el('span', { class: `status status-${status}`, text: status });
 
@@ -67,6 +82,11 @@ export function createVisit() {
       else later(); // shows what there is now; the ack refetches once connected
       visit.on({ connect: send });
       undo.push(() => socket.emit('unsubscribe', sub, () => {}));
+    },
+    /** Calls `fn` every `ms` while the visit lasts (countdowns). */
+    every(ms, fn) {
+      const timer = window.setInterval(guard(fn), ms);
+      undo.push(() => window.clearInterval(timer));
     },
     leave() {
       active = false;

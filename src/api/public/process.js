@@ -1,21 +1,26 @@
-// #/process/<id> : one process, its steps appearing as they commit, its state, the form of a
-// suspended process, and abort/retry.
-import { el, readFields, renderFields } from './forms.js';
-import { api, debounce, statusPill, time, view } from './page.js';
+// #/process/<id> : one process, its steps appearing as they commit (a step group's steps under
+// the group's name), its state, the retry time of a waiting process, the callback of one awaiting
+// it (URL, expiry, progress), the form of a suspended process (page by page), and abort/retry.
+import { el } from './forms.js';
+import { api, debounce, statusPill, time, untilText, view } from './page.js';
+import { pagedForm } from './paged-form.js';
 
 /** Statuses the retry button applies to (resume without input). */
 const RETRYABLE = ['failed', 'waiting', 'api_unavailable', 'inconsistent_data'];
 const FINISHED = ['completed', 'aborted'];
+const STEP_COLUMNS = ['#', 'Step', 'Status', 'Started', 'Completed', 'Retries', 'Changed'];
 
 export async function processPage(id, visit) {
   const header = el('div');
   const actions = el('div', { class: 'actions' });
+  const callbackBox = el('div', { id: 'callback-box' });
   const formBox = el('div', { id: 'resume-box' });
   const stepsBody = el('tbody');
   const state = el('pre', { id: 'current-state' });
   view.replaceChildren(
     header,
     actions,
+    callbackBox,
     formBox,
     el('h2', { text: 'Steps' }),
     el('table', { id: 'steps' }, [
@@ -23,9 +28,7 @@ export async function processPage(id, visit) {
         el(
           'tr',
           {},
-          ['#', 'Step', 'Status', 'Started', 'Completed', 'Retries', 'Changed'].map((h) =>
-            el('th', { text: h }),
-          ),
+          STEP_COLUMNS.map((h) => el('th', { text: h })),
         ),
       ]),
       stepsBody,
@@ -35,9 +38,14 @@ export async function processPage(id, visit) {
   );
   let shownForm = '';
 
+  /** Step groups by step index, from the workflow: a step shown from its event has no group. */
+  let groupAt = [];
+  const stepIndex = (s) => s.index ?? s.stepIndex;
+  const groupOf = (s) => s.group ?? groupAt[stepIndex(s)] ?? null;
+
   const stepRow = (s) =>
-    el('tr', { 'data-step': s.id ?? '', class: 'step' }, [
-      el('td', { text: String(s.index ?? s.stepIndex) }),
+    el('tr', { 'data-step': s.id ?? '', class: groupOf(s) ? 'step in-group' : 'step' }, [
+      el('td', { text: String(stepIndex(s)) }),
       el('td', { text: s.name }),
       el('td', {}, [statusPill(s.status)]),
       el('td', { text: time(s.startedAt) }),
@@ -45,6 +53,26 @@ export async function processPage(id, visit) {
       el('td', { text: String(s.retries ?? 0) }),
       el('td', { class: 'mono', text: s.stateDelta ? JSON.stringify(s.stateDelta) : '' }),
     ]);
+
+  /** The step rows, consecutive steps of one group under a row with the group's name. */
+  let steps = [];
+  function showSteps() {
+    const rows = [];
+    let group = null;
+    for (const s of steps) {
+      const g = groupOf(s);
+      if (g && g !== group) {
+        rows.push(
+          el('tr', { class: 'group-head', 'data-group': g }, [
+            el('th', { colspan: STEP_COLUMNS.length, text: g }),
+          ]),
+        );
+      }
+      group = g;
+      rows.push(stepRow(s));
+    }
+    stepsBody.replaceChildren(...rows);
+  }
 
   const button = (text, cls, fn) => {
     const b = el('button', { type: 'button', class: cls, text });
@@ -61,19 +89,33 @@ export async function processPage(id, visit) {
     return b;
   };
 
+  /** "retry at 12:00:05 (in 4 s)", kept current by the countdown below. */
+  const retryText = (p) => `retry at ${time(p.retryAt)} (${untilText(p.retryAt)})`;
+
   function showHeader(p) {
+    const waiting = p.status === 'waiting' && p.retryAt;
     header.replaceChildren(
       el('h1', {}, [`${p.workflowName} `, el('span', { class: 'mono muted', text: p.id })]),
       el('p', {}, [
         'Status ',
         el('span', { id: 'process-status', class: `status status-${p.status}`, text: p.status }),
+        waiting ? ' · ' : '',
+        waiting
+          ? el('span', {
+              id: 'retry-at',
+              'data-at': p.retryAt,
+              title: new Date(p.retryAt).toLocaleString(),
+              text: retryText(p),
+            })
+          : '',
         p.lastStep ? ` · last step ${p.lastStep}` : '',
         p.failedReason ? ` · ${p.failedReason}` : '',
       ]),
     );
     const buttons = [];
     if (RETRYABLE.includes(p.status)) {
-      buttons.push(button('Retry', 'primary', () => api('PUT', `/api/processes/${id}/resume`, {})));
+      const text = p.status === 'waiting' ? 'Retry now' : 'Retry';
+      buttons.push(button(text, 'primary', () => api('PUT', `/api/processes/${id}/resume`, {})));
     }
     if (!FINISHED.includes(p.status)) {
       buttons.push(button('Abort', 'danger', () => api('PUT', `/api/processes/${id}/abort`)));
@@ -81,27 +123,70 @@ export async function processPage(id, visit) {
     actions.replaceChildren(...buttons);
   }
 
+  /** The latest callback: where to post while it is pending, until when, and its progress. */
+  function showCallback(p) {
+    const cb = p.callback;
+    if (!cb) return callbackBox.replaceChildren();
+    const pending = p.status === 'awaiting_callback' && cb.status === 'pending';
+    const url =
+      typeof p.currentState?.callbackUrl === 'string' ? p.currentState.callbackUrl : cb.path;
+    const rows = [
+      [
+        'Status',
+        el('span', {
+          id: 'callback-status',
+          class: `status status-cb-${cb.status}`,
+          text: cb.status,
+        }),
+      ],
+    ];
+    if (pending) {
+      rows.push(['URL', el('code', { id: 'callback-url', class: 'mono', text: url })]);
+      if (cb.expiresAt) {
+        rows.push([
+          'Expires',
+          el('span', {
+            id: 'callback-expires',
+            'data-at': cb.expiresAt,
+            title: new Date(cb.expiresAt).toLocaleString(),
+            text: `${time(cb.expiresAt)} (${untilText(cb.expiresAt)})`,
+          }),
+        ]);
+      }
+    } else if (cb.resolvedAt) {
+      rows.push(['Resolved', el('span', { text: new Date(cb.resolvedAt).toLocaleString() })]);
+    }
+    if (cb.progress !== null && cb.progress !== undefined) {
+      rows.push([
+        'Progress',
+        el('div', { id: 'callback-progress' }, [
+          progressView(cb.progress),
+          cb.progressAt ? el('div', { class: 'muted', text: `at ${time(cb.progressAt)}` }) : '',
+        ]),
+      ]);
+    }
+    callbackBox.replaceChildren(
+      el('h2', { text: 'Callback' }),
+      el(
+        'dl',
+        { class: 'facts' },
+        rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, [v])]),
+      ),
+    );
+  }
+
   function showForm(p) {
     const key = p.form ? `${p.status}:${p.stepIndex}` : '';
     if (key === shownForm) return;
     shownForm = key;
     if (!p.form) return formBox.replaceChildren();
-    const error = el('div', { class: 'error' });
-    const form = el('form', { class: 'schema-form', id: 'resume-form' }, [
-      el('div', { class: 'actions' }, [
-        el('button', { type: 'submit', class: 'primary', text: 'Submit and resume' }),
-      ]),
-      error,
-    ]);
-    renderFields(form, p.form);
-    form.addEventListener('submit', async (ev) => {
-      ev.preventDefault();
-      error.textContent = '';
-      try {
-        await api('PUT', `/api/processes/${id}/resume`, readFields(form, p.form));
-      } catch (err) {
-        error.textContent = err.message;
-      }
+    const form = pagedForm({
+      id: 'resume-form',
+      schema: p.form,
+      pages: p.formPages,
+      submitText: 'Submit and resume',
+      // 204: the process moves on; its events bring the page along.
+      send: (body) => api('PUT', `/api/processes/${id}/resume`, body),
     });
     formBox.replaceChildren(el('h2', { text: `Input: ${p.lastStep ?? ''}` }), form);
   }
@@ -110,30 +195,78 @@ export async function processPage(id, visit) {
   let shown;
   const load = async () => {
     const p = await api('GET', `/api/processes/${id}`);
+    if (!visit.alive()) return;
+    if (!shown) {
+      try {
+        const w = await api('GET', `/api/workflows/${encodeURIComponent(p.workflowName)}`);
+        groupAt = (w.steps ?? []).map((s) => s.group ?? null);
+      } catch {
+        groupAt = []; // a workflow no longer loaded: its steps still show, ungrouped
+      }
+    }
     shown = p;
     showHeader(p);
+    showCallback(p);
     showForm(p);
-    stepsBody.replaceChildren(...p.steps.map(stepRow));
+    steps = p.steps;
+    showSteps();
     state.textContent = JSON.stringify(p.currentState, null, 2);
   };
   const reload = debounce(() => {
     load().catch(visit.showError);
   }, 100);
 
+  // Countdowns to the retry and to the callback's expiry.
+  visit.every(1000, () => {
+    for (const node of view.querySelectorAll('#retry-at, #callback-expires')) {
+      const at = node.dataset.at;
+      node.textContent =
+        node.id === 'retry-at' ? retryText({ retryAt: at }) : `${time(at)} (${untilText(at)})`;
+    }
+  });
+
   visit.on({
     // A committed step shows at once; the full row (state delta) follows with the refetch.
     'process:step': (s) => {
       if (s.processId !== id) return;
-      if (!stepsBody.querySelector(`tr[data-step="${s.id}"]`)) stepsBody.append(stepRow(s));
+      if (!steps.some((known) => known.id === s.id)) {
+        steps = [...steps, s];
+        showSteps();
+      }
       reload();
     },
     'process:updated': (e) => {
       if (e.id !== id) return;
-      // Status and buttons follow at once; steps, state and form with the refetch.
+      // Status and buttons follow at once; steps, state, callback progress and form with the
+      // refetch.
       if (shown) showHeader((shown = { ...shown, ...e }));
       reload();
     },
     resync: reload,
   });
   visit.subscribe({ processId: id }, reload);
+}
+
+/** Callback progress: a bar when it has a numeric `percent`, and the rest as JSON. */
+function progressView(progress) {
+  const percent =
+    progress && typeof progress === 'object' && typeof progress.percent === 'number'
+      ? Math.max(0, Math.min(100, progress.percent))
+      : null;
+  const rest =
+    percent === null
+      ? progress
+      : Object.fromEntries(Object.entries(progress).filter(([k]) => k !== 'percent'));
+  const json =
+    percent !== null && Object.keys(rest).length === 0
+      ? null
+      : el('pre', { class: 'progress-json', text: JSON.stringify(rest, null, 2) });
+  if (percent === null) return json;
+  return el('div', {}, [
+    el('div', { class: 'progress-bar', role: 'progressbar', 'aria-valuenow': percent }, [
+      el('div', { class: 'progress-fill', style: `width: ${percent}%` }),
+    ]),
+    el('span', { class: 'progress-percent', text: `${percent}%` }),
+    json,
+  ]);
 }

@@ -1,6 +1,8 @@
-// #/start/<name> : start a workflow from a form rendered from its input JSON Schema.
-import { el, readFields, renderFields } from './forms.js';
+// #/start/<name> : start a workflow from a form rendered from its input JSON Schema, page by page
+// when the workflow's form has several.
+import { el } from './forms.js';
 import { api, view } from './page.js';
+import { pagedForm } from './paged-form.js';
 
 export async function startPage(name, visit) {
   const workflows = await api('GET', '/api/workflows');
@@ -14,32 +16,36 @@ export async function startPage(name, visit) {
     ),
   );
   select.addEventListener('change', () => (location.hash = `#/start/${select.value}`));
-  const error = el('div', { class: 'error', id: 'start-error' });
-  const form = el('form', { class: 'schema-form', id: 'start-form' }, [
-    el('div', { class: 'actions' }, [
-      el('button', { type: 'submit', class: 'primary', text: 'Start' }),
-    ]),
-    error,
-  ]);
-  if (chosen) renderFields(form, chosen.inputSchema);
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    error.textContent = '';
-    try {
-      const { id } = await api(
-        'POST',
-        `/api/processes/${chosen.name}`,
-        readFields(form, chosen.inputSchema),
-      );
-      location.hash = `#/process/${id}`;
-    } catch (err) {
-      error.textContent = err.message;
-    }
-  });
+  const form = chosen
+    ? pagedForm({
+        id: 'start-form',
+        errorId: 'start-error',
+        schema: chosen.inputSchema,
+        pages: chosen.inputPages,
+        submitText: 'Start',
+        send: (body) => api('POST', `/api/processes/${chosen.name}`, body),
+        onDone: visit.guard(({ id }) => (location.hash = `#/process/${id}`)),
+      })
+    : el('p', { class: 'muted', text: 'No workflows.' });
   view.replaceChildren(
     el('h1', { text: 'Start a workflow' }),
     el('label', {}, ['Workflow ', select]),
     el('p', { class: 'muted', text: chosen?.description ?? '' }),
+    chosen ? stepsOutline(chosen.steps ?? []) : '',
     form,
   );
+}
+
+/** The workflow's steps in one line, a group's steps inside its name: "A → G (B, C) → D". */
+function stepsOutline(steps) {
+  const parts = [];
+  for (const s of steps) {
+    const last = parts.at(-1);
+    if (s.group && last?.group === s.group) last.names.push(s.name);
+    else parts.push({ group: s.group, names: [s.name] });
+  }
+  const text = parts
+    .map((p) => (p.group ? `${p.group} (${p.names.join(', ')})` : p.names[0]))
+    .join(' → ');
+  return el('p', { class: 'muted', id: 'start-steps', text: text ? `Steps: ${text}` : '' });
 }
