@@ -67,7 +67,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
         }),
       );
       // Live view: engine settings, the web page at `/`.
-      a.use(settingsRouter(pool, publish));
+      a.use(settingsRouter(engine));
       a.use(liveViewRouter());
     },
   });

@@ -11,8 +11,8 @@ export interface Orphan {
 
 /**
  * Up to `limit` processes to pick up: first those `running` with an expired lease (longest
- * expired first), then those `created`/`resumed` for longer than `olderThanSeconds` (oldest
- * first). Expired leases come first so that a large backlog of never-started processes cannot
+ * expired first), then those `created`/`resumed` for longer than `olderThanSeconds`, and those
+ * `waiting` whose retry is due by as long (oldest first). Expired leases come first so that a large backlog of never-started processes cannot
  * push them past the limit. Each branch reads only its statuses through processes_status_idx and
  * sorts what it finds there (few rows are running; the backlog is what it is), never the table.
  */
@@ -30,7 +30,11 @@ export async function findOrphanRows(
        (SELECT id, 1 AS rank, last_modified_at AS at FROM orchestrator.processes
          WHERE status = ANY($3::text[])
            AND last_modified_at < now() - make_interval(secs => $1)
-         ORDER BY last_modified_at LIMIT $2)) o
+         ORDER BY last_modified_at LIMIT $2)
+       UNION ALL
+       (SELECT id, 1 AS rank, retry_at AS at FROM orchestrator.processes
+         WHERE status = 'waiting' AND retry_at < now() - make_interval(secs => $1)
+         ORDER BY retry_at LIMIT $2)) o
       ORDER BY rank, at LIMIT $2`,
     [olderThanSeconds, limit, STARTABLE_STATUSES],
   );

@@ -7,9 +7,9 @@ export type EngineStatusName = 'RUNNING' | 'PAUSING' | 'PAUSED';
 export interface EngineStatus {
   /** Set: no process may start or resume. */
   globalLock: boolean;
-  /** Processes in status `running` right now, on any instance. */
+  /** Processes whose runner holds a live lease right now, on any instance. */
   runningProcesses: number;
-  /** RUNNING without the lock; with it, PAUSING while processes still run, then PAUSED. */
+  /** RUNNING without the lock; with it, PAUSING while any lease is held, then PAUSED. */
   engineStatus: EngineStatusName;
 }
 
@@ -28,7 +28,8 @@ export async function getGlobalLock(db: Queryable): Promise<boolean> {
 export async function getEngineStatus(db: Queryable): Promise<EngineStatus> {
   const { rows } = await db.query<{ globalLock: boolean; runningProcesses: number }>(
     `SELECT s.global_lock AS "globalLock",
-            (SELECT count(*) FROM orchestrator.processes WHERE status = 'running') AS "runningProcesses"
+            (SELECT count(*) FROM orchestrator.processes
+              WHERE status = 'running' AND lease_expires_at > now())::int AS "runningProcesses"
        FROM orchestrator.engine_settings s`,
   );
   const globalLock = rows[0]?.globalLock ?? false;

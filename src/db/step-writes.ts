@@ -61,6 +61,17 @@ const runnable = (alias: string, startable: string) => `(
   OR (${alias}.status = 'running' AND ${alias}.lease_expires_at < now())
   OR (${alias}.status = 'waiting' AND ${alias}.retry_at <= now()))`;
 
+/** Whether the engine is paused (the global lock is set): read in the statement that needs it. */
+const PAUSED = `(SELECT global_lock FROM orchestrator.engine_settings)`;
+
+/**
+ * The status a runner's commit leaves the process in: the one it asks for, except that a process
+ * that would go on `running` while the engine is paused stops before its next step and is given
+ * back (`resumed`, no lease), ready to continue once the lock is cleared.
+ */
+const statusAfter = (status: string) =>
+  `(CASE WHEN ${status} = 'running' AND ${PAUSED} THEN 'resumed' ELSE ${status} END)`;
+
 /** The columns of a step row insert, in the order the commits give them. */
 const STEP_COLUMNS = `process_id, step_index, name, status, state, error, started_at, created_by, step_group`;
 
@@ -177,7 +188,7 @@ export async function insertProcess(db: Queryable, p: NewProcess): Promise<Inser
 
 /**
  * Claims processes for running: compare-and-set from any runnable status (see `runnable`) to
- * `running` with a fresh lease token each. Returns the claims that succeeded (the others are
+ * `running` with a fresh lease token each, unless the engine is paused. Returns the claims that succeeded (the others are
  * someone else's, or not runnable), with the state each continues from.
  */
 export async function claimProcesses(
@@ -194,7 +205,7 @@ export async function claimProcesses(
           SET status = 'running', lease_owner = $2, lease_token = gen_random_uuid(),
               lease_expires_at = now() + make_interval(secs => $3), last_modified_at = now(),
               retry_at = NULL, version = version + 1
-        WHERE id = ANY($1::uuid[]) AND ${runnable('p', '$4')}
+        WHERE id = ANY($1::uuid[]) AND ${runnable('p', '$4')} AND NOT ${PAUSED}
        RETURNING *)
      SELECT c.id, c.workflow_name AS "workflowName", c.step_index AS "stepIndex", c.attempt,
             c.lease_token AS "leaseToken", c.created_by AS "createdBy",
@@ -346,7 +357,8 @@ export type CommitResult =
 
 /**
  * Commits one step: the step row and the process row in one statement (one transaction), fenced
- * by the lease token. A failure repeated at the same step (the same error again, or any error of
+ * by the lease token. While the engine is paused a process that would go on is given back instead
+ * (see `statusAfter`): the process event returned says so. A failure repeated at the same step (the same error again, or any error of
  * a retry step that is waiting) updates the last row and bumps its `retries` rather than adding
  * a row. An `awaiting_callback` commit records its callback and cancels older ones of the process.
  * `held: false` when the lease was lost: nothing was written.
@@ -356,9 +368,9 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<CommitRe
     name: 'orchestrator-commit-step',
     text: `WITH p AS (
        UPDATE orchestrator.processes p
-          SET step_index = $3, attempt = $4, last_step = $5, status = $6::text,
+          SET step_index = $3, attempt = $4, last_step = $5, status = ${statusAfter('$6::text')},
               failed_reason = $7, traceback = $8, last_modified_at = now(), retry_at = $16,
-              ${leaseAfter('$6::text', '$9', 'p')}, version = version + 1
+              ${leaseAfter(statusAfter('$6::text'), '$9', 'p')}, version = version + 1
         WHERE id = $1 AND lease_token = $2
        RETURNING *),
      repeated AS (
@@ -446,9 +458,10 @@ export async function commitPlainSteps(
                started_at, created_by, step_group)),
      p AS (
        UPDATE orchestrator.processes p
-          SET step_index = i.next_index, attempt = 1, last_step = i.name, status = i.process_status,
+          SET step_index = i.next_index, attempt = 1, last_step = i.name,
+              status = ${statusAfter('i.process_status')},
               failed_reason = NULL, traceback = NULL, last_modified_at = now(), retry_at = NULL,
-              ${leaseAfter('i.process_status', '$11', 'p')}, version = p.version + 1
+              ${leaseAfter(statusAfter('i.process_status'), '$11', 'p')}, version = p.version + 1
          FROM i
         WHERE p.id = i.id AND p.lease_token = i.token
        RETURNING p.id, ${processEventSql('p')} AS event),
@@ -509,7 +522,7 @@ export async function resumeSuspended(
           SET status = $5::text, step_index = $2 + 1, attempt = 1, last_step = $3,
               failed_reason = NULL, traceback = NULL, last_modified_at = now(),
               version = version + 1
-        WHERE id = $1 AND status = 'suspended' AND step_index = $2
+        WHERE id = $1 AND status = 'suspended' AND step_index = $2 AND NOT ${PAUSED}
        RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
      i AS (INSERT INTO orchestrator.input_states (process_id, input, input_type)
            SELECT id, $4, 'user_input' FROM p),
@@ -547,7 +560,7 @@ export async function markResumed(
     `WITH p AS (
        UPDATE orchestrator.processes p
           SET status = 'resumed', retry_at = NULL, last_modified_at = now(), version = version + 1
-        WHERE id = $1 AND status = ANY($2::text[])
+        WHERE id = $1 AND status = ANY($2::text[]) AND NOT ${PAUSED}
        RETURNING p.id, ${processEventSql('p')} AS event),
      c AS (${CANCEL_CALLBACKS})
      SELECT event FROM p`,
@@ -639,7 +652,7 @@ export async function resolveCallback(
           SET status = $5::text, step_index = $3 + $6::int, attempt = CASE WHEN $6 = 1 THEN 1 ELSE attempt + 1 END,
               last_step = $4, failed_reason = $8, traceback = $9, last_modified_at = now(),
               version = version + 1
-        WHERE id = $1 AND status = 'awaiting_callback' AND step_index = $3
+        WHERE id = $1 AND status = 'awaiting_callback' AND step_index = $3 AND NOT ${PAUSED}
           AND EXISTS (SELECT 1 FROM orchestrator.callbacks
                        WHERE id = $2 AND process_id = $1 AND status = 'pending')
        RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
@@ -739,13 +752,16 @@ export async function timeOutCallbacks(
   return rows.map((r) => [r.step, r.process]);
 }
 
-/** When the next retry and the next callback timeout are due (null: none), read through their indexes. */
+/**
+ * When the next retry or callback timeout falls due (null: none ahead), read through their
+ * indexes. Only times ahead count: what is due already is handled by whoever looks now.
+ */
 export async function nextDue(db: Queryable): Promise<Date | null> {
   const { rows } = await db.query<{ at: Date | null }>(
     `SELECT least(
-       (SELECT min(retry_at) FROM orchestrator.processes WHERE status = 'waiting'),
+       (SELECT min(retry_at) FROM orchestrator.processes WHERE status = 'waiting' AND retry_at > now()),
        (SELECT min(expires_at) FROM orchestrator.callbacks
-         WHERE status = 'pending' AND expires_at IS NOT NULL)) AS at`,
+         WHERE status = 'pending' AND expires_at > now())) AS at`,
   );
   return rows[0]?.at ?? null;
 }

@@ -5,7 +5,12 @@ import type { LiveEvent, Publish } from '../db/events.ts';
 import { withSnapshot, withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { listProcesses, statusCounts, type ListQuery } from '../db/process-list.ts';
 import { getProcessRow, getStepRows, type StepRow } from '../db/processes.ts';
-import { getGlobalLock } from '../db/settings.ts';
+import {
+  getEngineStatus,
+  getGlobalLock,
+  setGlobalLock,
+  type EngineStatus,
+} from '../db/settings.ts';
 import {
   abortProcessRow,
   getCallbacks,
@@ -61,6 +66,12 @@ export interface Dispatcher {
   reserve?(): Reservation | undefined;
   /** The process was aborted: stop its step if it runs here. */
   aborted(processId: string): void;
+  /**
+   * Runs inside the transaction that clears the global lock: makes runnable again what stopped
+   * for it (worker mode: jobs for the processes left without one, sent in `tx`). Returns what to
+   * do once that transaction committed (threadpool: run them here).
+   */
+  unpause(tx: Queryable): Promise<() => void>;
 }
 
 /** A run slot held for a process about to be inserted. */
@@ -170,6 +181,11 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
     );
   async function requireUnlocked(): Promise<void> {
     if (await getGlobalLock(pool)) throw paused();
+  }
+  /** A compare-and-set that did not apply: 503 if the engine was paused meanwhile, else `err`. */
+  async function refused(err: Error): Promise<never> {
+    await requireUnlocked();
+    throw err;
   }
 
   async function requireProcess(id: string, db: Queryable = pool) {
@@ -308,7 +324,7 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
           publish(asEvents(events));
           ok = events !== undefined;
         } else ok = await makeRunnable(job, resumed);
-        if (!ok) throw notResumable();
+        if (!ok) await refused(notResumable());
         return;
       }
 
@@ -328,7 +344,7 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
       // Only from the status read: a waiting process's scheduled retry is replaced by this one.
       const resume = { ...job, from: row.status };
       if (!(await makeRunnable(resume, (tx) => markResumed(tx, id, [row.status]))))
-        throw notResumable();
+        await refused(notResumable());
     },
 
     /**
@@ -386,7 +402,7 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
         publish(asEvents(events));
         ok = events !== undefined;
       }
-      if (!ok) throw notAwaiting(id);
+      if (!ok) await refused(notAwaiting(id));
     },
 
     /** Interim progress of a pending callback: stored and announced, the process keeps waiting. */
@@ -440,6 +456,25 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
       };
       return { ...row, steps, ...form, ...(callback ? { callback } : {}) };
     },
+
+    /**
+     * Sets or clears the global lock. Set: nothing starts or resumes, and running processes stop
+     * before their next step (their commit gives them back). Cleared: everything that stopped for
+     * it continues, dispatched in the transaction that clears the lock.
+     */
+    async setGlobalLock(globalLock: boolean): Promise<EngineStatus> {
+      if (globalLock) publish([await setGlobalLock(pool, true)]);
+      else {
+        const [event, after] = await withTransaction(pool, async (tx) => {
+          const e = await setGlobalLock(tx, false);
+          return [e, await dispatcher.unpause(tx)] as const;
+        });
+        publish([event]);
+        after();
+      }
+      return getEngineStatus(pool);
+    },
+    engineStatus: () => getEngineStatus(pool),
 
     listProcesses: (q: ListQuery) => listProcesses(pool, q),
     statusCounts: () => statusCounts(pool),

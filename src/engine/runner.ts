@@ -288,7 +288,10 @@ export function createRunner(opts: RunnerOptions): Runner {
       else publish.missed();
       const due = commit.retryAt ?? commit.callback?.expiresAt;
       if (due) opts.onDue?.(claim.id, due);
-      if (commit.processStatus !== 'running') return commit.processStatus;
+      // The engine was paused: the commit gave the process back before its next step.
+      const status =
+        (result.events?.[1].status as ProcessStatus | undefined) ?? commit.processStatus;
+      if (status !== 'running') return status;
       index = commit.nextIndex;
       attempt = commit.nextAttempt;
     }

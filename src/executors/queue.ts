@@ -214,6 +214,20 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
       afterCommit: () => {},
       // The worker running it notices at its next heartbeat: the abort revoked its lease.
       aborted: () => {},
+      // While paused, workers completed the jobs of processes they could not claim, and processes
+      // given back for the lock have none: jobs for all that are left without one, in `tx`.
+      async unpause(tx) {
+        const left = await findUnqueued(tx, { graceSeconds: 0, leaseSeconds, limit: 10_000 });
+        const jobs = left.map((p): Dispatch => ({
+          processId: p.id,
+          user: p.createdBy,
+          isTask: p.isTask,
+          target: p.target,
+          kind: p.status === 'created' ? 'new' : 'resume',
+        }));
+        await sendJobs(boss, tx, jobs, targetQueues);
+        return () => {};
+      },
     },
     async start() {
       await sweep();

@@ -192,6 +192,20 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
         };
       },
       aborted: (processId) => runner.abortLocal(processId),
+      // Everything that stopped for the lock (or was started and refused meanwhile) runs again.
+      async unpause(tx) {
+        const orphans = await findOrphanRows(tx, 0, 10_000);
+        return () => {
+          for (const { id, leaseExpired } of orphans) {
+            if (launched.has(id)) continue;
+            if (leaseExpired) {
+              waiting.delete(id);
+              urgent.add(id);
+            } else launch(id);
+          }
+          schedule();
+        };
+      },
     },
     async start() {
       await sweep(0);

@@ -1,0 +1,149 @@
+// The global lock as a true pause, in both executors: running processes stop before their next
+// step and give back their lease; nothing starts, resumes or is called back while it is set; and
+// clearing it continues everything that stopped for it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkInvariants } from '../src/db/invariants.ts';
+import { loadRegistry } from '../src/engine/registry.ts';
+import type { Orchestrator } from '../src/server.ts';
+import { client, startApi } from './support/api.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { root } from './support/paths.ts';
+import { killAll, type Spawned } from './support/spawn.ts';
+import { startWorkerModeApi, startWorkerProcess, terminate } from './support/workers.ts';
+
+type Http = ReturnType<typeof client>;
+
+async function counts(db: TestDatabase) {
+  const { rows } = await db.pool.query(
+    `SELECT (SELECT count(*)::int FROM orchestrator.processes) AS processes,
+            (SELECT count(*)::int FROM orchestrator.process_steps) AS steps,
+            (SELECT count(*)::int FROM orchestrator.input_states) AS inputs`,
+  );
+  return rows[0];
+}
+
+function pauseSuite(ctx: () => { http: Http; db: TestDatabase }) {
+  it('stops running processes before their next step: PAUSING, then PAUSED; unpaused they finish', async () => {
+    const { http, db } = ctx();
+    const ids = await Promise.all([1, 2, 3].map(() => http.start('slow', { sleepMs: 400 })));
+    for (const id of ids)
+      await http.waitFor(id, (p) => p.status === 'running' && p.steps.length >= 1);
+    const locked = await http.put('/api/settings/status', { globalLock: true });
+    expect(locked.body).toMatchObject({ globalLock: true, engineStatus: 'PAUSING' });
+    expect(locked.body.runningProcesses).toBeGreaterThan(0);
+    for (const id of ids) await http.waitForStatus(id, 'resumed', 10_000);
+    const status = (await http.get('/api/settings/status')).body;
+    expect(status).toEqual({ globalLock: true, runningProcesses: 0, engineStatus: 'PAUSED' });
+    // Stopped mid-way, lease given back, no step left half-done.
+    const { rows } = await db.pool.query(
+      `SELECT id, step_index AS "stepIndex", lease_token AS "leaseToken" FROM orchestrator.processes
+        WHERE id = ANY($1::uuid[])`,
+      [ids],
+    );
+    for (const r of rows) {
+      expect(r.leaseToken).toBeNull();
+      expect(r.stepIndex).toBeGreaterThan(0);
+      expect(r.stepIndex).toBeLessThan(5);
+    }
+    // Still paused a while later: nothing picked them up.
+    await new Promise((r) => setTimeout(r, 1_000));
+    for (const id of ids)
+      expect((await http.get(`/api/processes/${id}`)).body.status).toBe('resumed');
+
+    const unlocked = await http.put('/api/settings/status', { globalLock: false });
+    expect(unlocked.body.engineStatus).toBe('RUNNING');
+    for (const id of ids) {
+      const done = await http.waitForStatus(id, 'completed', 20_000);
+      expect(done.currentState.visited).toEqual([1, 2, 3, 4, 5]);
+    }
+  });
+
+  it('while paused, starts, resumes and callbacks answer 503 engine_paused and write nothing', async () => {
+    const { http, db } = ctx();
+    const suspended = await http.start('hello', { name: 'Ada' });
+    await http.waitForStatus(suspended, 'suspended');
+    const failed = await http.start('flaky', { failTimes: 1 });
+    await http.waitForStatus(failed, 'failed');
+    const cb = await http.start('callback_demo', {});
+    const url = (await http.waitForStatus(cb, 'awaiting_callback')).currentState.callbackUrl;
+    await http.put('/api/settings/status', { globalLock: true });
+    const before = await counts(db);
+    for (const r of [
+      await http.post('/api/processes/noop', {}),
+      await http.put(`/api/processes/${suspended}/resume`, { confirmed: true }),
+      await http.put(`/api/processes/${failed}/resume`),
+      await http.post(new URL(url).pathname, { ok: true }),
+    ]) {
+      expect(r.status).toBe(503);
+      expect(r.body.error.code).toBe('engine_paused');
+    }
+    expect(await counts(db)).toEqual(before);
+    expect((await http.get(`/api/processes/${cb}`)).body.status).toBe('awaiting_callback');
+    await http.put('/api/settings/status', { globalLock: false });
+    expect((await http.put(`/api/processes/${suspended}/resume`, { confirmed: true })).status).toBe(
+      204,
+    );
+    expect((await http.post(new URL(url).pathname, { ok: true })).status).toBe(204);
+    await http.waitForStatus(suspended, 'completed');
+    await http.waitForStatus(cb, 'completed');
+  });
+}
+
+describe('threadpool', () => {
+  let db: TestDatabase;
+  let api: Orchestrator;
+  let http: Http;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    api = await startApi(db.url);
+    http = client(api.url);
+  });
+  afterAll(async () => {
+    await api?.close();
+    if (db) expect(await checkInvariants(db.pool, { registry: api.engine.registry })).toEqual([]);
+    await db?.drop();
+  });
+  pauseSuite(() => ({ http, db }));
+});
+
+describe('worker mode', () => {
+  let db: TestDatabase;
+  let http: Http;
+  let worker: Spawned;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ({ http } = await startWorkerModeApi(db.url));
+    worker = await startWorkerProcess(db.url, ['--concurrency', '4']);
+  });
+  afterAll(async () => {
+    await killAll();
+    const registry = await loadRegistry(`${root}/workflows`);
+    if (db) expect(await checkInvariants(db.pool, { registry, checkJobs: true })).toEqual([]);
+    await db?.drop();
+  });
+  pauseSuite(() => ({ http, db }));
+
+  it('processes whose jobs a worker consumed while paused get new jobs when unpaused', async () => {
+    await terminate(worker);
+    const ids = await Promise.all([1, 2, 3, 4, 5].map(() => http.start('noop')));
+    await http.put('/api/settings/status', { globalLock: true });
+    worker = await startWorkerProcess(db.url, ['--concurrency', '4']);
+    // The worker fetches the jobs, cannot claim their processes, and completes the jobs.
+    const live = async () =>
+      (
+        await db.pool.query(
+          `SELECT count(*)::int AS n FROM pgboss.job
+            WHERE data->>'processId' = ANY($1::text[]) AND state IN ('created', 'retry', 'active')`,
+          [ids],
+        )
+      ).rows[0].n;
+    const deadline = Date.now() + 20_000;
+    while ((await live()) > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(await live()).toBe(0);
+    for (const id of ids)
+      expect((await http.get(`/api/processes/${id}`)).body.status).toBe('created');
+    await http.put('/api/settings/status', { globalLock: false });
+    for (const id of ids) await http.waitForStatus(id, 'completed', 20_000);
+  });
+});
