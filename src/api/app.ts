@@ -5,7 +5,7 @@ import type { Engine } from '../engine/engine.ts';
 import { describeWorkflow } from '../engine/registry.ts';
 import { NotFoundError } from '../engine/errors.ts';
 import { errorBody, errorHandler, notFoundRoute } from './errors.ts';
-import { listQuerySchema, parseOr, processIdSchema } from './schemas.ts';
+import { listQuerySchema, noteSchema, parseOr, processIdSchema } from './schemas.ts';
 
 export interface AppOptions {
   engine: Engine;
@@ -83,12 +83,28 @@ export function createApp({ engine, pool, logger, extend }: AppOptions): express
   app.get('/api/processes/status-counts', async (_req, res) => {
     res.json(await engine.statusCounts());
   });
+  app.put('/api/processes/resume-all', async (req, res) => {
+    res.json(await engine.resumeAllTasks(userOf(req)));
+  });
   app.post('/api/processes/:workflow', async (req, res) => {
     const { id } = await engine.startProcess(req.params.workflow, req.body, userOf(req));
     res.status(201).location(`/api/processes/${id}`).json({ id });
   });
   app.get('/api/processes/:id', async (req, res) => {
     res.json(await engine.getProcess(processId(req)));
+  });
+  app.delete('/api/processes/:id', async (req, res) => {
+    await engine.deleteTask(processId(req));
+    res.status(204).end();
+  });
+  app.patch('/api/processes/:id', async (req, res) => {
+    const { note } = parseOr(
+      noteSchema,
+      req.body,
+      'validation_error',
+      'Expected {"note": string|null}',
+    );
+    res.json(await engine.setNote(processId(req), note));
   });
   app.put('/api/processes/:id/resume', async (req, res) => {
     await engine.resumeProcess(processId(req), req.body, userOf(req));

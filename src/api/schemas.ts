@@ -7,6 +7,9 @@ export const processIdSchema = z.uuid({ message: 'must be a uuid' });
 
 const sortFields = Object.keys(SORT_COLUMNS) as [SortField, ...SortField[]];
 
+/** `PATCH /api/processes/:id`: a note of up to 10,000 characters, or null to clear it. */
+export const noteSchema = z.object({ note: z.string().max(10_000).nullable() }).strict();
+
 /** `GET /api/processes` query: `status` may list several, comma-separated. */
 export const listQuerySchema = z
   .object({

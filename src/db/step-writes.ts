@@ -765,3 +765,82 @@ export async function nextDue(db: Queryable): Promise<Date | null> {
   );
   return rows[0]?.at ?? null;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Operators' writes: bulk resume, delete, note
+
+/** The statuses `resume-all` retries tasks from. */
+export const RETRIED_BY_RESUME_ALL = [
+  'failed',
+  'waiting',
+  'api_unavailable',
+  'inconsistent_data',
+] as const satisfies readonly ProcessStatus[];
+
+/**
+ * Inside a transaction: resumes every task in a status of RETRIED_BY_RESUME_ALL, once, unless a
+ * resume-all runs already (then null: an advisory lock held to the end of the transaction decides).
+ * Returns each with the status it was resumed from and its event.
+ */
+export async function resumeAllTasks(tx: Queryable): Promise<
+  | {
+      id: string;
+      from: ProcessStatus;
+      isTask: boolean;
+      target: string;
+      event: ProcessEventRow;
+    }[]
+  | null
+> {
+  const { rows: lock } = await tx.query<{ ok: boolean }>(
+    `SELECT pg_try_advisory_xact_lock(hashtext('orchestrator.resume-all')) AS ok`,
+  );
+  if (!lock[0]?.ok) return null;
+  const { rows } = await tx.query<{
+    id: string;
+    from: ProcessStatus;
+    isTask: boolean;
+    target: string;
+    event: ProcessEventRow;
+  }>(
+    `WITH old AS (
+       SELECT id, status FROM orchestrator.processes
+        WHERE is_task AND status = ANY($1::text[]) AND NOT ${PAUSED}
+        ORDER BY id FOR UPDATE),
+     p AS (
+       UPDATE orchestrator.processes p
+          SET status = 'resumed', retry_at = NULL, last_modified_at = now(), version = version + 1
+         FROM old WHERE p.id = old.id
+       RETURNING p.id, old.status AS "from", p.is_task AS "isTask", p.target,
+                 ${processEventSql('p')} AS event)
+     SELECT * FROM p`,
+    [RETRIED_BY_RESUME_ALL],
+  );
+  return rows;
+}
+
+/**
+ * Deletes a task that is not running, with its step rows, inputs and callbacks. Returns whether
+ * it was deleted (not: it does not exist, is a workflow, or runs).
+ */
+export async function deleteTask(db: Queryable, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `DELETE FROM orchestrator.processes WHERE id = $1 AND is_task AND status <> 'running'`,
+    [id],
+  );
+  return rowCount === 1;
+}
+
+/** Sets a process's note; its event, or undefined when there is no such process. */
+export async function setNote(
+  db: Queryable,
+  id: string,
+  note: string | null,
+): Promise<ProcessEventRow | undefined> {
+  const { rows } = await db.query<{ event: ProcessEventRow }>(
+    `UPDATE orchestrator.processes p SET note = $2, version = version + 1 WHERE id = $1
+     RETURNING ${processEventSql('p')} AS event`,
+    [id, note],
+  );
+  return rows[0]?.event;
+}

@@ -13,12 +13,15 @@ import {
 } from '../db/settings.ts';
 import {
   abortProcessRow,
+  deleteTask,
   getCallbacks,
   insertProcesses,
   markResumed,
   recordCallbackProgress,
   resolveCallback,
+  resumeAllTasks,
   resumeSuspended,
+  setNote,
   type CallbackRow,
   type Claim,
   type Inserted,
@@ -411,6 +414,55 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
       const event = await recordCallbackProgress(pool, id, callback.id, progress);
       if (!event) throw notAwaiting(id);
       publish([event]);
+    },
+
+    /**
+     * Resumes every failed, waiting, api_unavailable and inconsistent_data task once; 409
+     * `already_running` while another resume-all runs (on any instance).
+     */
+    async resumeAllTasks(user: string | null): Promise<{ count: number }> {
+      await requireUnlocked();
+      const done = await withTransaction(pool, async (tx) => {
+        const resumed = await resumeAllTasks(tx);
+        if (!resumed) return null;
+        const jobs = resumed.map((r): Dispatch => ({
+          processId: r.id,
+          user,
+          isTask: r.isTask,
+          target: r.target,
+          kind: 'resume',
+          from: r.from,
+        }));
+        if (jobs.length > 0) await dispatcher.dispatch?.(tx, jobs);
+        return { resumed, jobs };
+      });
+      if (!done)
+        throw new ConflictError('already_running', 'A resume of all tasks is running already');
+      publish(done.resumed.map((r) => r.event));
+      for (const job of done.jobs) dispatcher.afterCommit(job);
+      return { count: done.jobs.length };
+    },
+
+    /** Deletes a task with its steps: 400 `not_a_task` for a workflow, 409 `process_running`. */
+    async deleteTask(id: string): Promise<void> {
+      if (await deleteTask(pool, id)) return;
+      const row = await requireProcess(id);
+      if (!row.isTask)
+        throw new ValidationError(
+          'not_a_task',
+          `Process ${id} is a workflow; only tasks are deleted`,
+        );
+      throw new ConflictError('process_running', `Task ${id} is running; abort it first`, {
+        details: { status: row.status },
+      });
+    },
+
+    /** Sets the note of a process and returns the process. */
+    async setNote(id: string, note: string | null) {
+      const event = await setNote(pool, id, note);
+      if (!event) throw new NotFoundError('process_not_found', `No process with id ${id}`);
+      publish([event]);
+      return this.getProcess(id);
     },
 
     async abortProcess(id: string, user: string | null): Promise<void> {
