@@ -1,31 +1,80 @@
 // The mixed load: starts processes over HTTP and keeps them moving (resumes failed `flaky` and
-// suspended `hello` processes) until told to stop.
+// suspended `hello` processes, answers the callbacks of `callback_demo` ones) until told to stop.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { answerCallbacks, type CallbackPlan, type CallbackRecord } from './callbacks.ts';
 
 export interface LoadStats {
   started: string[];
   /** POSTs that got no 201 (API down, database restarting): nothing was written for them. */
   refused: number;
   resumes: number;
+  /** callback_demo processes: how the load answers each (chosen at its start), and what it sent. */
+  callbacks: Map<string, CallbackRecord>;
 }
 
-const MIX: [workflow: string, weight: number, input: () => unknown][] = [
-  ['noop', 45, () => ({})],
-  ['noop_task', 20, () => ({})],
-  ['counted', 12, () => ({})],
-  ['flaky', 8, () => ({ failTimes: 1 + Math.floor(Math.random() * 2) })],
-  ['hello', 8, () => ({ name: 'chaos' })],
-  ['slow', 7, () => ({ sleepMs: 50 + Math.floor(Math.random() * 150) })],
+/** callback_demo processes the load never answers: ~10%, with a short timeout that fails them. */
+const NEVER_SHARE = 0.1;
+/** The other plans, by weight: once, twice at the same time, after progress and a wrong token. */
+const ANSWER_PLANS: [CallbackPlan, number][] = [
+  ['once', 6],
+  ['twice', 2],
+  ['progress', 2],
+];
+
+function callbackPlan(): CallbackPlan {
+  if (Math.random() < NEVER_SHARE) return 'never';
+  let r = Math.random() * ANSWER_PLANS.reduce((n, [, w]) => n + w, 0);
+  for (const [plan, w] of ANSWER_PLANS) {
+    r -= w;
+    if (r < 0) return plan;
+  }
+  return 'once';
+}
+
+/** A start: the workflow, its input and, for callback_demo, how its callback will be answered. */
+interface Start {
+  workflow: string;
+  input: unknown;
+  plan?: CallbackPlan;
+}
+
+const MIX: [workflow: string, weight: number, start: () => Omit<Start, 'workflow'>][] = [
+  ['noop', 45, () => ({ input: {} })],
+  ['noop_task', 20, () => ({ input: {} })],
+  ['counted', 12, () => ({ input: {} })],
+  ['flaky', 8, () => ({ input: { failTimes: 1 + Math.floor(Math.random() * 2) } })],
+  ['hello', 8, () => ({ input: { name: 'chaos' } })],
+  ['slow', 7, () => ({ input: { sleepMs: 50 + Math.floor(Math.random() * 150) } })],
+  [
+    'retry_demo',
+    6,
+    () => ({
+      input: {
+        failTimes: Math.floor(Math.random() * 4),
+        backoffSeconds: 0.2 + Math.round(Math.random() * 8) / 10,
+      },
+    }),
+  ],
+  [
+    'callback_demo',
+    6,
+    () => {
+      const plan = callbackPlan();
+      // Answered ones keep the default timeout (300 s): they must never time out.
+      const input = plan === 'never' ? { timeoutSeconds: 2 + Math.floor(Math.random() * 3) } : {};
+      return { input, plan };
+    },
+  ],
 ];
 const TOTAL_WEIGHT = MIX.reduce((n, [, w]) => n + w, 0);
 
-function pick(): [string, unknown] {
+function pick(): Start {
   let r = Math.random() * TOTAL_WEIGHT;
-  for (const [name, w, input] of MIX) {
+  for (const [workflow, w, start] of MIX) {
     r -= w;
-    if (r < 0) return [name, input()];
+    if (r < 0) return { workflow, ...start() };
   }
-  return ['noop', {}];
+  return { workflow: 'noop', input: {} };
 }
 
 async function call(
@@ -47,7 +96,7 @@ async function call(
 }
 
 export function createLoad(base: () => string) {
-  const stats: LoadStats = { started: [], refused: 0, resumes: 0 };
+  const stats: LoadStats = { started: [], refused: 0, resumes: 0, callbacks: new Map() };
   let stopStarting = false;
   let stopAll = false;
 
@@ -64,11 +113,14 @@ export function createLoad(base: () => string) {
         inFlight++;
         const wait = t0 + ahead * 1000 - Date.now();
         if (wait > 0) await sleep(wait);
-        const [workflow, input] = pick();
+        const { workflow, input, plan } = pick();
         const res = await call(base, 'POST', `/api/processes/${workflow}`, input);
         inFlight--;
-        if (res?.status === 201) stats.started.push(((await res.json()) as { id: string }).id);
-        else {
+        if (res?.status === 201) {
+          const { id } = (await res.json()) as { id: string };
+          stats.started.push(id);
+          if (plan) stats.callbacks.set(id, { plan, posts: [] });
+        } else {
           stats.refused++;
           await res?.body?.cancel();
           await sleep(100);
@@ -105,6 +157,13 @@ export function createLoad(base: () => string) {
     stats,
     starter,
     resumer,
+    /** Answers the callbacks of awaiting callback_demo processes, until stopped (see callbacks.ts). */
+    answerer: () =>
+      answerCallbacks({
+        call: (method, path, body) => call(base, method, path, body),
+        records: stats.callbacks,
+        stopped: () => stopAll,
+      }),
     stopStarting: () => (stopStarting = true),
     stop: () => {
       stopStarting = true;

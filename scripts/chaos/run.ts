@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { checkInvariants, type Violation } from '../../src/db/invariants.ts';
+import { CALLBACK_TIMED_OUT } from '../../src/db/step-writes.ts';
 import { loadRegistry } from '../../src/engine/registry.ts';
 import { freePort } from '../support/ports.ts';
 import { OwnCluster } from '../support/cluster.ts';
@@ -17,6 +18,7 @@ import { root, Service } from './cluster.ts';
 import { FAULTS, type FaultContext, type FaultKind } from './faults.ts';
 import { createLoad } from './load.ts';
 import { measureRecovery } from './recovery.ts';
+import { checkStepKinds } from './step-kinds.ts';
 
 const PROFILES = {
   short: {
@@ -143,12 +145,22 @@ async function runPhase(
   await Promise.all([...workers, api].map((s) => s.kill('SIGTERM')));
 }
 
-/** Waits until nothing is left to run: every process ended (or waits for input that the resumer gives). */
+/**
+ * Ended for the load: completed, aborted, or failed because its callback did not come (the load
+ * never answers some callbacks; nothing resumes those).
+ */
+const ENDED = `(status IN ('completed', 'aborted') OR (status = 'failed' AND failed_reason = $1))`;
+
+/**
+ * Waits until nothing is left to run: every process ended (or waits for something the load gives:
+ * input, a resume, a callback, or for its retry or its callback's timeout).
+ */
 async function drain(timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { rows } = await pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM orchestrator.processes WHERE status NOT IN ('completed', 'aborted')`,
+      `SELECT count(*)::int AS n FROM orchestrator.processes WHERE NOT ${ENDED}`,
+      [CALLBACK_TIMED_OUT],
     );
     if (rows[0]?.n === 0) return;
     if (Date.now() > deadline) {
@@ -161,6 +173,7 @@ async function drain(timeoutMs: number): Promise<void> {
 
 const exitCode = await (async () => {
   const resuming = load.resumer();
+  const answering = load.answerer();
   try {
     const api = new Service(
       'api (worker mode)',
@@ -194,7 +207,7 @@ const exitCode = await (async () => {
     }
   } finally {
     load.stop();
-    await resuming;
+    await Promise.all([resuming, answering]);
   }
 
   const registry = await loadRegistry(workflowsDir);
@@ -203,12 +216,14 @@ const exitCode = await (async () => {
     abandonedAfterSeconds: LEASE_SECONDS * 3,
     checkJobs: true,
   });
+  const stepKinds = await checkStepKinds(pool, load.stats.callbacks, LEASE_SECONDS * 3);
+  violations.push(...stepKinds.violations);
   const { rows: statusRows } = await pool.query<{ status: string; n: number }>(
     `SELECT status, count(*)::int AS n FROM orchestrator.processes GROUP BY status`,
   );
   const { rows: known } = await pool.query<{ id: string }>(
-    `SELECT id FROM orchestrator.processes WHERE id = ANY($1::uuid[]) AND status IN ('completed', 'aborted')`,
-    [load.stats.started],
+    `SELECT id FROM orchestrator.processes WHERE id = ANY($2::uuid[]) AND ${ENDED}`,
+    [CALLBACK_TIMED_OUT, load.stats.started],
   );
   const lost = load.stats.started.length - known.length;
   const expectedSteps = await pool.query<{ workflow: string; processes: number; cleared: number }>(
@@ -248,6 +263,7 @@ const exitCode = await (async () => {
         { max: Math.max(...v), median: v.sort((a, b) => a - b)[Math.floor(v.length / 2)] },
       ]),
     ),
+    stepKinds: stepKinds.summary,
     countedSteps: {
       executions,
       committed: countedRows[0]?.n ?? 0,

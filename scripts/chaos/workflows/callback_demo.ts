@@ -1,0 +1,1 @@
+export { default } from '../../../workflows/callback_demo.ts';

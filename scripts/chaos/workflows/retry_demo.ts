@@ -1,0 +1,1 @@
+export { default } from '../../../workflows/retry_demo.ts';
