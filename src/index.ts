@@ -14,10 +14,13 @@ export {
   type FormSpec,
   type FromState,
   type RetryOptions,
+  type RunPredicate,
+  type StartContext,
   type StepContext,
   type StepFn,
   type WorkflowDefinition,
   type WorkflowOptions,
 } from './engine/dsl.ts';
 export { AbortProcess, ApiUnavailable, InconsistentData } from './engine/errors.ts';
+export { noUncompletedInstance } from './engine/predicates.ts';
 export type { State, Target } from './engine/types.ts';

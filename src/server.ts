@@ -15,6 +15,8 @@ import { allQueues } from './executors/boss.ts';
 // Live view: settings, web page and Socket.IO relay.
 import { liveViewRouter } from './api/live-view.ts';
 import { settingsRouter } from './api/settings.ts';
+import { schedulesRouter } from './api/schedules.ts';
+import { DEFAULT_SCHEDULES, installDefaultSchedules } from './executors/scheduler.ts';
 import { createLiveServer } from './live/live-server.ts';
 
 export interface Orchestrator {
@@ -66,6 +68,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
           queues: allQueues(config.TARGET_QUEUES),
         }),
       );
+      a.use(schedulesRouter(executor.scheduler, registry));
       // Live view: engine settings, the web page at `/`.
       a.use(settingsRouter(engine));
       a.use(liveViewRouter());
@@ -85,6 +88,14 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     server.listen(config.PORT, config.HOST, () => resolve());
   });
   await executor.start();
+  const installed = await installDefaultSchedules(
+    pool,
+    executor.scheduler,
+    DEFAULT_SCHEDULES,
+    (name) => registry.get(name) !== undefined,
+  );
+  if (installed.length) logger.info('default schedules installed', { schedules: installed });
+  executor.scheduler.start((tick) => engine.startScheduled(tick));
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.HOST}:${port}`;
   publicUrl ||= url;

@@ -72,7 +72,7 @@ export async function startWorker(
   });
   await withStartupRetry(logger, 'queue start', () => boss.start());
   await createQueues(boss, allQueues(config.TARGET_QUEUES));
-  const steps = stepPoolFromConfig(config);
+  const steps = stepPoolFromConfig(config, connectionString);
   // Events of committed changes (claims, steps), sent after each commit (see src/db/events.ts).
   const publisher = createEventPublisher({ connectionString, logger });
   await withStartupRetry(logger, 'live publisher', () => publisher.start());

@@ -6,6 +6,7 @@ import {
   IncompleteError,
   NotFoundError,
   OrchestratorError,
+  PreconditionError,
   UnavailableError,
   ValidationError,
 } from '../engine/errors.ts';
@@ -47,7 +48,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
                 ? 503
                 : err instanceof IncompleteError
                   ? 422
-                  : 400;
+                  : err instanceof PreconditionError
+                    ? 412
+                    : 400;
       res.status(httpStatus).json(errorBody(err.code, err.message, err.details));
       return;
     }

@@ -57,6 +57,8 @@ const configSchema = z.object({
       ),
     ])
     .pipe(z.array(z.string().regex(/^[a-z][a-z0-9_]*$/, 'lower-case letters, digits, _'))),
+  /** Days completed tasks are kept before `task_clean_up_tasks` deletes them. Default 3. */
+  TASK_LOG_RETENTION_DAYS: z.coerce.number().min(0).default(3),
   /** Seconds a stopping worker or API lets running steps finish before aborting them. Default 30. */
   SHUTDOWN_TIMEOUT_SECONDS: intFromEnv(30, 0),
 });

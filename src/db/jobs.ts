@@ -13,8 +13,13 @@ export interface Unqueued {
   createdBy: string | null;
 }
 
+/** A created process queued for resource locks is not runnable until it is given them. */
+const NOT_QUEUED_FOR_LOCKS = `NOT EXISTS (
+  SELECT 1 FROM orchestrator.resource_lock_waiters w WHERE w.process_id = p.id)`;
+
 const NEEDS_JOB = `(
-  (p.status = ANY($4::text[]) AND p.last_modified_at < now() - make_interval(secs => $1))
+  (p.status = ANY($4::text[]) AND p.last_modified_at < now() - make_interval(secs => $1)
+   AND ${NOT_QUEUED_FOR_LOCKS})
   OR (p.status = 'running' AND p.lease_expires_at < now())
   OR (p.status = 'waiting' AND p.retry_at < now() - make_interval(secs => $1)))`;
 
@@ -45,7 +50,8 @@ export async function findUnqueued(
        UNION ALL
        (SELECT ${COLUMNS}, 1 AS rank, p.last_modified_at AS at FROM orchestrator.processes p
          WHERE p.status = ANY($4::text[])
-           AND p.last_modified_at < now() - make_interval(secs => $1) AND ${NO_LIVE_JOB}
+           AND p.last_modified_at < now() - make_interval(secs => $1) AND ${NOT_QUEUED_FOR_LOCKS}
+           AND ${NO_LIVE_JOB}
          ORDER BY p.last_modified_at LIMIT $3)
        UNION ALL
        (SELECT ${COLUMNS}, 1 AS rank, p.retry_at AS at FROM orchestrator.processes p

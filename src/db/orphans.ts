@@ -30,6 +30,8 @@ export async function findOrphanRows(
        (SELECT id, 1 AS rank, last_modified_at AS at FROM orchestrator.processes
          WHERE status = ANY($3::text[])
            AND last_modified_at < now() - make_interval(secs => $1)
+           AND NOT EXISTS (SELECT 1 FROM orchestrator.resource_lock_waiters w
+                            WHERE w.process_id = processes.id)
          ORDER BY last_modified_at LIMIT $2)
        UNION ALL
        (SELECT id, 1 AS rank, retry_at AS at FROM orchestrator.processes

@@ -1,5 +1,5 @@
 // Reads of orchestrator.processes and its step rows; every write is in ./step-writes.ts.
-import type { ProcessStatus, State, StepStatus } from './model.ts';
+import { TERMINAL_STATUSES, type ProcessStatus, type State, type StepStatus } from './model.ts';
 import type { Queryable } from './pool.ts';
 import { CURRENT_STATE } from './step-writes.ts';
 
@@ -72,4 +72,33 @@ export async function getStepRows(db: Queryable, processId: string): Promise<Ste
 export async function processExists(db: Queryable, id: string): Promise<boolean> {
   const { rowCount } = await db.query(`SELECT 1 FROM orchestrator.processes WHERE id = $1`, [id]);
   return rowCount === 1;
+}
+
+/** A process that has not ended, where it stands (for checking it against its workflow). */
+export interface UnendedPosition {
+  id: string;
+  workflowName: string;
+  status: ProcessStatus;
+  stepIndex: number;
+  lastRowName: string | null;
+  lastRowIndex: number | null;
+}
+
+/** Up to `limit` processes that have not ended, by id after `afterId` (keyset paging). */
+export async function unendedPositions(
+  db: Queryable,
+  afterId: string | null,
+  limit: number,
+): Promise<UnendedPosition[]> {
+  const { rows } = await db.query<UnendedPosition>(
+    `SELECT p.id, p.workflow_name AS "workflowName", p.status, p.step_index AS "stepIndex",
+            last.name AS "lastRowName", last.step_index AS "lastRowIndex"
+       FROM orchestrator.processes p
+       LEFT JOIN LATERAL (SELECT s.name, s.step_index FROM orchestrator.process_steps s
+                           WHERE s.process_id = p.id ORDER BY s.id DESC LIMIT 1) last ON true
+      WHERE p.status <> ALL($1::text[]) AND ($2::uuid IS NULL OR p.id > $2)
+      ORDER BY p.id LIMIT $3`,
+    [TERMINAL_STATUSES, afterId, limit],
+  );
+  return rows;
 }

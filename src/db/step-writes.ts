@@ -53,11 +53,12 @@ const leaseAfter = (status: string, secs: string, alias: string) => `
 
 /**
  * Whether a runner may claim the process `alias`: started or resumed (`startable`, the parameter
- * holding STARTABLE_STATUSES), running with an expired lease (its runner died), or waiting for a
- * retry that is due.
+ * holding STARTABLE_STATUSES) and not queued for a resource lock, running with an expired lease
+ * (its runner died), or waiting for a retry that is due.
  */
 const runnable = (alias: string, startable: string) => `(
-  ${alias}.status = ANY(${startable}::text[])
+  (${alias}.status = ANY(${startable}::text[])
+   AND NOT EXISTS (SELECT 1 FROM orchestrator.resource_lock_waiters w WHERE w.process_id = ${alias}.id))
   OR (${alias}.status = 'running' AND ${alias}.lease_expires_at < now())
   OR (${alias}.status = 'waiting' AND ${alias}.retry_at <= now()))`;
 
@@ -102,6 +103,10 @@ export interface NewProcess {
   input: State;
   /** Claimed at insert by this runner (status `running` with a fresh lease), or left `created`. */
   lease?: { owner: string; leaseSeconds: number } | undefined;
+  /** The schedule that started it. */
+  scheduleName?: string | undefined;
+  /** The resource keys it holds from start to end (see acquireLocks). */
+  lockKeys?: readonly string[] | undefined;
 }
 
 /** What an insert wrote: its event, and the claim when it was claimed at insert. */
@@ -129,18 +134,20 @@ export async function insertProcesses(
     name: 'orchestrator-insert-processes',
     text: `WITH n AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::boolean[], $4::text[], $5::text[],
-                            $6::jsonb[], $7::text[], $8::int[])
-         AS n (id, workflow_name, is_task, target, created_by, input, lease_owner, lease_seconds)),
+                            $6::jsonb[], $7::text[], $8::int[], $9::text[], $10::text[])
+         AS n (id, workflow_name, is_task, target, created_by, input, lease_owner, lease_seconds,
+               schedule_name, lock_keys)),
      p AS (
        INSERT INTO orchestrator.processes
          (id, workflow_name, status, is_task, target, created_by, lease_owner, lease_token,
-          lease_expires_at)
+          lease_expires_at, schedule_name, lock_keys)
        SELECT n.id, n.workflow_name,
               CASE WHEN n.lease_owner IS NULL THEN 'created' ELSE 'running' END,
               n.is_task, n.target, n.created_by, n.lease_owner,
               CASE WHEN n.lease_owner IS NULL THEN NULL ELSE gen_random_uuid() END,
               CASE WHEN n.lease_owner IS NULL THEN NULL
-                   ELSE now() + make_interval(secs => n.lease_seconds) END
+                   ELSE now() + make_interval(secs => n.lease_seconds) END,
+              n.schedule_name, n.lock_keys::text[]
          FROM n
         WHERE NOT (SELECT global_lock FROM orchestrator.engine_settings)
        RETURNING *),
@@ -156,6 +163,10 @@ export async function insertProcesses(
       inputs,
       ps.map((p) => p.lease?.owner ?? null),
       ps.map((p) => p.lease?.leaseSeconds ?? 0),
+      ps.map((p) => p.scheduleName ?? null),
+      // One array per process, passed as the text of a Postgres array (arrays of arrays must be
+      // rectangular as parameters).
+      ps.map((p) => (p.lockKeys ? toPgArray(p.lockKeys) : null)),
     ],
   });
   const byId = new Map(rows.map((r) => [r.id, r]));
@@ -179,6 +190,67 @@ export async function insertProcesses(
       : undefined;
     return { event: row.event, claim };
   });
+}
+
+/** A Postgres array literal of strings (every element quoted). */
+function toPgArray(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
+}
+
+/** A resource key and the process that holds it. */
+export interface LockHolder {
+  key: string;
+  holder: string;
+}
+
+/**
+ * Inside the transaction that inserted process `id`: takes every key of `keys`, or none. Returns
+ * the keys held by others when not all could be taken (their holders, where already committed);
+ * with `queue`, the process is then queued for all its keys instead (not claimable until it is
+ * given them: see orchestrator.grant_locks).
+ */
+export async function acquireLocks(
+  tx: Queryable,
+  id: string,
+  keys: readonly string[],
+  queue: boolean,
+): Promise<LockHolder[] | undefined> {
+  const { rows } = await tx.query<{ got: number; held: LockHolder[] | null }>(
+    `WITH ins AS (
+       INSERT INTO orchestrator.resource_locks (key, process_id)
+       SELECT k, $1 FROM unnest($2::text[]) k ON CONFLICT (key) DO NOTHING RETURNING key)
+     SELECT (SELECT count(*)::int FROM ins) AS got,
+            (SELECT json_agg(json_build_object('key', l.key, 'holder', l.process_id) ORDER BY l.key)
+               FROM orchestrator.resource_locks l
+              WHERE l.key = ANY($2::text[]) AND l.process_id <> $1) AS held`,
+    [id, keys],
+  );
+  const row = rows[0]!;
+  if (row.got === keys.length) return undefined;
+  // All or none: the keys taken go back.
+  await tx.query(`DELETE FROM orchestrator.resource_locks WHERE process_id = $1`, [id]);
+  if (queue) {
+    await tx.query(
+      `INSERT INTO orchestrator.resource_lock_waiters (process_id, key)
+       SELECT $1, k FROM unnest($2::text[]) k`,
+      [id, keys],
+    );
+  }
+  return row.held ?? [];
+}
+
+/** The locks a process holds and the keys it is queued for. */
+export async function locksOf(
+  db: Queryable,
+  id: string,
+): Promise<{ held: string[]; waitingFor: string[] }> {
+  const { rows } = await db.query<{ held: string[]; waitingFor: string[] }>(
+    `SELECT ARRAY(SELECT key FROM orchestrator.resource_locks WHERE process_id = $1 ORDER BY key) AS held,
+            ARRAY(SELECT key FROM orchestrator.resource_lock_waiters WHERE process_id = $1 ORDER BY key)
+              AS "waitingFor"`,
+    [id],
+  );
+  return rows[0] ?? { held: [], waitingFor: [] };
 }
 
 /** Inserts one process (see insertProcesses). */
@@ -658,7 +730,7 @@ export async function resolveCallback(
        RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
      cb AS (
        UPDATE orchestrator.callbacks cb SET status = 'done', resolved_at = now()
-         FROM p WHERE cb.id = $2),
+         FROM p WHERE cb.id = $2 AND cb.status = 'pending'),
      s AS (
        INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
        SELECT id, $3, $4, $7, $10, $11, last_modified_at, $12, $13 FROM p
@@ -843,4 +915,64 @@ export async function setNote(
     [id, note],
   );
   return rows[0]?.event;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The built-in tasks' writes (a safety net and clean-up, not the normal path)
+
+/**
+ * Resumes `waiting` processes whose retry is overdue by `overdueSeconds` (the timekeeper or their
+ * job should have run them): `resumed`, for the next sweep. Returns their ids.
+ */
+export async function resumeOverdueRetries(
+  db: Queryable,
+  overdueSeconds: number,
+): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE orchestrator.processes
+        SET status = 'resumed', retry_at = NULL, version = version + 1,
+            last_modified_at = now() - interval '1 hour'
+      WHERE status = 'waiting' AND retry_at < now() - make_interval(secs => $1)
+      RETURNING id`,
+    [overdueSeconds],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Takes the leases that expired more than `expiredSeconds` ago from their dead runners: the
+ * process `resumed`, for the next sweep. Returns their ids.
+ */
+export async function releaseAbandonedLeases(
+  db: Queryable,
+  expiredSeconds: number,
+): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE orchestrator.processes
+        SET status = 'resumed', ${RELEASE_LEASE}, version = version + 1,
+            last_modified_at = now() - interval '1 hour'
+      WHERE status = 'running' AND lease_expires_at < now() - make_interval(secs => $1)
+      RETURNING id`,
+    [expiredSeconds],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Deletes up to `limit` tasks that completed more than `days` ago, with their step rows, inputs
+ * and callbacks; rows another transaction holds are left for the next batch. Returns how many.
+ */
+export async function deleteCompletedTasks(
+  db: Queryable,
+  days: number,
+  limit: number,
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM orchestrator.processes WHERE id IN (
+       SELECT id FROM orchestrator.processes
+        WHERE status = 'completed' AND is_task AND last_modified_at < now() - make_interval(days => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+    [days, limit],
+  );
+  return rowCount ?? 0;
 }

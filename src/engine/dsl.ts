@@ -154,6 +154,19 @@ export function flattenSteps(items: StepItem[]): StepDef[] {
   return items.flatMap((i) => (Array.isArray(i) ? flattenSteps(i) : [i]));
 }
 
+/** What a start predicate sees: the start's input and a read of the database in its transaction. */
+export interface StartContext {
+  workflow: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  input: any;
+  user: string | null;
+  /** Queries run in the start's transaction (starts of one workflow take turns). */
+  db: { query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }> };
+}
+
+/** true: the start may go ahead; false or a reason: it is refused (412 `precondition_failed`). */
+export type RunPredicate = (ctx: StartContext) => boolean | string | Promise<boolean | string>;
+
 export interface WorkflowOptions {
   /** Unique name, lower case: letters, digits, `_`. Used in URLs and queue routing. */
   name: string;
@@ -164,6 +177,16 @@ export interface WorkflowOptions {
   steps: StepItem[];
   /** Default: true when target is `system`. */
   isTask?: boolean;
+  /** Checked at start, atomically with the insert; a refusal is 412 with its reason. */
+  runPredicate?: RunPredicate;
+  /**
+   * Resource keys the process holds from start to end (released when it completes or is aborted,
+   * kept while it failed), e.g. `(input) => ['device:' + input.device]`.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  lockKeys?: (input: any) => string[];
+  /** A start that needs a held key: `refuse` (409 `resource_locked`, default) or `queue` (waits). */
+  lockMode?: 'refuse' | 'queue';
 }
 
 export interface WorkflowDefinition {
@@ -175,6 +198,10 @@ export interface WorkflowDefinition {
   /** The start form's pages, in order. */
   input: FormPage[];
   steps: StepDef[];
+  runPredicate?: RunPredicate | undefined;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  lockKeys?: ((input: any) => string[]) | undefined;
+  lockMode: 'refuse' | 'queue';
 }
 
 const optionsSchema = z.object({
@@ -182,6 +209,9 @@ const optionsSchema = z.object({
   target: z.enum(TARGETS),
   description: z.string().optional(),
   isTask: z.boolean().optional(),
+  runPredicate: z.function().optional(),
+  lockKeys: z.function().optional(),
+  lockMode: z.enum(['refuse', 'queue']).optional(),
 });
 
 const isPage = (p: unknown) => p instanceof z.ZodObject || typeof p === 'function';
@@ -255,5 +285,8 @@ export function workflow(options: WorkflowOptions): WorkflowDefinition {
     isTask: options.isTask ?? options.target === 'system',
     input,
     steps,
+    runPredicate: options.runPredicate,
+    lockKeys: options.lockKeys,
+    lockMode: options.lockMode ?? 'refuse',
   };
 }

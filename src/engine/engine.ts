@@ -4,7 +4,7 @@ import type { Logger } from '../config/logger.ts';
 import type { LiveEvent, Publish } from '../db/events.ts';
 import { withSnapshot, withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { listProcesses, statusCounts, type ListQuery } from '../db/process-list.ts';
-import { getProcessRow, getStepRows, type StepRow } from '../db/processes.ts';
+import { getProcessRow, getStepRows, processExists, type StepRow } from '../db/processes.ts';
 import {
   getEngineStatus,
   getGlobalLock,
@@ -13,6 +13,7 @@ import {
 } from '../db/settings.ts';
 import {
   abortProcessRow,
+  acquireLocks,
   deleteTask,
   getCallbacks,
   insertProcesses,
@@ -28,10 +29,12 @@ import {
   type NewProcess,
 } from '../db/step-writes.ts';
 import { createBatcher } from './batcher.ts';
-import type { CallbackStep } from './dsl.ts';
+import type { CallbackStep, WorkflowDefinition } from './dsl.ts';
 import {
   ConflictError,
   NotFoundError,
+  OrchestratorError,
+  PreconditionError,
   toStepError,
   UnavailableError,
   ValidationError,
@@ -39,7 +42,13 @@ import {
 import { firstPage, parseForm } from './forms.ts';
 import type { Registry } from './registry.ts';
 import { callbackPath, hashCallbackToken } from './runner.ts';
-import { isIn, RESUMABLE_STATUSES, type ProcessStatus, type State } from './types.ts';
+import {
+  isIn,
+  RESUMABLE_STATUSES,
+  TERMINAL_STATUSES,
+  type ProcessStatus,
+  type State,
+} from './types.ts';
 
 /** A process made runnable: what an executor needs to get it run. */
 export interface Dispatch {
@@ -85,6 +94,14 @@ export interface Reservation {
   cancel(): void;
 }
 
+/** One tick of a schedule: the process to start, with the tick's id, in the tick's transaction. */
+export interface ScheduledStart {
+  id: string;
+  schedule: { name: string; workflow: string; input: unknown; overlap: boolean };
+  /** The transaction that completes the tick. */
+  tx: Queryable;
+}
+
 export interface EngineOptions {
   pool: Pool;
   registry: Registry;
@@ -102,6 +119,32 @@ function isEmpty(body: unknown): boolean {
     body === null ||
     (typeof body === 'object' && Object.keys(body).length === 0)
   );
+}
+
+/** The resource keys a start needs, checked: a list of distinct non-empty strings. */
+function keysOf(def: WorkflowDefinition, input: State): string[] {
+  let keys: unknown;
+  try {
+    keys = def.lockKeys?.(input);
+  } catch (err) {
+    throw new ValidationError(
+      'validation_error',
+      `The resource keys of ${def.name} cannot be computed from this input: ${(err as Error).message}`,
+    );
+  }
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string' && k.length > 0))
+    throw new Error(`lockKeys of ${def.name} must return a list of non-empty strings`);
+  return [...new Set(keys as string[])].sort();
+}
+
+/** Whether the schedule has a process that has not ended (completed or aborted). */
+async function unfinishedOfSchedule(db: Queryable, name: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `SELECT 1 FROM orchestrator.processes
+      WHERE schedule_name = $1 AND status <> ALL($2::text[]) LIMIT 1`,
+    [name, TERMINAL_STATUSES],
+  );
+  return rowCount === 1;
 }
 
 /** A callback's payload as the step stores it: checked by its `validate`, which may throw. */
@@ -137,7 +180,7 @@ interface Start {
 }
 
 /** The process operations of the public API; knows nothing of HTTP, piscina or pg-boss. */
-export function createEngine({ pool, registry, dispatcher, publish }: EngineOptions) {
+export function createEngine({ pool, registry, dispatcher, publish, logger }: EngineOptions) {
   /** Runs `write` with the dispatch in one transaction; publishes its events once committed. */
   async function makeRunnable(
     job: Dispatch,
@@ -175,6 +218,83 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
     one: async (s) => (await insertWithJobs([s]))[0],
     many: insertWithJobs,
   });
+
+  /**
+   * Inserts a process in `tx` after the checks its workflow asks for: its run predicate (starts of
+   * one workflow take turns, so two cannot both pass it), then its resource keys (all or none;
+   * `refuse`: 409 `resource_locked` naming the holders; `queue`: it waits, `created`, until it is
+   * given them). Its job goes in `tx` too. Returns what to do once `tx` committed.
+   */
+  async function startInTransaction(
+    tx: Queryable,
+    s: {
+      def: WorkflowDefinition;
+      input: State;
+      user: string | null;
+      id: string;
+      scheduleName?: string;
+    },
+  ): Promise<() => void> {
+    const { def, input, user, id } = s;
+    const lockKeys = def.lockKeys ? keysOf(def, input) : undefined;
+    if (def.runPredicate) {
+      await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
+        `orchestrator.start:${def.name}`,
+      ]);
+      const verdict = await def.runPredicate({
+        workflow: def.name,
+        input,
+        user,
+        db: { query: (text, values) => tx.query(text, values) },
+      });
+      if (verdict !== true)
+        throw new PreconditionError(
+          'precondition_failed',
+          typeof verdict === 'string' && verdict
+            ? verdict
+            : `The start of ${def.name} was refused by its run predicate`,
+        );
+    }
+    const [inserted] = await insertProcesses(tx, [
+      {
+        id,
+        workflowName: def.name,
+        target: def.target,
+        isTask: def.isTask,
+        createdBy: user,
+        input,
+        scheduleName: s.scheduleName,
+        lockKeys,
+      },
+    ]);
+    if (!inserted) throw paused();
+    let queued = false;
+    if (lockKeys && lockKeys.length > 0) {
+      const held = await acquireLocks(tx, id, lockKeys, def.lockMode === 'queue');
+      if (held && def.lockMode !== 'queue') {
+        const who = held.map((h) => `${h.key} (held by process ${h.holder})`).join(', ');
+        throw new ConflictError(
+          'resource_locked',
+          `A resource this process needs is locked: ${who || lockKeys.join(', ')}`,
+          { details: { keys: lockKeys, held } },
+        );
+      }
+      // Queued: not runnable until given its keys; the sweep after that runs it.
+      queued = held !== undefined;
+    }
+    const job: Dispatch = {
+      processId: id,
+      user,
+      isTask: def.isTask,
+      target: def.target,
+      kind: 'new',
+    };
+    if (!queued) await dispatcher.dispatch?.(tx, [job]);
+    return () => {
+      publish([inserted.event]);
+      if (!queued) dispatcher.afterCommit(job);
+    };
+  }
 
   /** With the global lock set nothing starts or resumes: 503 `engine_paused`, nothing written. */
   const paused = () =>
@@ -245,6 +365,15 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
       const def = registry.require(workflowName);
       const input = parseForm(def.input, body, {}, `workflow ${def.name}`);
       const id = randomUUID();
+      // A workflow that checks its starts (run predicate, resource locks) starts in a
+      // transaction of its own; the others go together with concurrent starts.
+      if (def.runPredicate || def.lockKeys) {
+        const started = await withTransaction(pool, (tx) =>
+          startInTransaction(tx, { def, input, user, id }),
+        );
+        started();
+        return { id };
+      }
       const job: Dispatch = {
         processId: id,
         user,
@@ -275,6 +404,46 @@ export function createEngine({ pool, registry, dispatcher, publish }: EngineOpti
       if (slot && inserted.claim) slot.run(inserted.claim);
       else dispatcher.afterCommit(job);
       return { id };
+    },
+
+    /**
+     * Starts the process of one schedule tick in `tx` (the transaction that completes the tick),
+     * with the tick's id: a tick is started once whatever retries it. Skipped (with the reason
+     * logged) when its schedule does not overlap and its previous process has not ended, when the
+     * engine is paused, and when the start is refused. Returns what to do after the commit.
+     */
+    async startScheduled(tick: ScheduledStart): Promise<() => void> {
+      const { schedule, tx } = tick;
+      const skip = (reason: string) => {
+        logger.info('schedule tick skipped', { schedule: schedule.name, reason });
+        return () => {};
+      };
+      const def = registry.get(schedule.workflow);
+      if (!def) return skip(`workflow ${schedule.workflow} is not registered`);
+      await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
+        `orchestrator.schedule:${schedule.name}`,
+      ]);
+      if (await processExists(tx, tick.id)) return skip('started already');
+      if (!schedule.overlap && (await unfinishedOfSchedule(tx, schedule.name)))
+        return skip('its previous process has not ended');
+      try {
+        const input = parseForm(def.input, schedule.input, {}, `workflow ${def.name}`);
+        // A refusal must not undo the tick's completion: the start runs in a savepoint.
+        await tx.query('SAVEPOINT scheduled_start');
+        const started = await startInTransaction(tx, {
+          def,
+          input,
+          user: `schedule:${schedule.name}`,
+          id: tick.id,
+          scheduleName: schedule.name,
+        });
+        await tx.query('RELEASE SAVEPOINT scheduled_start');
+        return started;
+      } catch (err) {
+        if (!(err instanceof OrchestratorError)) throw err;
+        await tx.query('ROLLBACK TO SAVEPOINT scheduled_start').catch(() => {});
+        return skip(`${err.code}: ${err.message}`);
+      }
     },
 
     async resumeProcess(id: string, body: unknown, user: string | null): Promise<void> {

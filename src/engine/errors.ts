@@ -63,3 +63,7 @@ export class UnavailableError extends OrchestratorError {
 export class IncompleteError extends OrchestratorError {
   override name = 'IncompleteError';
 }
+/** A start refused by its workflow's run predicate: HTTP 412. */
+export class PreconditionError extends OrchestratorError {
+  override name = 'PreconditionError';
+}

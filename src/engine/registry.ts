@@ -85,3 +85,27 @@ export function describeWorkflow(def: WorkflowDefinition) {
     })),
   };
 }
+
+/** Where a process stands, as stored: its next step and its last step row. */
+export interface StoredPosition {
+  stepIndex: number;
+  lastRowName: string | null;
+  lastRowIndex: number | null;
+}
+
+/**
+ * Why a process at `at` cannot continue with `def` (its workflow changed under it), if it cannot:
+ * its position is past the last step, or the step at its last row's index has another name.
+ */
+export function positionProblem(def: WorkflowDefinition, at: StoredPosition): string | undefined {
+  if (at.stepIndex > def.steps.length) {
+    return `workflow ${def.name} changed: the process is at step ${at.stepIndex} but the workflow has ${def.steps.length} steps`;
+  }
+  const i = at.lastRowIndex;
+  if (i === null || at.lastRowName === 'Abort') return undefined;
+  const expected = def.steps[i]?.name;
+  if (expected !== at.lastRowName) {
+    return `workflow ${def.name} changed: step ${i} was ${JSON.stringify(at.lastRowName)} and is now ${JSON.stringify(expected ?? null)}`;
+  }
+  return undefined;
+}

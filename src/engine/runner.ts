@@ -16,9 +16,8 @@ import {
   type StepCommit,
 } from '../db/step-writes.ts';
 import { createCommitBatcher } from './commit-batcher.ts';
-import type { WorkflowDefinition } from './dsl.ts';
 import { toStepError } from './errors.ts';
-import type { Registry } from './registry.ts';
+import { positionProblem, type Registry } from './registry.ts';
 import type { StepPool } from './step-pool.ts';
 import { transition, type Outcome } from './transitions.ts';
 import type { ProcessStatus, State } from './types.ts';
@@ -181,23 +180,11 @@ export function createRunner(opts: RunnerOptions): Runner {
     maxInFlight: opts.commitsInFlight,
   });
 
-  /** Checks that the stored position still fits the definition; returns why not, if not. */
-  function mismatch(def: WorkflowDefinition, claim: Claim): string | undefined {
-    if (claim.stepIndex > def.steps.length) {
-      return `workflow ${def.name} changed: the process is at step ${claim.stepIndex} but the workflow has ${def.steps.length} steps`;
-    }
-    const i = claim.lastRowIndex;
-    if (i === null || claim.lastRowName === 'Abort') return undefined;
-    const expected = def.steps[i]?.name;
-    if (expected !== claim.lastRowName) {
-      return `workflow ${def.name} changed: step ${i} was ${JSON.stringify(claim.lastRowName)} and is now ${JSON.stringify(expected ?? null)}`;
-    }
-    return undefined;
-  }
-
   async function execute(claim: Claim, controller: AbortController): Promise<RunResult> {
     const def = registry.get(claim.workflowName);
-    const problem = def ? mismatch(def, claim) : `workflow ${claim.workflowName} is not registered`;
+    const problem = def
+      ? positionProblem(def, claim)
+      : `workflow ${claim.workflowName} is not registered`;
     if (!def || problem) {
       logger.error('cannot continue process', { processId: claim.id, reason: problem });
       publish([await failClaimed(pool, claim.id, claim.leaseToken, problem ?? 'unknown workflow')]);

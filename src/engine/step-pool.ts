@@ -13,6 +13,8 @@ export interface StepPool {
 
 export interface StepPoolOptions {
   workflowsDir: string;
+  /** The orchestrator's database, for the built-in tasks (see system.ts). */
+  connectionString?: string;
   /** Threads. */
   maxThreads: number;
   /**
@@ -32,6 +34,7 @@ export interface StepMessage extends StepTask {
 /** The data every thread starts with. */
 export interface StepWorkerData {
   workflowsDir: string;
+  connectionString?: string | undefined;
   /** Name of the BroadcastChannel on which aborted task ids are announced. */
   abortChannel: string;
 }
@@ -51,6 +54,7 @@ const workerFile = new URL('./step-worker.ts', import.meta.url).href;
 export function createStepPool(opts: StepPoolOptions): StepPool {
   const workerData: StepWorkerData = {
     workflowsDir: opts.workflowsDir,
+    connectionString: opts.connectionString,
     abortChannel: `step-abort:${randomUUID()}`,
   };
   const piscina = new Piscina({
@@ -109,13 +113,17 @@ export function createStepPool(opts: StepPoolOptions): StepPool {
 }
 
 /** The step pool as configured by WORKFLOWS_DIR, MAX_WORKERS and STEPS_PER_THREAD. */
-export function stepPoolFromConfig(config: {
-  WORKFLOWS_DIR: string;
-  MAX_WORKERS: number;
-  STEPS_PER_THREAD: number;
-}): StepPool {
+export function stepPoolFromConfig(
+  config: {
+    WORKFLOWS_DIR: string;
+    MAX_WORKERS: number;
+    STEPS_PER_THREAD: number;
+  },
+  connectionString?: string,
+): StepPool {
   return createStepPool({
     workflowsDir: config.WORKFLOWS_DIR,
+    ...(connectionString ? { connectionString } : {}),
     maxThreads: config.MAX_WORKERS,
     stepsPerThread: config.STEPS_PER_THREAD,
   });

@@ -3,11 +3,13 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { workerData } from 'piscina';
 import { toStepError } from './errors.ts';
 import { loadRegistry } from './registry.ts';
+import { configureSystem } from './system.ts';
 import type { StepMessage, StepWorkerData } from './step-pool.ts';
 import type { State, StepOutcome } from './types.ts';
 
 const data = workerData as StepWorkerData;
 const registry = await loadRegistry(data.workflowsDir);
+configureSystem({ connectionString: data.connectionString, registry });
 
 /** Steps running in this thread, by task id, so an announced abort reaches the right one. */
 const running = new Map<number, AbortController>();

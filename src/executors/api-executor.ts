@@ -9,12 +9,15 @@ import type { Dispatcher } from '../engine/engine.ts';
 import type { Registry } from '../engine/registry.ts';
 import { stepPoolFromConfig } from '../engine/step-pool.ts';
 import { createTimekeeper } from '../engine/timekeeper.ts';
-import { allQueues, createBoss, createQueues } from './boss.ts';
+import { allQueues, createBoss, createQueues, createScheduleQueue } from './boss.ts';
+import { createScheduler, type Scheduler } from './scheduler.ts';
 import { createQueueExecutor } from './queue.ts';
 import { createThreadpoolExecutor } from './threadpool.ts';
 
 export interface ApiExecutor {
   dispatcher: Dispatcher;
+  /** Schedules on pg-boss cron; ticks are consumed once `scheduler.start` is called. */
+  scheduler: Scheduler;
   /** Picks up what was left behind, then sweeps periodically. */
   start(): Promise<void>;
   /** Hands back running processes (threadpool) and closes what it opened. */
@@ -47,13 +50,21 @@ export async function startApiExecutor(
     logger,
     retryDue: config.EXECUTOR === 'threadpool' ? (ids) => later.retryDue?.(ids) : undefined,
   });
+  // pg-boss in every API instance, whatever the executor: its cron pass files schedule ticks.
+  const boss = createBoss({
+    connectionString: deps.connectionString,
+    logger,
+    applicationName: 'orchestrator-api-queue',
+    schedule: true,
+  });
+  await boss.start();
+  await createScheduleQueue(boss);
+  const scheduler = createScheduler({ boss, pool, logger });
+  const stopBoss = async () => {
+    await scheduler.stop();
+    await boss.stop({ graceful: true, timeout: 5_000 });
+  };
   if (config.EXECUTOR === 'worker') {
-    const boss = createBoss({
-      connectionString: deps.connectionString,
-      logger,
-      applicationName: 'orchestrator-api-queue',
-    });
-    await boss.start();
     await createQueues(boss, allQueues(config.TARGET_QUEUES));
     const queue = createQueueExecutor({
       pool,
@@ -64,6 +75,7 @@ export async function startApiExecutor(
     });
     return {
       dispatcher: queue.dispatcher,
+      scheduler,
       async start() {
         await queue.start();
         timekeeper.start();
@@ -71,12 +83,12 @@ export async function startApiExecutor(
       async stop() {
         await timekeeper.stop();
         await queue.stop();
-        await boss.stop({ graceful: true, timeout: 5_000 });
+        await stopBoss();
       },
       active: () => [],
     };
   }
-  const steps = stepPoolFromConfig(config);
+  const steps = stepPoolFromConfig(config, deps.connectionString);
   const threadpool = createThreadpoolExecutor({
     pool,
     registry,
@@ -90,6 +102,7 @@ export async function startApiExecutor(
   later.retryDue = (ids) => threadpool.launch(ids);
   return {
     dispatcher: threadpool.dispatcher,
+    scheduler,
     async start() {
       await threadpool.start();
       timekeeper.start();
@@ -98,6 +111,7 @@ export async function startApiExecutor(
       await timekeeper.stop();
       await threadpool.stop(timeoutMs);
       await steps.close();
+      await stopBoss();
     },
     active: () => threadpool.runner.active(),
   };

@@ -7,6 +7,8 @@ import type { Dispatch } from '../engine/engine.ts';
 
 export const WORKFLOW_QUEUES = ['new_workflows', 'resume_workflows'] as const;
 export const TASK_QUEUES = ['new_tasks', 'resume_tasks'] as const;
+/** The queue of schedule ticks (see scheduler.ts); no worker consumes it. */
+export const SCHEDULE_QUEUE = 'scheduled_starts';
 /** The queues of processes that ran before (resumed, given back, or found with an expired lease). */
 export const RESUME_QUEUES: ReadonlySet<string> = new Set([WORKFLOW_QUEUES[1], TASK_QUEUES[1]]);
 
@@ -69,6 +71,8 @@ export interface BossOptions {
   max?: number;
   /** Run pg-boss maintenance (expiry, retention) in this instance. Default true. */
   supervise?: boolean;
+  /** Run pg-boss's cron pass (files schedule ticks as jobs) in this instance. Default false. */
+  schedule?: boolean;
 }
 
 /**
@@ -85,7 +89,10 @@ export function createBoss(opts: BossOptions): PgBoss {
     max: opts.max ?? 4,
     useListenNotify: false,
     supervise: opts.supervise ?? true,
-    schedule: false,
+    schedule: opts.schedule ?? false,
+    // A tick is filed within a few seconds of its time (pg-boss's default pass is every 30 s).
+    cronMonitorIntervalSeconds: 5,
+    cronWorkerIntervalSeconds: 2,
     migrate: false,
     connectionTimeoutMillis: 5_000,
   });
@@ -133,5 +140,25 @@ export async function createQueues(boss: PgBoss, names: readonly string[]): Prom
       // Another instance created it at the same moment.
       if (!(await boss.getQueue(name))) throw err;
     }
+  }
+}
+
+/**
+ * The queue of schedule ticks (see scheduler.ts): a tick whose instance died while starting it
+ * is fetched again after a minute, not a day.
+ */
+export async function createScheduleQueue(boss: PgBoss): Promise<void> {
+  if (await boss.getQueue(SCHEDULE_QUEUE)) return;
+  try {
+    await boss.createQueue(SCHEDULE_QUEUE, {
+      notify: false,
+      expireInSeconds: 60,
+      retryLimit: 10,
+      retryDelay: 5,
+      retryBackoff: true,
+      retryDelayMax: 60,
+    });
+  } catch (err) {
+    if (!(await boss.getQueue(SCHEDULE_QUEUE))) throw err;
   }
 }
