@@ -9,6 +9,8 @@ export default workflow({
   name: 'provision_port',
   target: 'create',
   description: 'Picks a device, then one of its ports, configures it and asks for confirmation',
+  // One process per device at a time: a second start for a device in use is refused (409).
+  lockKeys: (input: { device: string }) => [`device:${input.device}`],
   // Two pages: the second offers the ports of the device chosen on the first.
   input: [
     z.object({ device: z.enum(devices()).meta({ title: 'Device' }) }),

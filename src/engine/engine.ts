@@ -17,6 +17,7 @@ import {
   deleteTask,
   getCallbacks,
   insertProcesses,
+  locksOf,
   markResumed,
   recordCallbackProgress,
   resolveCallback,
@@ -675,7 +676,8 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
         progress: latest.progress,
         progressAt: latest.progressAt,
       };
-      return { ...row, steps, ...form, ...(callback ? { callback } : {}) };
+      const locks = def?.lockKeys ? { locks: await locksOf(pool, id) } : {};
+      return { ...row, steps, ...form, ...(callback ? { callback } : {}), ...locks };
     },
 
     /**
