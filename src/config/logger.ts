@@ -1,4 +1,7 @@
-/** A small structured logger: one JSON line per event on stderr. */
+// Logs: JSON lines on stderr through pino (levels as names, ISO times). The engine logs through
+// this small interface, message first, so that call sites read the same whatever the backend.
+import pino, { type Logger as PinoLogger } from 'pino';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Logger {
@@ -9,26 +12,30 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-
-export function createLogger(level: LogLevel = 'info', base: Record<string, unknown> = {}): Logger {
-  const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (rank[lvl] < rank[level]) return;
-    const line = { time: new Date().toISOString(), level: lvl, msg, ...base, ...fields };
-    process.stderr.write(`${JSON.stringify(line, errorReplacer)}\n`);
-  };
+function wrap(p: PinoLogger): Logger {
   return {
-    debug: (m, f) => write('debug', m, f),
-    info: (m, f) => write('info', m, f),
-    warn: (m, f) => write('warn', m, f),
-    error: (m, f) => write('error', m, f),
-    child: (fields) => createLogger(level, { ...base, ...fields }),
+    debug: (m, f) => (f ? p.debug(f, m) : p.debug(m)),
+    info: (m, f) => (f ? p.info(f, m) : p.info(m)),
+    warn: (m, f) => (f ? p.warn(f, m) : p.warn(m)),
+    error: (m, f) => (f ? p.error(f, m) : p.error(m)),
+    child: (fields) => wrap(p.child(fields)),
   };
 }
 
-function errorReplacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return { name: value.name, message: value.message };
-  return value;
+export function createLogger(level: LogLevel = 'info', base: Record<string, unknown> = {}): Logger {
+  const p = pino(
+    {
+      level,
+      base,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      // Errors under any of these keys are written with their name, message and stack.
+      serializers: { err: pino.stdSerializers.err, cause: pino.stdSerializers.err },
+    },
+    // Written at once: a process killed right after a line still leaves the line.
+    pino.destination({ fd: 2, sync: true }),
+  );
+  return wrap(p);
 }
 
 /** A logger that drops everything, for tests that do not want output. */

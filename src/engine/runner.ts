@@ -166,7 +166,7 @@ export function createRunner(opts: RunnerOptions): Runner {
         if (retried && (err as { constraint?: string }).constraint === 'process_steps_cleared_once')
           return { held: true, events: null };
         if (!isConnectionError(err) || Date.now() + delay > deadline) throw err;
-        logger.warn('commit failed, retrying', { processId: commit.id, err });
+        logger.warn('commit failed, retrying', { processId: commit.id, step: commit.name, err });
         retried = true;
         await sleep(delay);
       }
@@ -186,7 +186,11 @@ export function createRunner(opts: RunnerOptions): Runner {
       ? positionProblem(def, claim)
       : `workflow ${claim.workflowName} is not registered`;
     if (!def || problem) {
-      logger.error('cannot continue process', { processId: claim.id, reason: problem });
+      logger.error('cannot continue process', {
+        processId: claim.id,
+        workflow: claim.workflowName,
+        reason: problem,
+      });
       publish([await failClaimed(pool, claim.id, claim.leaseToken, problem ?? 'unknown workflow')]);
       return 'failed';
     }
@@ -268,7 +272,11 @@ export function createRunner(opts: RunnerOptions): Runner {
         ? await batcher.commit(commit)
         : await commitWithRetry(commit);
       if (!result.held) {
-        logger.warn('lease lost, step not committed', { processId: claim.id, step: stepDef.name });
+        logger.warn('lease lost, step not committed', {
+          processId: claim.id,
+          workflow: def.name,
+          step: stepDef.name,
+        });
         return 'lease_lost';
       }
       if (result.events) publish(result.events);

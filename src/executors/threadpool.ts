@@ -83,7 +83,13 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     launched.add(claim.id);
     runner
       .runClaimed(claim)
-      .catch((err: unknown) => logger.error('process run failed', { processId: claim.id, err }))
+      .catch((err: unknown) =>
+        logger.error('process run failed', {
+          processId: claim.id,
+          workflow: claim.workflowName,
+          err,
+        }),
+      )
       .finally(() => freeSlot(claim.id));
   };
   /**

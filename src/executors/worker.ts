@@ -223,8 +223,20 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
         busy++;
         runner
           .runClaimed(claim)
-          .then((result) => logger.debug('process done', { processId: claim.id, result }))
-          .catch((err: unknown) => logger.error('process run failed', { processId: claim.id, err }))
+          .then((result) =>
+            logger.debug('process done', {
+              processId: claim.id,
+              workflow: claim.workflowName,
+              result,
+            }),
+          )
+          .catch((err: unknown) =>
+            logger.error('process run failed', {
+              processId: claim.id,
+              workflow: claim.workflowName,
+              err,
+            }),
+          )
           .finally(() => {
             busy--;
             kick();
