@@ -125,6 +125,24 @@ describe('lockKeys', () => {
     expect(ran.locks).toEqual({ held: ['k:b', 'shared:all'], waitingFor: [] });
     await fx.put(`/api/processes/${waiter}/abort`);
   });
+
+  it('lockMode queue: an aborted waiter leaves the queue and is not given the keys later', async () => {
+    const holder = await fx.start('queued', { key: 'c' });
+    await fx.waitForStatus(holder, 'suspended');
+    const waiter = await fx.start('queued', { key: 'd' });
+    expect((await fx.put(`/api/processes/${waiter}/abort`)).status).toBe(204);
+    expect((await fx.get(`/api/processes/${waiter}`)).body.locks).toEqual({
+      held: [],
+      waitingFor: [],
+    });
+    expect((await fx.put(`/api/processes/${holder}/resume`, { done: true })).status).toBe(204);
+    await fx.waitForStatus(holder, 'completed');
+    // The keys are free: nobody holds them (before the fix the aborted waiter did, for ever).
+    expect((await counts()).l).toBe(0);
+    const next = await fx.start('queued', { key: 'd' });
+    await fx.waitForStatus(next, 'suspended');
+    await fx.put(`/api/processes/${next}/abort`);
+  });
 });
 
 describe('runPredicate', () => {

@@ -659,6 +659,8 @@ export async function abortProcessRow(
         WHERE id = $1 AND status <> ALL($3::text[])
        RETURNING p.id, p.step_index, ${CURRENT_STATE} AS state, ${processEventSql('p')} AS event),
      c AS (${CANCEL_CALLBACKS}),
+     -- Queued for resource keys (lockMode queue): it leaves the queue, or it would be given them.
+     w AS (DELETE FROM orchestrator.resource_lock_waiters WHERE process_id IN (SELECT id FROM p)),
      s AS (
        INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
        SELECT id, step_index, 'Abort', 'abort', state, NULL, now(), $2, NULL FROM p
