@@ -17,7 +17,9 @@ import { liveViewRouter } from './api/live-view.ts';
 import { settingsRouter } from './api/settings.ts';
 import { schedulesRouter } from './api/schedules.ts';
 import { DEFAULT_SCHEDULES, installDefaultSchedules } from './executors/scheduler.ts';
-import { createLiveServer } from './live/live-server.ts';
+import { createLiveServer, type LiveServer } from './live/live-server.ts';
+import { metricsRouter } from './api/metrics.ts';
+import { createEngineMetrics } from './engine/metrics.ts';
 
 export interface Orchestrator {
   url: string;
@@ -47,7 +49,9 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   const { publish } = events;
   // Known once the server listens (PORT may be 0).
   let publicUrl = config.PUBLIC_URL ?? '';
+  const metrics = createEngineMetrics();
   const executor = await startApiExecutor(config, {
+    metrics,
     pool,
     registry,
     connectionString: database.connectionString,
@@ -56,11 +60,20 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     callbackUrl: (id, token) => publicUrl.replace(/\/$/, '') + callbackPath(id, token),
   });
   const engine = createEngine({ pool, registry, dispatcher: executor.dispatcher, logger, publish });
+  let live: LiveServer | undefined;
   const app = createApp({
     engine,
     pool,
     logger,
     extend: (a) => {
+      a.use(
+        metricsRouter({
+          pool,
+          engine: metrics,
+          liveClients: () => live?.io.engine.clientsCount ?? 0,
+          token: config.METRICS_TOKEN,
+        }),
+      );
       a.use(
         workerStatusRouter({
           pool,
@@ -76,7 +89,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   });
   const server = http.createServer(app);
   // Live view: Socket.IO on the same port, relaying this database's LISTEN/NOTIFY events.
-  const live = createLiveServer({
+  live = createLiveServer({
     httpServer: server,
     pool,
     connectionString: database.connectionString,

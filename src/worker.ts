@@ -15,6 +15,9 @@ import { allQueues, createBoss, createQueues, queueFor } from './executors/boss.
 import { createWorkerExecutor, type WorkerExecutor } from './executors/worker.ts';
 import { createListener } from './live/listener.ts';
 import { callbackPath } from './engine/runner.ts';
+import http from 'node:http';
+import client from 'prom-client';
+import { createEngineMetrics, type EngineMetrics } from './engine/metrics.ts';
 
 export interface WorkerOptions {
   /** Queues to consume (see resolveQueues). */
@@ -39,6 +42,31 @@ function withStartupRetry<T>(logger: Logger, what: string, fn: () => Promise<T>)
     maxDelayMs: 5_000,
     onRetry: (err) => logger.warn(`${what}: database unreachable, retrying`, { err }),
   });
+}
+
+/** A worker's own /metrics (the steps it ran), for Prometheus to scrape each worker. */
+async function serveWorkerMetrics(
+  metrics: EngineMetrics,
+  port: number,
+  host: string,
+): Promise<http.Server> {
+  const registry = client.Registry.merge([metrics.registry, new client.Registry()]);
+  client.collectDefaultMetrics({ register: registry });
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
 }
 
 export async function startWorker(
@@ -76,7 +104,9 @@ export async function startWorker(
   // Events of committed changes (claims, steps), sent after each commit (see src/db/events.ts).
   const publisher = createEventPublisher({ connectionString, logger });
   await withStartupRetry(logger, 'live publisher', () => publisher.start());
+  const metrics = createEngineMetrics();
   const executor = createWorkerExecutor({
+    metrics,
     pool,
     handOffPool,
     boss,
@@ -118,12 +148,15 @@ export async function startWorker(
     logger,
     // Only what a worker acts on: aborts, and processes that may have a job waiting.
     wanted: (e) =>
-      e.type === 'process' &&
-      (e.status === 'aborted' || e.status === 'created' || e.status === 'resumed'),
+      e.type === 'engine' ||
+      (e.type === 'process' &&
+        (e.status === 'aborted' || e.status === 'created' || e.status === 'resumed')),
   });
   // A created or resumed process has its job committed in the same transaction: idle slots
   // fetch at once instead of waiting out the polling interval.
   events.on('notification', (e) => {
+    // Unpaused: jobs for what stopped were sent in the unlocking transaction.
+    if (e.type === 'engine' && !e.globalLock) executor.wake();
     if (e.type !== 'process') return;
     if (e.status === 'aborted') executor.runner.abortLocal(e.id);
     else if (e.status === 'created' || e.status === 'resumed') {
@@ -138,6 +171,10 @@ export async function startWorker(
   await events.start();
 
   await executor.start();
+  const metricsServer =
+    config.METRICS_PORT === undefined
+      ? undefined
+      : await serveWorkerMetrics(metrics, config.METRICS_PORT, config.HOST);
   logger.info('worker ready', {
     id,
     queues: options.queues,
@@ -153,6 +190,7 @@ export async function startWorker(
       stopped ??= (async () => {
         logger.info('worker stopping', { id, active: executor.runner.active().length });
         await executor.stop(timeoutMs);
+        metricsServer?.close();
         await publisher.stop();
         await events.stop();
         clearInterval(beat);

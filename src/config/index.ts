@@ -57,6 +57,10 @@ const configSchema = z.object({
       ),
     ])
     .pipe(z.array(z.string().regex(/^[a-z][a-z0-9_]*$/, 'lower-case letters, digits, _'))),
+  /** When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(1).optional(),
+  /** A worker serves its own metrics (steps it ran) on this port at /metrics. Default: none. */
+  METRICS_PORT: z.coerce.number().int().min(0).optional(),
   /** Days completed tasks are kept before `task_clean_up_tasks` deletes them. Default 3. */
   TASK_LOG_RETENTION_DAYS: z.coerce.number().min(0).default(3),
   /** Seconds a stopping worker or API lets running steps finish before aborting them. Default 30. */

@@ -16,6 +16,7 @@ import {
   type StepCommit,
 } from '../db/step-writes.ts';
 import { createCommitBatcher } from './commit-batcher.ts';
+import { noMetrics, type EngineMetrics } from './metrics.ts';
 import { toStepError } from './errors.ts';
 import { positionProblem, type Registry } from './registry.ts';
 import type { StepPool } from './step-pool.ts';
@@ -74,6 +75,8 @@ export interface RunnerOptions {
   ) => Promise<void>;
   /** Told after a commit that something of this process is due at `at` (a retry, a callback timeout). */
   onDue?: (processId: string, at: Date) => void;
+  /** Step durations, failures and retries. Default: none. */
+  metrics?: EngineMetrics;
   /** The URL a callback step hands out for `token`. Default: the path alone. */
   callbackUrl?: (processId: string, token: string) => string;
 }
@@ -108,6 +111,7 @@ export function createRunner(opts: RunnerOptions): Runner {
   const { pool, registry, steps, owner, leaseSeconds, logger, publish } = opts;
   const active = new Map<string, Active>();
   const callbackUrl = opts.callbackUrl ?? callbackPath;
+  const metrics = opts.metrics ?? noMetrics;
   let stopping = false;
   let stopped: Promise<void> | undefined;
 
@@ -225,12 +229,15 @@ export function createRunner(opts: RunnerOptions): Runner {
         guard = { kind: 'error', error: toStepError(err) };
       }
       let outcome: Outcome;
+      // Whether a body or action ran (skipped and input steps run nothing).
+      let ran = false;
       if (guard === false) outcome = { kind: 'skipped' };
       else if (guard !== true) outcome = guard;
       else if (stepDef.kind === 'input') outcome = { kind: 'suspend' };
       else {
         const callback = stepDef.kind === 'callback' ? newCallbackToken() : undefined;
-        const ran = await steps
+        ran = true;
+        const result = await steps
           .run(
             {
               workflow: def.name,
@@ -248,12 +255,12 @@ export function createRunner(opts: RunnerOptions): Runner {
             throw err;
           });
         // Aborted: by the user or a lost lease (nothing to commit), or by shutdown (give it back).
-        if (controller.signal.aborted || !ran) return stopping ? giveBack(claim) : 'lease_lost';
-        outcome = !ran.ok
-          ? { kind: 'error', error: ran.error }
+        if (controller.signal.aborted || !result) return stopping ? giveBack(claim) : 'lease_lost';
+        outcome = !result.ok
+          ? { kind: 'error', error: result.error }
           : callback
-            ? { kind: 'callback', delta: ran.delta, tokenHash: callback.hash }
-            : { kind: 'success', delta: ran.delta };
+            ? { kind: 'callback', delta: result.delta, tokenHash: callback.hash }
+            : { kind: 'success', delta: result.delta };
       }
       const next = transition(stepDef, outcome, { index, attempt, isLast, state, now: startedAt });
       if (next.state !== state) {
@@ -281,6 +288,15 @@ export function createRunner(opts: RunnerOptions): Runner {
       }
       if (result.events) publish(result.events);
       else publish.missed();
+      if (ran) {
+        metrics.stepRan(
+          def.name,
+          stepDef.name,
+          commit.stepStatus,
+          (Date.now() - +startedAt) / 1000,
+        );
+        if (commit.retryAt) metrics.retryScheduled(def.name, stepDef.name);
+      }
       const due = commit.retryAt ?? commit.callback?.expiresAt;
       if (due) opts.onDue?.(claim.id, due);
       // The engine was paused: the commit gave the process back before its next step.

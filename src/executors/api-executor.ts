@@ -9,6 +9,7 @@ import type { Dispatcher } from '../engine/engine.ts';
 import type { Registry } from '../engine/registry.ts';
 import { stepPoolFromConfig } from '../engine/step-pool.ts';
 import { createTimekeeper } from '../engine/timekeeper.ts';
+import type { EngineMetrics } from '../engine/metrics.ts';
 import { allQueues, createBoss, createQueues, createScheduleQueue } from './boss.ts';
 import { createScheduler, type Scheduler } from './scheduler.ts';
 import { createQueueExecutor } from './queue.ts';
@@ -34,6 +35,7 @@ export interface ApiExecutorDeps {
   publish: Publish;
   /** The URL a callback step hands out (the API's public address + the callback path). */
   callbackUrl: (processId: string, token: string) => string;
+  metrics: EngineMetrics;
 }
 
 export async function startApiExecutor(
@@ -72,6 +74,7 @@ export async function startApiExecutor(
       targetQueues: config.TARGET_QUEUES,
       leaseSeconds: config.LEASE_SECONDS,
       logger,
+      metrics: deps.metrics,
     });
     return {
       dispatcher: queue.dispatcher,
@@ -98,6 +101,7 @@ export async function startApiExecutor(
     publish,
     callbackUrl: deps.callbackUrl,
     onDue: (_id, at) => timekeeper.hint(at),
+    metrics: deps.metrics,
   });
   later.retryDue = (ids) => threadpool.launch(ids);
   return {

@@ -12,6 +12,7 @@ import {
 } from '../db/jobs.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import type { Dispatch, Dispatcher } from '../engine/engine.ts';
+import type { EngineMetrics } from '../engine/metrics.ts';
 import { queueFor, type JobData } from './boss.ts';
 
 /** Statement names by text: pg-boss's statements, prepared once per connection. */
@@ -140,6 +141,7 @@ export interface QueueExecutorOptions {
   logger: Logger;
   /** How often to look for processes without a job. Default: lease / 2. */
   sweepIntervalMs?: number;
+  metrics?: EngineMetrics;
 }
 
 export interface QueueExecutor {
@@ -186,6 +188,7 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
         }
         // Its runner died mid-way: fetched before the backlog of the queue (priority 0).
         const priority = p.status === 'running' ? 10 : 0;
+        if (p.status === 'running') opts.metrics?.leasesRecovered(1);
         await sendJob(boss, tx, job, targetQueues, { priority });
         return true;
       });

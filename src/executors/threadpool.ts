@@ -8,6 +8,7 @@ import type { Dispatcher } from '../engine/engine.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
 import type { StepPool } from '../engine/step-pool.ts';
+import type { EngineMetrics } from '../engine/metrics.ts';
 
 export interface ThreadpoolOptions {
   pool: Pool;
@@ -32,6 +33,7 @@ export interface ThreadpoolOptions {
   callbackUrl?: (processId: string, token: string) => string;
   /** Told when a commit here made something due later (a retry, a callback timeout). */
   onDue?: (processId: string, at: Date) => void;
+  metrics?: EngineMetrics;
 }
 
 export interface ThreadpoolExecutor {
@@ -59,6 +61,7 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     publish: opts.publish,
     callbackUrl: opts.callbackUrl,
     onDue: opts.onDue,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   const maxRunning = opts.maxRunning ?? 64;
   // Two local queues, each insertion-ordered (first come, first run); an id is in at most one.
@@ -166,6 +169,7 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
         }
       }
       next();
+      opts.metrics?.leasesRecovered(leaseExpired);
       if (orphans.length) {
         logger.info('picked up processes', { count: orphans.length, leaseExpired });
       }

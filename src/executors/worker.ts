@@ -17,6 +17,7 @@ import { claimProcesses, type Claim } from '../db/step-writes.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
 import type { StepPool } from '../engine/step-pool.ts';
+import type { EngineMetrics } from '../engine/metrics.ts';
 import { jobDataSchema, RESUME_QUEUES } from './boss.ts';
 import { inTransaction, requeueInTransaction, retryInTransaction } from './queue.ts';
 
@@ -42,6 +43,7 @@ export interface WorkerExecutorOptions {
   publish: Publish;
   /** The URL a callback step hands out (see RunnerOptions.callbackUrl). */
   callbackUrl?: (processId: string, token: string) => string;
+  metrics?: EngineMetrics;
 }
 
 export type WorkerState = 'created' | 'running' | 'stopping' | 'stopped';
@@ -87,6 +89,7 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
       t.unref();
     },
     callbackUrl: opts.callbackUrl,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   let state: WorkerState = 'created';
   let stopping: Promise<void> | undefined;
