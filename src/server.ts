@@ -60,7 +60,8 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     callbackUrl: (id, token) => publicUrl.replace(/\/$/, '') + callbackPath(id, token),
   });
   const engine = createEngine({ pool, registry, dispatcher: executor.dispatcher, logger, publish });
-  let live: LiveServer | undefined;
+  // Set once the live server exists (it needs the HTTP server, which needs the app).
+  const liveRef: { server?: LiveServer } = {};
   const app = createApp({
     engine,
     pool,
@@ -70,7 +71,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
         metricsRouter({
           pool,
           engine: metrics,
-          liveClients: () => live?.io.engine.clientsCount ?? 0,
+          liveClients: () => liveRef.server?.io.engine.clientsCount ?? 0,
           token: config.METRICS_TOKEN,
         }),
       );
@@ -89,12 +90,13 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   });
   const server = http.createServer(app);
   // Live view: Socket.IO on the same port, relaying this database's LISTEN/NOTIFY events.
-  live = createLiveServer({
+  const live = createLiveServer({
     httpServer: server,
     pool,
     connectionString: database.connectionString,
     logger,
   });
+  liveRef.server = live;
   await live.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
