@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/config/logger.ts';
 import { PROCESS_STATUSES } from '../src/engine/types.ts';
+import { createListener, type Listener } from '../src/live/listener.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -8,6 +10,7 @@ import {
   connectLive,
   eventFlowSuite,
   flowOf,
+  holdingStepCommits,
   startWatched,
   type LiveClient,
 } from './support/live.ts';
@@ -70,6 +73,86 @@ describe('two API instances on one database', () => {
       expect(flowOf(watcher.events, id).steps).toEqual([]);
     } finally {
       watcher.close();
+    }
+  });
+});
+
+describe('the process list and the process rooms', () => {
+  let db: TestDatabase;
+  let api: Orchestrator;
+  /** In the process list only. */
+  let list: LiveClient;
+  /** In each process's room only. */
+  let rooms: LiveClient;
+  /** In both. */
+  let both: LiveClient;
+  /** What the relay hears: every process event, in order. */
+  let listener: Listener;
+  const heard: { id: string; version: number }[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    api = await startApi(db.url);
+    listener = createListener({ connectionString: db.url, logger: silentLogger });
+    listener.on('notification', (e) => {
+      if (e.type === 'process') heard.push({ id: e.id, version: e.version });
+    });
+    await listener.start();
+    [list, rooms, both] = await Promise.all([
+      connectLive(api.url),
+      connectLive(api.url),
+      connectLive(api.url),
+    ]);
+    for (const c of [list, both])
+      expect(await c.subscribe({ room: 'processes' })).toEqual({ ok: true });
+  });
+  afterAll(async () => {
+    for (const c of [list, rooms, both]) c?.close();
+    await listener?.stop();
+    await api?.close();
+    await db?.drop();
+  });
+
+  it('a room gets every update of its process in order; the list the final status of each, in order', async () => {
+    const ids = await holdingStepCommits(db.pool, async () => {
+      const started = await Promise.all(
+        Array.from({ length: 20 }, () => client(api.url).start('noop')),
+      );
+      for (const id of started)
+        for (const c of [rooms, both])
+          expect(await c.subscribe({ processId: id })).toEqual({ ok: true });
+      return started;
+    });
+    const done = (c: LiveClient) =>
+      c.waitFor(
+        (ev) => ids.every((id) => flowOf(ev, id).statuses.includes('completed')),
+        'every process completed',
+      );
+    await Promise.all([done(list), done(rooms), done(both)]);
+    const versions = (c: LiveClient, id: string) =>
+      c.events
+        .filter((e) => e.event === 'process:updated' && e.data.id === id)
+        .map((e) => e.data.version as number);
+    for (const id of ids) {
+      const all = heard.filter((h) => h.id === id).map((h) => h.version);
+      expect(all.length).toBeGreaterThanOrEqual(3);
+      // A client in both rooms gets every change of the process once, in order: those before it
+      // joined the process's room through the list, the others through the room.
+      expect(versions(both, id)).toEqual(all);
+      // A client in the room only: every change since it joined.
+      const since = versions(rooms, id);
+      expect(since.length).toBeGreaterThanOrEqual(2);
+      expect(since).toEqual(all.slice(all.length - since.length));
+      expect(flowOf(rooms.events, id).statuses.at(-1)).toBe('completed');
+      expect(flowOf(both.events, id).steps).toEqual(flowOf(rooms.events, id).steps);
+      // The list: some of the same updates, in order, none twice, ending with `completed`.
+      const some = versions(list, id);
+      expect(some.filter((v) => all.includes(v))).toEqual(some);
+      expect([...some].sort((a, b) => a - b)).toEqual(some);
+      expect(new Set(some).size).toBe(some.length);
+      expect(some.at(-1)).toBe(all.at(-1));
+      expect(flowOf(list.events, id).statuses.at(-1)).toBe('completed');
+      expect(flowOf(list.events, id).steps).toEqual([]);
     }
   });
 });

@@ -5,6 +5,7 @@
 // measuring side is not one event loop handling every client's messages.
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startProcess } from './client.ts';
@@ -17,6 +18,17 @@ export { parseTimestampMs } from './live-clients.ts';
 /** Clients per child process. */
 const CLIENTS_PER_PROCESS = 50;
 const SCRIPT = path.join(root, 'scripts', 'bench', 'live-clients.ts');
+
+/** CPU seconds (user + system) a process used so far, from /proc (Linux; NaN elsewhere). */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
 
 /** Whether the API serves live events (the live view may not be part of this build). */
 export async function liveAvailable(url: string): Promise<boolean> {
@@ -87,6 +99,11 @@ export class LiveClients {
     this.received = 0;
     this.completed = 0;
     this.samples = [];
+  }
+
+  /** CPU seconds the client processes used so far. */
+  cpuSeconds(): number {
+    return this.children.reduce((sum, c) => sum + cpuSeconds(c.pid), 0);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
-// `npm run bench [-- --quick] [-- --peers] [-- --out FILE] [-- --pg-stats]`: measures the ceiling,
-// the pg-boss floor, the Celery + Redis peer (`--peers`) and the orchestrator side by side on one
-// Postgres, prints a table and writes JSON.
+// `npm run bench [-- --quick] [-- --peers] [-- --out FILE] [-- --pg-stats] [-- --only live]`:
+// measures the ceiling, the pg-boss floor, the Celery + Redis peer (`--peers`) and the orchestrator
+// side by side on one Postgres, prints a table and writes JSON. `--only live`: the ceiling, item
+// 3's threadpool noop runs (without their database cost) and item 5, nothing else.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +15,7 @@ import {
   withoutTriggers,
 } from './ceiling.ts';
 import { CostProbe, type RunCost } from './dbcost.ts';
-import { LiveClients, liveAvailable, measureLiveLatency } from './live.ts';
+import { cpuSeconds, LiveClients, liveAvailable, measureLiveLatency } from './live.ts';
 import { measureLatency } from './latency.ts';
 import { CELERY_PROCESSES, findPeerTools, measureCeleryPeer, PEERS_APT } from './peers.ts';
 import { measurePgBossFloor } from './pgboss.ts';
@@ -38,8 +39,14 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     'pg-stats': { type: 'boolean', default: false },
     peers: { type: 'boolean', default: false },
+    only: { type: 'string' },
   },
 });
+if (args.only !== undefined && args.only !== 'live') {
+  process.stderr.write(`--only takes \`live\`, not \`${args.only}\`\n`);
+  process.exit(2);
+}
+const liveOnly = args.only === 'live';
 
 const PROFILES = {
   default: {
@@ -207,7 +214,7 @@ async function run(db: BenchDatabase): Promise<void> {
   const time = (v: number) => v / commit;
   // The reference of each big-state throughput row: the same statement with a state that big.
   const sizedCeiling = new Map<number, number>();
-  for (const [bytes] of profile.payloads) {
+  for (const [bytes] of liveOnly ? [] : profile.payloads) {
     const s = summarize(
       await withoutTriggers(db.url, () =>
         repeat(profile.runs, () =>
@@ -225,26 +232,30 @@ async function run(db: BenchDatabase): Promise<void> {
     });
   }
 
-  log('2. pg-boss floor');
-  await db.reset();
-  const floor = summarize(
-    await measurePgBossFloor(db.url, {
-      workers: WORKERS,
-      jobs: profile.floorJobs,
-      runs: profile.runs,
-    }),
-  );
-  figures.push({
-    item: 2,
-    label: `pg-boss floor: no-op jobs, ${WORKERS} worker processes`,
-    unit: 'jobs/s',
-    value: floor,
-    ratio: rate(floor.median),
-  });
+  if (!liveOnly) {
+    log('2. pg-boss floor');
+    await db.reset();
+    const floor = summarize(
+      await measurePgBossFloor(db.url, {
+        workers: WORKERS,
+        jobs: profile.floorJobs,
+        runs: profile.runs,
+      }),
+    );
+    figures.push({
+      item: 2,
+      label: `pg-boss floor: no-op jobs, ${WORKERS} worker processes`,
+      unit: 'jobs/s',
+      value: floor,
+      ratio: rate(floor.median),
+    });
+  }
 
   const peerLabel = `Celery + Redis: 3-step workflow, prefork ${CELERY_PROCESSES} processes, ${profile.processes} workflows`;
   let peer: number | undefined;
-  if (!args.peers) {
+  if (liveOnly) {
+    // No peer either.
+  } else if (!args.peers) {
     figures.push({ item: 0, label: peerLabel, unit: 'workflows/s', missing: 'run with --peers' });
   } else {
     log('0. peer: Celery + Redis');
@@ -305,7 +316,9 @@ async function run(db: BenchDatabase): Promise<void> {
   });
 
   let threadpoolNoop: ReturnType<typeof summarize> | undefined;
-  for (const mode of ['worker', 'threadpool'] as const) {
+  /** The API's CPU per process in those runs (ms), for item 5. */
+  let threadpoolApiCpuMs = Number.NaN;
+  for (const mode of liveOnly ? (['threadpool'] as const) : (['worker', 'threadpool'] as const)) {
     const name = mode === 'worker' ? `worker mode, ${WORKERS} workers` : 'threadpool';
     if (mode === 'worker' && !workerModeAvailable) {
       const missing = 'worker mode not available';
@@ -327,18 +340,25 @@ async function run(db: BenchDatabase): Promise<void> {
       continue;
     }
     await withApi(db, mode, async (api, workers) => {
-      log(`3. throughput, ${name} (database cost of ${profile.costRuns} of the noop runs)`);
+      log(
+        `3. throughput, ${name}${liveOnly ? '' : ` (database cost of ${profile.costRuns} of the noop runs)`}`,
+      );
       const probe = await CostProbe.open(db.url);
       let noop: ThroughputRun[];
       try {
         machine.walFlushes = probe.walFlushSource;
+        const cpuBefore = cpuSeconds(api.process.child.pid);
         noop = await repeat(profile.runs, (run) =>
           measureThroughput(db, api.url, {
             processes: profile.processes,
             stateBytes: 0,
-            ...(run < profile.costRuns ? { cost: probe } : {}),
+            ...(run < profile.costRuns && !liveOnly ? { cost: probe } : {}),
           }),
         );
+        if (mode === 'threadpool')
+          threadpoolApiCpuMs =
+            ((cpuSeconds(api.process.child.pid) - cpuBefore) * 1000) /
+            (profile.runs * profile.processes);
       } finally {
         await probe.close();
       }
@@ -366,7 +386,7 @@ async function run(db: BenchDatabase): Promise<void> {
           mode === 'worker' ? 6 : 5,
         ),
       );
-      for (const [bytes, count] of profile.payloads) {
+      for (const [bytes, count] of liveOnly ? [] : profile.payloads) {
         const r = await repeat(profile.runs, () =>
           measureThroughput(db, api.url, { processes: count, stateBytes: bytes }),
         );
@@ -383,21 +403,23 @@ async function run(db: BenchDatabase): Promise<void> {
         });
       }
 
-      log(`4. latency, ${name}`);
-      await db.reset();
-      const lat = await measureLatency(db.url, api.url, {
-        count: profile.latencyCount,
-        runs: profile.runs,
-      });
-      const first = summarizeLatency(lat.firstStep);
-      const done = summarizeLatency(lat.completed);
-      const doneTarget = mode === 'worker' ? 15 : 10;
-      figures.push(
-        latencyFigure(4, `POST → first step committed, ${name}, p50`, first.p50, 5),
-        latencyFigure(4, `POST → first step committed, ${name}, p99`, first.p99, 25),
-        latencyFigure(4, `POST → noop completed, ${name}, p50`, done.p50, doneTarget),
-        latencyFigure(4, `POST → noop completed, ${name}, p99`, done.p99),
-      );
+      if (!liveOnly) {
+        log(`4. latency, ${name}`);
+        await db.reset();
+        const lat = await measureLatency(db.url, api.url, {
+          count: profile.latencyCount,
+          runs: profile.runs,
+        });
+        const first = summarizeLatency(lat.firstStep);
+        const done = summarizeLatency(lat.completed);
+        const doneTarget = mode === 'worker' ? 15 : 10;
+        figures.push(
+          latencyFigure(4, `POST → first step committed, ${name}, p50`, first.p50, 5),
+          latencyFigure(4, `POST → first step committed, ${name}, p99`, first.p99, 25),
+          latencyFigure(4, `POST → noop completed, ${name}, p50`, done.p50, doneTarget),
+          latencyFigure(4, `POST → noop completed, ${name}, p99`, done.p99),
+        );
+      }
 
       if (mode === 'threadpool') {
         log('5. live latency');
@@ -478,9 +500,14 @@ async function run(db: BenchDatabase): Promise<void> {
         );
         if (clients === 1) continue;
         log(`5. throughput, threadpool, ${clients} live clients connected`);
+        const apiBefore = cpuSeconds(api.process.child.pid);
+        const clientsBefore = conns.cpuSeconds();
         const r = await repeat(profile.runs, () =>
           measureThroughput(db, api.url, { processes: profile.processes, stateBytes: 0 }),
         );
+        const perProcessMs = (s: number) => (s * 1000) / (profile.runs * profile.processes);
+        const apiCpu = perProcessMs(cpuSeconds(api.process.child.pid) - apiBefore);
+        const clientsCpu = perProcessMs(conns.cpuSeconds() - clientsBefore);
         const procs = summarize(r.map((x) => x.processesPerSecond));
         const base = threadpoolNoop!.median;
         const rel = summarize(r.map((x) => x.processesPerSecond / base));
@@ -501,12 +528,34 @@ async function run(db: BenchDatabase): Promise<void> {
             met: rel.median >= 0.9,
           },
         );
+        // Where the CPU goes (utime + stime from /proc): on 2 cores the clients share the API's.
+        figures.push(
+          {
+            item: 5,
+            label: `API CPU per process, item 3's threadpool noop runs, no client`,
+            unit: 'ms',
+            value: summarize([threadpoolApiCpuMs]),
+          },
+          {
+            item: 5,
+            label: `API CPU per process, the same with ${clients} live clients`,
+            unit: 'ms',
+            value: summarize([apiCpu]),
+          },
+          {
+            item: 5,
+            label: `the ${clients} live clients' CPU per process (their child processes)`,
+            unit: 'ms',
+            value: summarize([clientsCpu]),
+          },
+        );
       } finally {
         await conns.close();
       }
     }
   }
 
+  if (liveOnly) return;
   log(`6. scale: seeding ${profile.scaleRows.toLocaleString('en-US')} processes`);
   await db.reset();
   const seeded = await seedProcesses(db.url, profile.scaleRows);
