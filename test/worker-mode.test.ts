@@ -233,7 +233,7 @@ describe('atomic hand-off', () => {
 });
 
 describe('npm run queues', () => {
-  it('prints jobs per queue, processes per workflow and stuck processes', async () => {
+  it('prints jobs per queue, processes per workflow, stuck processes, schedules, locks and retries', async () => {
     const text = spawnNode('src/cli/queues.ts', [], { DATABASE_URL: db.url });
     expect(await text.exited).toBe(0);
     expect(text.output()).toContain('Jobs per queue and state (orchestrator.queue_overview)');
@@ -248,6 +248,21 @@ describe('npm run queues', () => {
     expect(parsed.processes).toContainEqual(
       expect.objectContaining({ workflow: 'noop_task', isTask: true, status: 'completed' }),
     );
+    // The built-in tasks' schedules, each with its next run.
+    expect(text.output()).toMatch(
+      /Schedules \(orchestrator.schedule_overview\)\n.*\n.*\n {2}task_clean_up_tasks/,
+    );
+    expect(parsed.schedules.map((s: { name: string }) => s.name)).toEqual([
+      'task_clean_up_tasks',
+      'task_resume_workflows',
+      'task_validate_workflows',
+    ]);
+    for (const s of parsed.schedules)
+      expect(new Date(s.nextRun).getTime()).toBeGreaterThan(Date.now());
+    expect(text.output()).toContain('Resource locks held (orchestrator.resource_lock_overview)');
+    expect(text.output()).toContain('Waiting retries (orchestrator.waiting_retries)');
+    expect(parsed.locks).toEqual([]);
+    expect(parsed.retries).toEqual([]);
   });
 });
 

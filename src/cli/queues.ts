@@ -1,6 +1,8 @@
 // Entry point of `npm run queues`: prints the inspection views (jobs per queue and state,
-// processes per workflow and status, stuck processes). `--json` prints them as one JSON object.
+// processes per workflow and status, stuck processes, schedules with their next run, resource
+// locks held, waiting retries). `--json` prints them as one JSON object.
 import { parseArgs } from 'node:util';
+import { PgBoss } from 'pg-boss';
 import { loadConfig } from '../config/index.ts';
 import { embeddedConnectionString } from '../db/embedded.ts';
 import { inspect } from '../db/inspection.ts';
@@ -41,7 +43,21 @@ try {
     sequentialScans: true,
   });
   try {
-    const result = await inspect(pool);
+    const inspected = await inspect(pool);
+    // The next run of each schedule, computed as pg-boss's cron pass reads it (no connection).
+    const cron = new PgBoss({ connectionString: 'postgres://unused' });
+    const result = {
+      ...inspected,
+      schedules: inspected.schedules.map((s) => {
+        let nextRun: Date | null = null;
+        try {
+          nextRun = cron.previewSchedule(s.cron, { tz: s.timezone, count: 1 })[0] ?? null;
+        } catch {
+          // An expression pg-boss cannot read: listed without a next run.
+        }
+        return { ...s, nextRun };
+      }),
+    };
     if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else
       process.stdout.write(
@@ -52,6 +68,9 @@ try {
             result.processes,
           ),
           table('Stuck processes (orchestrator.stuck_processes)', result.stuck),
+          table('Schedules (orchestrator.schedule_overview)', result.schedules),
+          table('Resource locks held (orchestrator.resource_lock_overview)', result.locks),
+          table('Waiting retries (orchestrator.waiting_retries)', result.retries),
         ].join('\n'),
       );
   } finally {
