@@ -6,7 +6,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const WAIT = { timeout: 20_000 };
@@ -261,6 +261,10 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       );
       expect(rows).toEqual(['[Configure]', '  Reserve port', '  Apply config', 'Confirm']);
 
+      // The workflow holds its device (lockKeys) while it goes on.
+      await page.waitForSelector('#locks .locks-held .lock-key:text-is("device:leaf-2")', WAIT);
+      expect(await page.textContent('#locks .locks-waiting')).toBe('none');
+
       // The Confirm form shows the device and port already chosen as values, not inputs.
       const resume = '#resume-form';
       await page.waitForSelector(`${resume} input[name="confirmed"]`, WAIT);
@@ -289,7 +293,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       await page.waitForSelector('#start-form input[name="failTimes"]', WAIT);
       expect(await page.$('#start-form .page-indicator:visible')).toBeNull();
       await page.fill('#start-form input[name="failTimes"]', '1');
-      await page.fill('#start-form input[name="backoffSeconds"]', '1');
+      await page.fill('#start-form input[name="backoffSeconds"]', '3');
       await page.click('#start-form button[type="submit"]');
 
       await page.waitForSelector('#process-status:text-is("waiting")', WAIT);
@@ -349,5 +353,254 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       expect(await notReloaded(page)).toBe(42);
       expect(errors).toEqual([]);
     });
+  });
+
+  it('adds a schedule from the page, shows a bad cron and a bad input in place, deletes it', async () => {
+    const http = client(api.url);
+    await withPage('#/', async (page, errors) => {
+      await page.click('nav a[href="#/schedules"]');
+      await page.waitForSelector('#schedule-form', WAIT);
+      // The built-in tasks' schedules are listed, each with its next run.
+      await page.waitForSelector('#schedules tr[data-name="task_clean_up_tasks"] .next-run', WAIT);
+      const form = '#schedule-form';
+      await page.fill('#schedule-name', 'browser-nightly');
+      await page.selectOption('#schedule-workflow', 'flaky');
+      await page.waitForSelector(`${form} input[name="failTimes"]`, WAIT);
+      await page.fill(`${form} input[name="failTimes"]`, '0');
+      await page.fill('#schedule-cron', 'every minute');
+      await page.click(`${form} button[type="submit"]`);
+      await page.waitForSelector(
+        `${form} [data-field="cron"].invalid .field-error:has-text('"every minute"')`,
+        WAIT,
+      );
+      await page.waitForSelector('#schedule-error:has-text("invalid_schedule")', WAIT);
+
+      // An input the start form refuses: at the input's field.
+      await page.fill('#schedule-cron', '0 3 * * *');
+      await page.fill(`${form} input[name="failTimes"]`, '-1');
+      await page.$eval(form, (f) => ((f as HTMLFormElement).noValidate = true));
+      await page.click(`${form} button[type="submit"]`);
+      await page.waitForSelector(
+        `${form} .schedule-input [data-field="failTimes"].invalid .field-error:has-text("Too small")`,
+        WAIT,
+      );
+      await page.waitForSelector('#schedule-error:has-text("validation_error")', WAIT);
+      expect(await page.$(`${form} [data-field="cron"].invalid`)).toBeNull();
+      expect(await page.$('#schedules tr[data-name="browser-nightly"]')).toBeNull();
+
+      await page.fill(`${form} input[name="failTimes"]`, '0');
+      await page.fill('#schedule-timezone', 'Europe/Amsterdam');
+      await page.uncheck('#schedule-overlap');
+      await page.click(`${form} button[type="submit"]`);
+      const row = '#schedules tr[data-name="browser-nightly"]';
+      await page.waitForSelector(`${row} .next-run`, WAIT);
+      await page.waitForSelector(
+        '#schedule-saved:has-text("Added schedule browser-nightly")',
+        WAIT,
+      );
+      expect(await page.$(`${form} .field-error:not([hidden])`)).toBeNull();
+      expect(await page.textContent('#schedule-error')).toBe('');
+      const cells = await page.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent));
+      expect(cells.slice(0, 6)).toEqual([
+        'browser-nightly',
+        'flaky',
+        '0 3 * * *',
+        'Europe/Amsterdam',
+        'no',
+        '{"failTimes":0}',
+      ]);
+      // Local time, and how far off: a daily run is at most a day away.
+      expect(cells[6]).toMatch(/^\S.* \(in \d+ (s|min|h)\)$/);
+      const stored = (await http.get('/api/schedules')).body.find(
+        (s: { name: string }) => s.name === 'browser-nightly',
+      );
+      expect(stored).toMatchObject({
+        workflow: 'flaky',
+        cron: '0 3 * * *',
+        timezone: 'Europe/Amsterdam',
+        input: { failTimes: 0 },
+        overlap: false,
+      });
+      expect(await page.getAttribute(`${row} .next-run`, 'data-at')).toBe(stored.nextRunAt);
+
+      // Delete, after the confirm.
+      let asked = '';
+      page.once('dialog', (d) => {
+        asked = d.message();
+        void d.accept();
+      });
+      await page.click(`${row} button.schedule-delete`);
+      await page.waitForSelector(row, { state: 'detached', ...WAIT });
+      expect(asked).toContain('browser-nightly');
+      expect(
+        (await http.get('/api/schedules')).body.some(
+          (s: { name: string }) => s.name === 'browser-nightly',
+        ),
+      ).toBe(false);
+      expect(await notReloaded(page)).toBe(42);
+      expect(scriptErrors(errors)).toEqual([]);
+    });
+  });
+
+  it('resumes all failed tasks from the list and shows the count; a concurrent one shows its 409', async () => {
+    // A task stopped at its first step, set up directly (no shipped task fails).
+    const id = await seedProcess(db.pool, {
+      workflowName: 'noop_task',
+      isTask: true,
+      target: 'system',
+    });
+    await db.pool.query(
+      `WITH p AS (UPDATE orchestrator.processes SET status = 'failed', last_step = 'One'
+                   WHERE id = $1 RETURNING id)
+       INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
+       SELECT id, 0, 'One', 'failed', '{}', now() FROM p`,
+      [id],
+    );
+    await withPage('#/?workflow=noop_task', async (page, errors) => {
+      const status = `#processes tr[data-id="${id}"] .status`;
+      await page.waitForSelector(`${status}:text-is("failed")`, WAIT);
+      const lock = `hashtext('orchestrator.resume-all')`;
+      const holder = await db.pool.connect();
+      try {
+        await holder.query(`SELECT pg_advisory_lock(${lock})`);
+        await page.click('#resume-all');
+        await page.waitForSelector('#resume-all-result.error:has-text("already_running")', WAIT);
+      } finally {
+        await holder.query(`SELECT pg_advisory_unlock(${lock})`);
+        holder.release();
+      }
+      expect(await page.textContent(`${status}`)).toBe('failed');
+      await page.click('#resume-all');
+      await page.waitForSelector('#resume-all-result:text-is("Resumed 1 task")', WAIT);
+      await page.waitForSelector(`${status}:text-is("completed")`, WAIT);
+      expect(await notReloaded(page)).toBe(42);
+      expect(scriptErrors(errors)).toEqual([]);
+    });
+  });
+
+  it('deletes a completed task from its page; a running one shows the 409; a workflow has no delete', async () => {
+    const http = client(api.url);
+    const done = await http.start('noop_task');
+    await http.waitForStatus(done, 'completed');
+    await withPage(`#/process/${done}`, async (page, errors) => {
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      page.once('dialog', (d) => void d.accept());
+      await page.click('button:text-is("Delete")');
+      await page.waitForSelector('#processes', WAIT);
+      expect(page.url()).toMatch(/#\/$/);
+      expect(await page.$(`#processes tr[data-id="${done}"]`)).toBeNull();
+      expect(errors).toEqual([]);
+    });
+    expect((await http.get(`/api/processes/${done}`)).status).toBe(404);
+
+    // Shown stopped, then running elsewhere before the click (no event for that change here).
+    const busy = await seedProcess(db.pool, {
+      workflowName: 'noop_task',
+      isTask: true,
+      target: 'system',
+    });
+    await db.pool.query(`UPDATE orchestrator.processes SET status = 'failed' WHERE id = $1`, [
+      busy,
+    ]);
+    await withPage(`#/process/${busy}`, async (page, errors) => {
+      await page.waitForSelector('#process-status:text-is("failed")', WAIT);
+      await db.pool.query(
+        `UPDATE orchestrator.processes SET status = 'running', lease_token = gen_random_uuid(),
+                lease_owner = 'elsewhere', lease_expires_at = now() + interval '1 hour'
+          WHERE id = $1`,
+        [busy],
+      );
+      page.once('dialog', (d) => void d.accept());
+      await page.click('button:text-is("Delete")');
+      await page.waitForSelector('#action-error:has-text("process_running")', WAIT);
+      expect(page.url()).toContain(`#/process/${busy}`);
+      expect((await http.put(`/api/processes/${busy}/abort`)).status).toBe(204);
+      await page.waitForSelector('#process-status:text-is("aborted")', WAIT);
+      expect(scriptErrors(errors)).toEqual([]);
+    });
+
+    const wf = await http.start('noop');
+    await http.waitForStatus(wf, 'completed');
+    await withPage(`#/process/${wf}`, async (page) => {
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      await page.waitForSelector('#note-box', WAIT);
+      expect(await page.$('button:text-is("Delete")')).toBeNull();
+    });
+  });
+
+  it('edits, saves and clears a note; another open page follows', async () => {
+    const http = client(api.url);
+    const id = await http.start('noop');
+    await http.waitForStatus(id, 'completed');
+    const other = await browser.newPage();
+    try {
+      await other.goto(`${api.url}/#/process/${id}`);
+      await other.waitForSelector('#connection.online', WAIT);
+      await other.waitForSelector('#note-text:text-is("No note.")', WAIT);
+      await withPage(`#/process/${id}`, async (page, errors) => {
+        await page.waitForSelector('#note-text:text-is("No note.")', WAIT);
+        await page.click('#note-edit');
+        await page.fill('#note-input', 'checked by Ada\nport is patched');
+        await page.click('#note-form button[type="submit"]');
+        await page.waitForSelector('#note-text.note:has-text("checked by Ada")', WAIT);
+        await other.waitForSelector('#note-text.note:has-text("port is patched")', WAIT);
+        expect((await http.get(`/api/processes/${id}`)).body.note).toBe(
+          'checked by Ada\nport is patched',
+        );
+
+        // Edit starts from the note; Cancel leaves it as it was.
+        await page.click('#note-edit');
+        expect(await page.inputValue('#note-input')).toBe('checked by Ada\nport is patched');
+        await page.fill('#note-input', 'not saved');
+        await page.click('#note-cancel');
+        await page.waitForSelector('#note-text.note:has-text("checked by Ada")', WAIT);
+
+        await page.click('#note-clear');
+        await page.waitForSelector('#note-text:text-is("No note.")', WAIT);
+        await other.waitForSelector('#note-text:text-is("No note.")', WAIT);
+        expect((await http.get(`/api/processes/${id}`)).body.note).toBeNull();
+        expect(await notReloaded(page)).toBe(42);
+        expect(errors).toEqual([]);
+      });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('pauses while slow runs: PAUSING with the running count, then PAUSED; unpaused it completes', async () => {
+    const http = client(api.url);
+    const id = await http.start('slow', { sleepMs: 1500 });
+    const other = await browser.newPage();
+    try {
+      await other.goto(`${api.url}/`);
+      await other.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
+      await withPage(`#/process/${id}`, async (page, errors) => {
+        await page.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
+        expect(await page.isVisible('#engine-running')).toBe(false);
+        // Step 1 committed: step 2 has about 1.5 s to go, the time PAUSING lasts.
+        await page.waitForSelector('#steps tr.step:has-text("Step 1")', WAIT);
+        await page.click('#engine-toggle:text-is("Pause engine")');
+        await page.waitForSelector('#engine-status:text-is("PAUSING")', WAIT);
+        expect(await page.textContent('#engine-running')).toMatch(/^[1-9]\d* running$/);
+        await page.waitForSelector('#engine-status:text-is("PAUSED")', WAIT);
+        await page.waitForSelector('#engine-running', { state: 'hidden', ...WAIT });
+        await page.waitForSelector('#process-status:text-is("resumed")', WAIT);
+        await other.waitForSelector('#engine-status:text-is("PAUSED")', WAIT);
+        const stopped = (await http.get(`/api/processes/${id}`)).body;
+        expect(stopped.status).toBe('resumed');
+        expect(stopped.steps.length).toBeLessThan(5);
+
+        await page.click('#engine-toggle:text-is("Resume engine")');
+        await page.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
+        await other.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
+        await page.waitForSelector('#process-status:text-is("completed")', { timeout: 30_000 });
+        expect(await notReloaded(page)).toBe(42);
+        expect(errors).toEqual([]);
+      });
+    } finally {
+      await other.close();
+    }
+    const done = (await http.get(`/api/processes/${id}`)).body;
+    expect(done.currentState.visited).toEqual([1, 2, 3, 4, 5]);
   });
 });

@@ -2,34 +2,51 @@
 //   #/                 processes, filtered by status and workflow (list.js)
 //   #/start[/<name>]   start a workflow from its input form, page by page (start.js, paged-form.js)
 //   #/process/<id>     one process: steps as they commit (grouped), state, retry time, callback
-//                      URL and progress, resume form, abort/retry (process.js)
+//                      URL and progress, resume form, abort/retry/delete, note, locks (process.js)
+//   #/schedules        the schedules with their next run; add, replace and delete (schedules.js)
 import { listPage } from './list.js';
-import { api, createVisit, socket } from './page.js';
+import { api, createVisit, errorLine, socket } from './page.js';
 import { processPage } from './process.js';
+import { schedulesPage } from './schedules.js';
 import { startPage } from './start.js';
 
-// ---- engine status (header) ----
+// ---- engine status (header): RUNNING, PAUSING (with the processes still running) or PAUSED ----
 const engineBadge = document.getElementById('engine-status');
+const engineRunning = document.getElementById('engine-running');
 const engineToggle = document.getElementById('engine-toggle');
 const connection = document.getElementById('connection');
 let engine;
+/** engine:status events seen: a PUT's answer older than an event that came after it is stale. */
+let engineEvents = 0;
 
 function showEngine(status) {
   engine = status;
   engineBadge.textContent = status.engineStatus;
   engineBadge.className = `badge ${status.engineStatus}`;
   engineBadge.title = `${status.runningProcesses} running`;
+  // While pausing, the processes that have yet to reach the end of their step.
+  engineRunning.hidden = status.engineStatus !== 'PAUSING';
+  engineRunning.textContent = `${status.runningProcesses} running`;
   engineToggle.hidden = false;
   engineToggle.textContent = status.globalLock ? 'Resume engine' : 'Pause engine';
 }
 engineToggle.addEventListener('click', async () => {
+  const seen = engineEvents;
+  engineToggle.disabled = true;
   try {
-    showEngine(await api('PUT', '/api/settings/status', { globalLock: !engine?.globalLock }));
+    const status = await api('PUT', '/api/settings/status', { globalLock: !engine?.globalLock });
+    // PAUSED may have come as an event before this answer (PAUSING): keep the newer one.
+    if (engineEvents === seen) showEngine(status);
   } catch (err) {
-    window.alert(err.message);
+    window.alert(errorLine(err));
+  } finally {
+    engineToggle.disabled = false;
   }
 });
-socket.on('engine:status', showEngine);
+socket.on('engine:status', (status) => {
+  engineEvents++;
+  showEngine(status);
+});
 socket.on('connect', () => {
   connection.textContent = 'live';
   connection.className = 'badge online';
@@ -50,6 +67,8 @@ async function route() {
   try {
     if (parts[0] === 'process' && parts[1]) {
       await processPage(decodeURIComponent(parts[1]), current);
+    } else if (parts[0] === 'schedules') {
+      await schedulesPage(current);
     } else if (parts[0] === 'start') {
       await startPage(parts[1] && decodeURIComponent(parts[1]), current);
     } else {

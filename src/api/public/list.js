@@ -1,6 +1,7 @@
-// #/ : the processes, filtered by status and workflow, changing as processes move.
+// #/ : the processes, filtered by status and workflow, changing as processes move; "Resume all
+// failed tasks" (failed, waiting, api_unavailable and inconsistent_data tasks) with its count.
 import { el } from './forms.js';
-import { api, debounce, STATUSES, statusPill, time, view } from './page.js';
+import { api, debounce, errorLine, STATUSES, statusPill, time, view } from './page.js';
 
 /** Renders the list for `params` (status, workflow) within `visit` (see page.js). */
 export async function listPage(params, visit) {
@@ -47,7 +48,7 @@ export async function listPage(params, visit) {
     ]),
     body,
   ]);
-  view.replaceChildren(el('h1', { text: 'Processes' }), filters, table);
+  view.replaceChildren(el('h1', { text: 'Processes' }), resumeAll(visit), filters, table);
 
   const rows = new Map();
   const row = (p) => {
@@ -97,4 +98,33 @@ export async function listPage(params, visit) {
     resync: reload,
   });
   visit.subscribe({ room: 'processes' }, reload);
+}
+
+/** The "Resume all failed tasks" button and what the API answered: the count, or why not. */
+function resumeAll(visit) {
+  const result = el('span', { id: 'resume-all-result', role: 'status' });
+  const button = el('button', {
+    type: 'button',
+    id: 'resume-all',
+    text: 'Resume all failed tasks',
+  });
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    result.className = 'muted';
+    result.textContent = 'Resuming…';
+    try {
+      const { count } = await api('PUT', '/api/processes/resume-all');
+      if (!visit.alive()) return;
+      result.textContent =
+        count === 0 ? 'No tasks to resume' : `Resumed ${count} task${count === 1 ? '' : 's'}`;
+    } catch (err) {
+      if (!visit.alive()) return;
+      // 409 already_running: another resume-all holds the lock (its tasks are on their way).
+      result.className = 'error';
+      result.textContent = errorLine(err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return el('div', { class: 'actions' }, [button, result]);
 }

@@ -20,6 +20,8 @@ export async function api(method, path, body) {
     throw Object.assign(new Error(errorText(data, res.status)), {
       status: res.status,
       code: data?.error?.code,
+      /** The API's message alone (`message` adds the issues). */
+      apiMessage: data?.error?.message,
       details: data?.error?.details,
     });
   }
@@ -27,14 +29,17 @@ export async function api(method, path, body) {
 }
 
 export const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
-/** How far `iso` is from now, for countdowns: "in 4 s", "in 3 min", or "now". */
+/** How far `iso` is from now, for countdowns: "in 4 s", "in 3 min", "in 5 h", "in 2 d" or "now". */
 export function untilText(iso) {
   const s = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
   if (s <= 0) return 'now';
   if (s < 120) return `in ${s} s`;
   if (s < 7200) return `in ${Math.round(s / 60)} min`;
-  return `in ${Math.round(s / 3600)} h`;
+  if (s < 172_800) return `in ${Math.round(s / 3600)} h`;
+  return `in ${Math.round(s / 86_400)} d`;
 }
+/** An API error as one shows it in place: "code: message" (and the issues, one a line). */
+export const errorLine = (err) => (err.code ? `${err.code}: ${err.message}` : err.message);
 export const statusPill = (status) =>
   el('span', { class: `status status-${status}`, text: status });
 

@@ -1,8 +1,10 @@
 // #/process/<id> : one process, its steps appearing as they commit (a step group's steps under
 // the group's name), its state, the retry time of a waiting process, the callback of one awaiting
-// it (URL, expiry, progress), the form of a suspended process (page by page), and abort/retry.
+// it (URL, expiry, progress), the form of a suspended process (page by page), abort/retry, delete
+// (tasks), the note (shown, edited, cleared; live from other pages) and the locks held or awaited.
 import { el } from './forms.js';
-import { api, debounce, statusPill, time, untilText, view } from './page.js';
+import { api, debounce, errorLine, statusPill, time, untilText, view } from './page.js';
+import { noteEditor } from './note.js';
 import { pagedForm } from './paged-form.js';
 
 /** Statuses the retry button applies to (resume without input). */
@@ -13,6 +15,10 @@ const STEP_COLUMNS = ['#', 'Step', 'Status', 'Started', 'Completed', 'Retries', 
 export async function processPage(id, visit) {
   const header = el('div');
   const actions = el('div', { class: 'actions' });
+  // What an action was answered when it failed (409 process_running, 400 not_a_task, …).
+  const actionError = el('div', { id: 'action-error', class: 'error', role: 'alert' });
+  const note = noteEditor(id, visit);
+  const locksBox = el('div', { id: 'locks-box' });
   const callbackBox = el('div', { id: 'callback-box' });
   const formBox = el('div', { id: 'resume-box' });
   const stepsBody = el('tbody');
@@ -20,6 +26,9 @@ export async function processPage(id, visit) {
   view.replaceChildren(
     header,
     actions,
+    actionError,
+    note.node,
+    locksBox,
     callbackBox,
     formBox,
     el('h2', { text: 'Steps' }),
@@ -78,10 +87,11 @@ export async function processPage(id, visit) {
     const b = el('button', { type: 'button', class: cls, text });
     b.addEventListener('click', async () => {
       b.disabled = true;
+      actionError.textContent = '';
       try {
         await fn();
       } catch (err) {
-        window.alert(err.message);
+        if (visit.alive()) actionError.textContent = errorLine(err);
       } finally {
         b.disabled = false;
       }
@@ -120,7 +130,41 @@ export async function processPage(id, visit) {
     if (!FINISHED.includes(p.status)) {
       buttons.push(button('Abort', 'danger', () => api('PUT', `/api/processes/${id}/abort`)));
     }
+    // Only tasks are deleted, and not while they run (the API answers 400 / 409 otherwise).
+    if (p.isTask && p.status !== 'running') {
+      buttons.push(
+        button('Delete', 'danger', async () => {
+          if (!window.confirm(`Delete task ${p.workflowName} ${id} with its steps?`)) return;
+          await api('DELETE', `/api/processes/${id}`);
+          if (visit.alive()) location.hash = '#/';
+        }),
+      );
+    }
     actions.replaceChildren(...buttons);
+  }
+
+  /** The resource locks of a workflow with lockKeys: held, and waited for (lockMode queue). */
+  function showLocks(p) {
+    const held = p.locks?.held ?? [];
+    const waitingFor = p.locks?.waitingFor ?? [];
+    if (held.length === 0 && waitingFor.length === 0) return locksBox.replaceChildren();
+    const keys = (list, cls) =>
+      list.length
+        ? el(
+            'span',
+            { class: cls },
+            list.map((k) => el('code', { class: 'lock-key mono', text: k })),
+          )
+        : el('span', { class: `${cls} muted`, text: 'none' });
+    locksBox.replaceChildren(
+      el('h2', { text: 'Locks' }),
+      el('dl', { class: 'facts', id: 'locks' }, [
+        el('dt', { text: 'Holds' }),
+        el('dd', {}, [keys(held, 'locks-held')]),
+        el('dt', { text: 'Waiting for' }),
+        el('dd', {}, [keys(waitingFor, 'locks-waiting')]),
+      ]),
+    );
   }
 
   /** The latest callback: where to post while it is pending, until when, and its progress. */
@@ -206,6 +250,8 @@ export async function processPage(id, visit) {
     }
     shown = p;
     showHeader(p);
+    note.show(p);
+    showLocks(p);
     showCallback(p);
     showForm(p);
     steps = p.steps;
