@@ -194,7 +194,7 @@ export const DEFAULT_SCHEDULES: readonly ScheduleDefinition[] = [
   {
     name: 'task_resume_workflows',
     workflow: 'task_resume_workflows',
-    cron: '*/30 * * * *',
+    cron: '0 * * * *',
     timezone: 'UTC',
     input: {},
     overlap: false,
@@ -202,7 +202,7 @@ export const DEFAULT_SCHEDULES: readonly ScheduleDefinition[] = [
   {
     name: 'task_clean_up_tasks',
     workflow: 'task_clean_up_tasks',
-    cron: '0 1 * * *',
+    cron: '0 */6 * * *',
     timezone: 'UTC',
     input: {},
     overlap: false,
