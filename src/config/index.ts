@@ -7,44 +7,63 @@ export const projectRoot = path.resolve(import.meta.dirname, '..', '..');
 
 const intFromEnv = (def: number, min: number) => z.coerce.number().int().min(min).default(def);
 
-const configSchema = z.object({
-  /** Postgres connection string. Unset: an embedded Postgres is started with data in DATA_DIR. */
-  DATABASE_URL: z.string().min(1).optional(),
-  /** `threadpool` (default) runs processes in the API; `worker` only enqueues. */
-  EXECUTOR: z.enum(['threadpool', 'worker']).default('threadpool'),
-  /** HTTP port of the API. Default 8080. */
-  PORT: intFromEnv(8080, 0),
-  /**
-   * The address clients reach the API at, for the callback URLs that callback steps hand out
-   * (e.g. `https://orchestrator.example.net`). Default: the address the API listens on; workers
-   * default to `http://HOST:PORT`.
-   */
-  PUBLIC_URL: z.url().optional(),
-  /** Address the API binds to. Default 127.0.0.1. */
-  HOST: z.string().min(1).default('127.0.0.1'),
-  /** Threads in the step pool. Default: number of cores. */
-  MAX_WORKERS: intFromEnv(os.availableParallelism(), 1),
-  /**
-   * Steps one step-pool thread runs at once: steps waiting on I/O share a thread, a CPU-bound step
-   * holds its own. Default 16.
-   */
-  STEPS_PER_THREAD: intFromEnv(16, 1),
-  /** Seconds a runner's lease on a process lasts without a heartbeat. Default 30. */
-  LEASE_SECONDS: intFromEnv(30, 1),
-  /** Folder of the embedded Postgres and the instance lock. Default `.data`. */
-  DATA_DIR: z.string().min(1).default(path.join(projectRoot, '.data')),
-  /** Port of the embedded Postgres. Default 54329. */
-  EMBEDDED_PG_PORT: intFromEnv(54329, 1),
-  /** Folder of workflow files loaded at start-up. Default `workflows`. */
-  WORKFLOWS_DIR: z.string().min(1).default(path.join(projectRoot, 'workflows')),
-  /** Connections in the engine's pool. Default 10. */
-  DB_POOL_SIZE: intFromEnv(10, 2),
-  /** Log level: `debug`, `info`, `warn`, `error`. Default `info`. */
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-  /**
-   * Worker mode: targets that get a queue of their own, comma-separated (target `reconcile` →
-   * queue `reconcile`, for new and resumed processes). Default none.
-   */
+// Each field's `.meta()` is its documentation: `description` is the meaning, `defaultText` the default
+// where the value itself would not say it; `npm run config-doc` writes the README's table from them.
+export const configSchema = z.object({
+  DATABASE_URL: z.string().min(1).optional().meta({
+    description:
+      'Postgres connection string; migrations are applied at start-up. Unset: an embedded Postgres is started with data in DATA_DIR.',
+    defaultText: 'unset: embedded Postgres',
+  }),
+  EXECUTOR: z.enum(['threadpool', 'worker']).default('threadpool').meta({
+    description:
+      '`threadpool` runs processes in the API; `worker` only enqueues (see Worker mode).',
+  }),
+  PORT: intFromEnv(8080, 0).meta({ description: 'HTTP port of the API.' }),
+  PUBLIC_URL: z.url().optional().meta({
+    description:
+      'The address clients reach the API at, for the callback URLs that callback steps hand out (e.g. `https://orchestrator.example.net`).',
+    defaultText: 'the address the API listens on; workers: `http://HOST:PORT`',
+  }),
+  HOST: z.string().min(1).default('127.0.0.1').meta({ description: 'Address the API binds to.' }),
+  MAX_WORKERS: intFromEnv(os.availableParallelism(), 1).meta({
+    description: 'Threads in the step pool.',
+    defaultText: 'number of cores',
+  }),
+  STEPS_PER_THREAD: intFromEnv(16, 1).meta({
+    description:
+      'Steps one step-pool thread runs at once: steps waiting on I/O share a thread, a CPU-bound step holds its own.',
+  }),
+  LEASE_SECONDS: intFromEnv(30, 1).meta({
+    description:
+      "Seconds a runner's lease on a process lasts without a heartbeat; crash recovery takes at most this long.",
+  }),
+  DATA_DIR: z
+    .string()
+    .min(1)
+    .default(path.join(projectRoot, '.data'))
+    .meta({
+      description: 'Folder of the embedded Postgres and the instance lock.',
+      defaultText: '`.data`',
+    }),
+  EMBEDDED_PG_PORT: intFromEnv(54329, 1).meta({
+    description: 'Port of the embedded Postgres (bound to 127.0.0.1).',
+  }),
+  WORKFLOWS_DIR: z
+    .string()
+    .min(1)
+    .default(path.join(projectRoot, 'workflows'))
+    .meta({
+      description: 'Folder of workflow files loaded at start-up.',
+      defaultText: '`workflows`',
+    }),
+  DB_POOL_SIZE: intFromEnv(10, 2).meta({ description: "Connections in the engine's pool." }),
+  LOG_LEVEL: z
+    .enum(['debug', 'info', 'warn', 'error'])
+    .default('info')
+    .meta({
+      description: 'Log level: `debug`, `info`, `warn`, `error`; logs are JSON lines on stderr.',
+    }),
   TARGET_QUEUES: z
     .string()
     .default('')
@@ -56,15 +75,24 @@ const configSchema = z.object({
           .filter(Boolean),
       ),
     ])
-    .pipe(z.array(z.string().regex(/^[a-z][a-z0-9_]*$/, 'lower-case letters, digits, _'))),
-  /** When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`. */
-  METRICS_TOKEN: z.string().min(1).optional(),
-  /** A worker serves its own metrics (steps it ran) on this port at /metrics. Default: none. */
-  METRICS_PORT: z.coerce.number().int().min(0).optional(),
-  /** Days completed tasks are kept before `task_clean_up_tasks` deletes them. Default 3. */
-  TASK_LOG_RETENTION_DAYS: z.coerce.number().min(0).default(3),
-  /** Seconds a stopping worker or API lets running steps finish before aborting them. Default 30. */
-  SHUTDOWN_TIMEOUT_SECONDS: intFromEnv(30, 0),
+    .pipe(z.array(z.string().regex(/^[a-z][a-z0-9_]*$/, 'lower-case letters, digits, _')))
+    .meta({
+      description:
+        'Worker mode: targets that get a queue of their own, comma-separated (target `reconcile` → queue `reconcile`, for new and resumed processes).',
+      defaultText: 'none',
+    }),
+  METRICS_TOKEN: z.string().min(1).optional().meta({
+    description: 'When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`.',
+  }),
+  METRICS_PORT: z.coerce.number().int().min(0).optional().meta({
+    description: 'A worker serves its own metrics (steps it ran) on this port at /metrics.',
+  }),
+  TASK_LOG_RETENTION_DAYS: z.coerce.number().min(0).default(3).meta({
+    description: 'Days completed tasks are kept before `task_clean_up_tasks` deletes them.',
+  }),
+  SHUTDOWN_TIMEOUT_SECONDS: intFromEnv(30, 0).meta({
+    description: 'Seconds a stopping worker or API lets running steps finish before aborting them.',
+  }),
 });
 
 export type Config = z.infer<typeof configSchema>;
