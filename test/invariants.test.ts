@@ -208,9 +208,9 @@ describe('retries and callbacks', () => {
       const awaitingAgain = await claimed('callback_demo');
       await awaiting(awaitingAgain, -1_000);
       expect(await timeOutCallbacks(db.pool, 100)).toHaveLength(3);
-      expect(await markResumed(db.pool, resumedAfterTimeout.id, ['failed'])).toBeDefined();
+      expect(await markResumed(db.pool, resumedAfterTimeout.id, ['failed'], null)).toBeDefined();
       // Resumed, run again: a new callback; the old one stays expired.
-      expect(await markResumed(db.pool, awaitingAgain.id, ['failed'])).toBeDefined();
+      expect(await markResumed(db.pool, awaitingAgain.id, ['failed'], null)).toBeDefined();
       const again = await claimProcess(db.pool, awaitingAgain.id, 'test', 30);
       await awaiting({ id: awaitingAgain.id, token: again!.leaseToken }, 300_000);
 
@@ -329,4 +329,64 @@ describe('retries and callbacks', () => {
     expect(by(noTimeoutRow)).toEqual(['timed-out callback failed the process']);
     expect(by(notFailedForIt)).toEqual(['timed-out callback failed the process']);
   });
+});
+
+it('resource locks: held only by a live process that needs them, all or none, none left queued for free keys', async () => {
+  const locked = async (status: string, keys: string[], held: string[], queued: string[] = []) => {
+    const id = await seedProcess(db.pool, { lockKeys: keys });
+    await db.pool.query(`UPDATE orchestrator.processes SET status = $2 WHERE id = $1`, [
+      id,
+      status,
+    ]);
+    for (const key of held)
+      await db.pool.query(
+        `INSERT INTO orchestrator.resource_locks (key, process_id) VALUES ($1, $2)`,
+        [key, id],
+      );
+    for (const key of queued)
+      await db.pool.query(
+        `INSERT INTO orchestrator.resource_lock_waiters (process_id, key) VALUES ($1, $2)`,
+        [id, key],
+      );
+    return id;
+  };
+  const k = (name: string) => `inv:${name}:${randomBytes(4).toString('hex')}`;
+  const a = k('a');
+  const b = k('b');
+  const holder = await locked('suspended', [a, b], [a, b]);
+  const queuedBehind = await locked('created', [a], [], [a]);
+  const failedHolder = await locked('failed', [k('f')], []);
+  const ended = k('ended');
+  const completedHolder = await locked('completed', [ended], [ended]);
+  const c = k('c');
+  const half = await locked('running', [c, k('d')], [c]);
+  const notNeeded = k('n');
+  const holdsOther = await locked('suspended', [k('m')], [notNeeded]);
+  const queuedFree = await locked('created', [k('free')], [], [k('free2')]);
+  const e = k('e');
+  const queuedAndHolding = await locked('created', [e, a], [e], [a]);
+  const abortedQueued = await locked('aborted', [a], [], [a]);
+
+  const found = await checkInvariants(db.pool, { registry });
+  const by = (id: string) =>
+    found.filter((v) => v.processId === id && v.invariant === 'resource lock held rightly');
+  for (const id of [holder, queuedBehind]) expect(by(id)).toEqual([]);
+  expect(by(failedHolder).map((v) => v.detail)).toEqual([
+    expect.stringContaining('holds 0 of its keys'),
+  ]);
+  expect(by(completedHolder).map((v) => v.detail)).toEqual([
+    expect.stringContaining('after it ended'),
+  ]);
+  expect(by(half).map((v) => v.detail)).toEqual([expect.stringContaining('holds 1 of its keys')]);
+  expect(by(holdsOther).map((v) => v.detail)).toEqual([
+    expect.stringContaining('it does not need'),
+    expect.stringContaining('holds 0 of its keys'),
+  ]);
+  expect(by(queuedFree).map((v) => v.detail)).toEqual([expect.stringContaining('all free')]);
+  expect(by(queuedAndHolding).map((v) => v.detail)).toEqual([
+    expect.stringContaining('while queued'),
+  ]);
+  expect(by(abortedQueued).map((v) => v.detail)).toEqual([
+    expect.stringContaining('aborted and queued'),
+  ]);
 });

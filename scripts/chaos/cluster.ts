@@ -11,6 +11,8 @@ export class Service {
   static logDir: string | undefined;
   /** Exits nobody asked for (a crash of the API or a worker): each one fails the run. */
   static readonly crashes: { name: string; code: number | string; output: string }[] = [];
+  /** When it was up (from its ready line to its exit), in ms since the epoch; `to` unset while up. */
+  readonly uptime: { from: number; to?: number }[] = [];
   #proc: NodeProcess | undefined;
   #stopping = false;
   readonly name: string;
@@ -54,11 +56,14 @@ export class Service {
     this.#proc = proc;
     this.#stopping = false;
     void proc.exited.then((code) => {
+      const last = this.uptime.at(-1);
+      if (last && last.to === undefined) last.to = Date.now();
       if (!this.#stopping) {
         Service.crashes.push({ name: this.name, code, output: proc.output.slice(-4000) });
       }
     });
     await proc.waitFor(this.#ready, this.name, timeoutMs);
+    if (proc.running) this.uptime.push({ from: Date.now() });
   }
 
   /** Sends `signal` and waits for the exit; returns the exit code or signal name. */

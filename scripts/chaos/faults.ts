@@ -2,18 +2,25 @@
 // is part of the fault); recovery is measured separately by the caller.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
+import type { Violation } from '../../src/db/invariants.ts';
 import type { OwnCluster } from '../support/cluster.ts';
 import type { Service } from './cluster.ts';
 import type { Load } from './load.ts';
+import type { Timeline } from './schedules.ts';
 
 export interface FaultContext {
   db: OwnCluster;
   pool: pg.Pool;
-  api: Service;
+  /** The API instances (two, both taking load). */
+  apis: Service[];
   workers: Service[];
   load: Load;
   leaseSeconds: number;
   log: (msg: string) => void;
+  /** What the faults saw go wrong while injecting (the pause checks). */
+  violations: Violation[];
+  /** Postgres downtime and pauses, for the schedule check. */
+  timeline: Timeline;
 }
 
 export type FaultKind =
@@ -24,7 +31,8 @@ export type FaultKind =
   | 'terminate_backends'
   | 'listen_cut'
   | 'concurrent_resume_abort'
-  | 'kill9_api';
+  | 'kill9_api'
+  | 'pause';
 
 const randomOf = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
 
@@ -67,7 +75,13 @@ export const FAULTS: Record<FaultKind, (c: FaultContext) => Promise<string>> = {
   },
 
   async postgres_restart(c) {
-    await c.db.restart();
+    const down: { from: number; to?: number } = { from: Date.now() };
+    c.timeline.dbDown.push(down);
+    try {
+      await c.db.restart();
+    } finally {
+      down.to = Date.now();
+    }
     return 'Postgres stopped and started';
   },
 
@@ -115,8 +129,64 @@ export const FAULTS: Record<FaultKind, (c: FaultContext) => Promise<string>> = {
   },
 
   async kill9_api(c) {
-    await c.api.kill('SIGKILL');
-    await restart(c.api);
-    return 'API killed with SIGKILL and restarted';
+    const api = randomOf(c.apis.filter((x) => x.running));
+    await api.kill('SIGKILL');
+    await restart(api);
+    return `${api.name} killed with SIGKILL and restarted`;
+  },
+
+  async pause(c) {
+    const bad = (detail: string, processId = '-') =>
+      c.violations.push({ invariant: 'pause', processId, detail });
+    const window: { from: number; to?: number } = { from: Date.now() };
+    c.timeline.pauses.push(window);
+    const setLock = async (globalLock: boolean) => {
+      for (let i = 0; i < 100; i++) {
+        const r = await c.load.call('PUT', '/api/settings/status', { globalLock });
+        await r?.body?.cancel();
+        if (r?.status === 200) return;
+        await sleep(100);
+      }
+      throw new Error(`could not set the global lock to ${globalLock}`);
+    };
+    await setLock(true);
+    const t0 = Date.now();
+    let status = '';
+    // Running processes stop before their next step: PAUSED once no live lease is left.
+    while (Date.now() - t0 < (c.leaseSeconds * 4 + 10) * 1000) {
+      const r = await c.load.call('GET', '/api/settings/status');
+      if (r?.status === 200) status = ((await r.json()) as { engineStatus: string }).engineStatus;
+      else await r?.body?.cancel();
+      if (status === 'PAUSED') break;
+      await sleep(100);
+    }
+    const pausedMs = Date.now() - t0;
+    if (status !== 'PAUSED')
+      bad(`still ${status || 'unknown'} ${pausedMs} ms after the lock was set`);
+    const { rows: at } = await c.pool.query<{ t: Date }>(`SELECT clock_timestamp() AS t`);
+    // While PAUSED: no process running with a live lease, none started; every start answers 503.
+    let refusedStarts = 0;
+    for (let i = 0; i < 6 && status === 'PAUSED'; i++) {
+      const { rows } = await c.pool.query<{ id: string; status: string }>(
+        `SELECT id, status FROM orchestrator.processes
+          WHERE (status = 'running' AND lease_expires_at > now()) OR started_at > $1`,
+        [at[0]!.t],
+      );
+      for (const r of rows)
+        bad(`${r.status} while paused (live lease or started after PAUSED)`, r.id);
+      const r = await c.load.callOn(i, 'POST', '/api/processes/noop', {});
+      const body = r
+        ? ((await r.json().catch(() => ({}))) as { id?: string; error?: { code?: string } })
+        : {};
+      if (r?.status === 503 && body.error?.code === 'engine_paused') refusedStarts++;
+      else if (r?.status === 201) {
+        bad('a start got 201 while paused', body.id);
+        if (body.id) c.load.stats.started.push(body.id);
+      } else if (r) bad(`a start while paused answered ${r.status} ${body.error?.code ?? ''}`);
+      await sleep(250);
+    }
+    await setLock(false);
+    window.to = Date.now();
+    return `global lock set: ${status} after ${pausedMs} ms, ${refusedStarts} starts refused 503; cleared`;
   },
 };

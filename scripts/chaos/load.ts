@@ -1,5 +1,6 @@
 // The mixed load: starts processes over HTTP and keeps them moving (resumes failed `flaky` and
 // suspended `hello` processes, answers the callbacks of `callback_demo` ones) until told to stop.
+// Each request goes to one of the API instances up at the time, at random.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { answerCallbacks, type CallbackPlan, type CallbackRecord } from './callbacks.ts';
 
@@ -78,13 +79,13 @@ function pick(): Start {
 }
 
 async function call(
-  base: () => string,
+  base: string,
   method: string,
   path: string,
   body?: unknown,
 ): Promise<Response | undefined> {
   try {
-    return await fetch(base() + path, {
+    return await fetch(base + path, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -95,7 +96,12 @@ async function call(
   }
 }
 
-export function createLoad(base: () => string) {
+/** `bases`: the URLs of the API instances up now (requests go to one of them at random). */
+export function createLoad(bases: () => string[]) {
+  const base = () => {
+    const up = bases();
+    return up[Math.floor(Math.random() * up.length)] ?? 'http://127.0.0.1:1';
+  };
   const stats: LoadStats = { started: [], refused: 0, resumes: 0, callbacks: new Map() };
   let stopStarting = false;
   let stopAll = false;
@@ -114,7 +120,7 @@ export function createLoad(base: () => string) {
         const wait = t0 + ahead * 1000 - Date.now();
         if (wait > 0) await sleep(wait);
         const { workflow, input, plan } = pick();
-        const res = await call(base, 'POST', `/api/processes/${workflow}`, input);
+        const res = await call(base(), 'POST', `/api/processes/${workflow}`, input);
         inFlight--;
         if (res?.status === 201) {
           const { id } = (await res.json()) as { id: string };
@@ -138,12 +144,12 @@ export function createLoad(base: () => string) {
         ['status=failed&workflow=flaky', undefined],
         ['status=suspended&workflow=hello', { confirmed: true }],
       ] as const) {
-        const res = await call(base, 'GET', `/api/processes?${query}&limit=200`);
+        const res = await call(base(), 'GET', `/api/processes?${query}&limit=200`);
         if (res?.status !== 200) continue;
         const { items } = (await res.json()) as { items: { id: string }[] };
         await Promise.all(
           items.map(async (p) => {
-            const r = await call(base, 'PUT', `/api/processes/${p.id}/resume`, body);
+            const r = await call(base(), 'PUT', `/api/processes/${p.id}/resume`, body);
             await r?.body?.cancel();
             if (r?.status === 204) stats.resumes++;
           }),
@@ -160,7 +166,7 @@ export function createLoad(base: () => string) {
     /** Answers the callbacks of awaiting callback_demo processes, until stopped (see callbacks.ts). */
     answerer: () =>
       answerCallbacks({
-        call: (method, path, body) => call(base, method, path, body),
+        call: (method, path, body) => call(base(), method, path, body),
         records: stats.callbacks,
         stopped: () => stopAll,
       }),
@@ -169,7 +175,19 @@ export function createLoad(base: () => string) {
       stopStarting = true;
       stopAll = true;
     },
-    call: (method: string, path: string, body?: unknown) => call(base, method, path, body),
+    call: (method: string, path: string, body?: unknown) => call(base(), method, path, body),
+    /** A request to API instance `i` of those up now (modulo their number). */
+    callOn: (i: number, method: string, path: string, body?: unknown) => {
+      const up = bases();
+      return call(up[i % Math.max(1, up.length)] ?? 'http://127.0.0.1:1', method, path, body);
+    },
+    /** Told to stop starting (the end of the load, or a fault not recovered from). */
+    get stoppedStarting() {
+      return stopStarting;
+    },
+    get stopped() {
+      return stopAll;
+    },
   };
 }
 export type Load = ReturnType<typeof createLoad>;

@@ -17,7 +17,9 @@ import { OwnCluster } from '../support/cluster.ts';
 import { root, Service } from './cluster.ts';
 import { FAULTS, type FaultContext, type FaultKind } from './faults.ts';
 import { createLoad } from './load.ts';
+import { createLocker } from './locks.ts';
 import { measureRecovery } from './recovery.ts';
+import { checkSchedule, SCHEDULE_NAME, type Timeline } from './schedules.ts';
 import { checkStepKinds } from './step-kinds.ts';
 
 const PROFILES = {
@@ -27,6 +29,8 @@ const PROFILES = {
     faultEveryMs: 1_500,
     faultRounds: 1,
     drainTimeoutMs: 180_000,
+    /** Least seconds of each phase (faults keep coming meanwhile), for the schedule's ticks. */
+    minPhaseSeconds: { worker: 50, threadpool: 40 },
   },
   full: {
     workerProcesses: 20_000,
@@ -34,14 +38,17 @@ const PROFILES = {
     faultEveryMs: 3_000,
     faultRounds: 3,
     drainTimeoutMs: 600_000,
+    minPhaseSeconds: { worker: 150, threadpool: 120 },
   },
 } as const;
 
 const WORKER_FAULTS: FaultKind[] = [
   'kill9_worker',
   'concurrent_resume_abort',
+  'kill9_api',
   'sigterm_worker',
   'terminate_backends',
+  'pause',
   'postgres_restart',
   'listen_cut',
   'sigstop_worker',
@@ -49,6 +56,7 @@ const WORKER_FAULTS: FaultKind[] = [
 const THREADPOOL_FAULTS: FaultKind[] = [
   'kill9_api',
   'concurrent_resume_abort',
+  'pause',
   'terminate_backends',
   'postgres_restart',
 ];
@@ -88,16 +96,71 @@ const db = new OwnCluster({ name: 'chaos', flags: ['-c', 'max_connections=300'] 
 await db.start();
 const pool = new pg.Pool({ connectionString: db.url, max: 4, application_name: 'chaos' });
 pool.on('error', () => {});
-const apiPort = await freePort();
+// Two API instances on the database, both taking load (and both running the cron pass).
+const apiPorts = [await freePort(), await freePort()];
 const env = () => ({
   DATABASE_URL: db.url,
   LEASE_SECONDS: String(LEASE_SECONDS),
   WORKFLOWS_DIR: workflowsDir,
   CHAOS_EXEC_LOG: execLog,
-  PORT: String(apiPort),
   LOG_LEVEL: 'info',
 });
-const load = createLoad(() => `http://127.0.0.1:${apiPort}`);
+let apis: Service[] = [];
+const load = createLoad(() =>
+  apis.flatMap((a, i) => (a.running ? [`http://127.0.0.1:${apiPorts[i]}`] : [])),
+);
+const locker = createLocker(pool, load);
+const faultViolations: Violation[] = [];
+const allApis: Service[] = [];
+const timeline: Timeline = {
+  apiUptime: () => allApis.map((a) => a.uptime),
+  dbDown: [],
+  pauses: [],
+};
+/** The schedule under test: created once the first APIs are up, deleted before the last stop. */
+const schedule = { createdAt: 0, deletedAt: 0 };
+const apiService = (name: string, i: number, extra: Record<string, string>) => {
+  const s = new Service(
+    `${name}-${i + 1}`,
+    'src/cli/serve.ts',
+    [],
+    () => ({ ...env(), ...extra, PORT: String(apiPorts[i]) }),
+    /orchestrator listening/,
+  );
+  allApis.push(s);
+  return s;
+};
+
+/** Retries `req` until it answers one of `ok` (the API may be down for a moment). */
+async function until(
+  what: string,
+  ok: number[],
+  req: () => Promise<Response | undefined>,
+): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await req();
+    await r?.body?.cancel();
+    if (r && ok.includes(r.status)) return;
+    await sleep(200);
+  }
+  throw new Error(`${what}: no answer ${ok.join('/')}`);
+}
+
+/** Waits (up to `ms`) until no tick of the schedule is left to start. */
+async function ticksSettled(ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const { rows } = await pool
+      .query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pgboss.job
+          WHERE name = 'scheduled_starts' AND state IN ('created', 'retry', 'active')`,
+      )
+      .catch(() => ({ rows: [{ n: 1 }] }));
+    if (rows[0]?.n === 0) return;
+    await sleep(500);
+  }
+  log(`ticks still not started after ${ms} ms`);
+}
 const faultsInjected: Record<string, number> = {};
 /** Faults after which the system did not recover within a minute: each one fails the run. */
 const unrecovered: string[] = [];
@@ -105,24 +168,49 @@ const recoveries: Record<string, number[]> = {};
 
 async function runPhase(
   name: string,
-  api: Service,
+  phaseApis: Service[],
   workers: Service[],
   processes: number,
   faults: FaultKind[],
+  last: boolean,
+  minSeconds: number,
 ): Promise<void> {
+  const phaseEnd = Date.now() + minSeconds * 1000;
   log(
-    `phase ${name}: starting ${api.name}${workers.length ? ` and ${workers.length} workers` : ''}`,
+    `phase ${name}: starting ${phaseApis.map((a) => a.name).join(' and ')}${workers.length ? ` and ${workers.length} workers` : ''}`,
   );
-  await api.start();
+  await Promise.all(phaseApis.map((a) => a.start()));
+  apis = phaseApis;
   await Promise.all(workers.map((w) => w.start()));
-  const ctx: FaultContext = { db, pool, api, workers, load, leaseSeconds: LEASE_SECONDS, log };
+  if (!schedule.createdAt) {
+    schedule.createdAt = Date.now();
+    await until('creating the schedule', [200, 201], () =>
+      load.call('POST', '/api/schedules', {
+        name: SCHEDULE_NAME,
+        workflow: 'noop_task',
+        cron: '* * * * *',
+      }),
+    );
+  }
+  locker.hold(false);
+  const ctx: FaultContext = {
+    db,
+    pool,
+    apis: phaseApis,
+    workers,
+    load,
+    leaseSeconds: LEASE_SECONDS,
+    log,
+    violations: faultViolations,
+    timeline,
+  };
   const target = load.stats.started.length + processes;
   let startingDone = false;
   // Starts are paced so that every kind of fault hits a running load `faultRounds` times.
   const rounds = faults.length * profile.faultRounds;
   const perSecond = processes / ((rounds * profile.faultEveryMs) / 1000);
   const starting = load.starter(target, 8, perSecond).then(() => (startingDone = true));
-  for (let i = 0; !startingDone || i < rounds; i++) {
+  for (let i = 0; !startingDone || i < rounds || Date.now() < phaseEnd; i++) {
     await sleep(profile.faultEveryMs);
     const kind = faults[i % faults.length]!;
     const recovery = measureRecovery(pool);
@@ -140,9 +228,20 @@ async function runPhase(
     log(`${kind}: ${what}; recovered in ${ms} ms (${load.stats.started.length}/${target} started)`);
   }
   await starting;
+  // The full profile runs long enough to see several ticks; the phases end at least this late.
+  while (Date.now() < phaseEnd && !unrecovered.length) await sleep(500);
   log(`phase ${name}: all ${processes} started; draining`);
+  locker.hold(true);
   await drain(unrecovered.length ? 30_000 : profile.drainTimeoutMs);
-  await Promise.all([...workers, api].map((s) => s.kill('SIGTERM')));
+  if (last) {
+    schedule.deletedAt = Date.now();
+    await until('deleting the schedule', [204, 404], () =>
+      load.call('DELETE', `/api/schedules/${SCHEDULE_NAME}`),
+    );
+    await ticksSettled(unrecovered.length ? 10_000 : 200_000);
+    await drain(30_000);
+  }
+  await Promise.all([...workers, ...phaseApis].map((s) => s.kill('SIGTERM')));
 }
 
 /**
@@ -174,13 +273,11 @@ async function drain(timeoutMs: number): Promise<void> {
 const exitCode = await (async () => {
   const resuming = load.resumer();
   const answering = load.answerer();
+  locker.hold(true);
+  const locking = locker.run();
   try {
-    const api = new Service(
-      'api (worker mode)',
-      'src/cli/serve.ts',
-      [],
-      () => ({ ...env(), EXECUTOR: 'worker' }),
-      /orchestrator listening/,
+    const workerApis = [0, 1].map((i) =>
+      apiService('api (worker mode)', i, { EXECUTOR: 'worker' }),
     );
     const workers = [1, 2].map(
       (i) =>
@@ -193,21 +290,31 @@ const exitCode = await (async () => {
         ),
     );
     if (phases.has('worker')) {
-      await runPhase('worker mode', api, workers, profile.workerProcesses, WORKER_FAULTS);
+      await runPhase(
+        'worker mode',
+        workerApis,
+        workers,
+        profile.workerProcesses,
+        WORKER_FAULTS,
+        !phases.has('threadpool'),
+        profile.minPhaseSeconds.worker,
+      );
     }
-    const tpApi = new Service(
-      'api (threadpool)',
-      'src/cli/serve.ts',
-      [],
-      env,
-      /orchestrator listening/,
-    );
+    const tpApis = [0, 1].map((i) => apiService('api (threadpool)', i, {}));
     if (phases.has('threadpool')) {
-      await runPhase('threadpool mode', tpApi, [], profile.threadpoolProcesses, THREADPOOL_FAULTS);
+      await runPhase(
+        'threadpool mode',
+        tpApis,
+        [],
+        profile.threadpoolProcesses,
+        THREADPOOL_FAULTS,
+        true,
+        profile.minPhaseSeconds.threadpool,
+      );
     }
   } finally {
     load.stop();
-    await Promise.all([resuming, answering]);
+    await Promise.all([resuming, answering, locking]);
   }
 
   const registry = await loadRegistry(workflowsDir);
@@ -218,6 +325,14 @@ const exitCode = await (async () => {
   });
   const stepKinds = await checkStepKinds(pool, load.stats.callbacks, LEASE_SECONDS * 3);
   violations.push(...stepKinds.violations);
+  await locker.check();
+  violations.push(...locker.violations, ...faultViolations);
+  const scheduled = await checkSchedule(pool, {
+    timeline,
+    createdAt: schedule.createdAt,
+    deletedAt: schedule.deletedAt || Date.now(),
+  });
+  violations.push(...scheduled.violations);
   const { rows: statusRows } = await pool.query<{ status: string; n: number }>(
     `SELECT status, count(*)::int AS n FROM orchestrator.processes GROUP BY status`,
   );
@@ -264,6 +379,9 @@ const exitCode = await (async () => {
       ]),
     ),
     stepKinds: stepKinds.summary,
+    schedule: scheduled.summary,
+    locks: locker.stats,
+    pauses: timeline.pauses.length,
     countedSteps: {
       executions,
       committed: countedRows[0]?.n ?? 0,

@@ -239,5 +239,48 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
       ).rows,
     );
   }
+
+  // 7. Resource locks (`lockKeys`): a key is held only by a process that has not ended
+  // (completed/aborted release it) and needs it; a process that has not ended holds all its keys
+  // or, queued for them (lockMode queue), none; a queued process has not ended, and is not left
+  // queued while every key it waits for is free (their release gives them to it).
+  add('resource lock held rightly', await resourceLockViolations(db));
   return violations;
+}
+
+/** Check 7 alone (the fault-injection suite samples it while the load runs). */
+export async function resourceLockViolations(
+  db: Queryable,
+): Promise<{ id: string; detail: string }[]> {
+  const { rows } = await db.query<{ id: string; detail: string }>(
+    `SELECT p.id, format('%s holds %s %s', p.status, l.key,
+                         CASE WHEN p.status IN ('completed', 'aborted') THEN 'after it ended'
+                              ELSE 'it does not need' END) AS detail
+       FROM orchestrator.resource_locks l JOIN orchestrator.processes p ON p.id = l.process_id
+      WHERE p.status IN ('completed', 'aborted') OR NOT (l.key = ANY(coalesce(p.lock_keys, '{}')))
+     UNION ALL
+     SELECT p.id, format('%s holds %s of its keys %s%s', p.status, h.n, p.lock_keys,
+                         CASE WHEN q.n > 0 THEN format(' while queued for %s', q.n) ELSE '' END)
+       FROM orchestrator.processes p
+       CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM orchestrator.resource_locks l
+                            WHERE l.process_id = p.id AND l.key = ANY(p.lock_keys)) h
+       CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM orchestrator.resource_lock_waiters w
+                            WHERE w.process_id = p.id) q
+      WHERE cardinality(p.lock_keys) > 0 AND p.status NOT IN ('completed', 'aborted')
+        AND CASE WHEN q.n > 0 THEN h.n > 0 ELSE h.n <> cardinality(p.lock_keys) END
+     UNION ALL
+     SELECT p.id, format('%s and queued for %s', p.status, w.keys) AS detail
+       FROM (SELECT process_id, array_agg(key ORDER BY key) AS keys
+               FROM orchestrator.resource_lock_waiters GROUP BY process_id) w
+       JOIN orchestrator.processes p ON p.id = w.process_id
+      WHERE p.status IN ('completed', 'aborted')
+     UNION ALL
+     SELECT p.id, format('queued for %s, all free', w.keys) AS detail
+       FROM (SELECT process_id, array_agg(key ORDER BY key) AS keys
+               FROM orchestrator.resource_lock_waiters GROUP BY process_id) w
+       JOIN orchestrator.processes p ON p.id = w.process_id
+      WHERE p.status NOT IN ('completed', 'aborted')
+        AND NOT EXISTS (SELECT 1 FROM orchestrator.resource_locks l WHERE l.key = ANY(w.keys))`,
+  );
+  return rows;
 }

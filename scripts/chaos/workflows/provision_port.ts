@@ -1,0 +1,1 @@
+export { default } from '../../../workflows/provision_port.ts';
