@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './api/app.ts';
+import { createAuthenticator } from './api/auth.ts';
 import type { Config } from './config/index.ts';
 import type { Logger } from './config/logger.ts';
 import { openDatabase } from './db/database.ts';
@@ -34,6 +35,8 @@ export interface Orchestrator {
 
 /** Builds and starts the API with its executor: the composition root of `npm start`. */
 export async function startOrchestrator(config: Config, logger: Logger): Promise<Orchestrator> {
+  // First: a configuration that would expose the API without authentication stops here.
+  const auth = createAuthenticator(config, logger);
   const registry = await loadRegistry(config.WORKFLOWS_DIR);
   logger.info('workflows loaded', { count: registry.list().length });
   const database = await openDatabase(config, logger);
@@ -66,6 +69,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     engine,
     pool,
     logger,
+    auth,
     extend: (a) => {
       a.use(
         metricsRouter({
@@ -92,6 +96,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   // Live view: Socket.IO on the same port, relaying this database's LISTEN/NOTIFY events.
   const live = createLiveServer({
     httpServer: server,
+    authenticate: auth.required ? (token) => auth.verify(token) : undefined,
     pool,
     connectionString: database.connectionString,
     logger,

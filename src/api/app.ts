@@ -4,6 +4,7 @@ import type { Pool } from '../db/pool.ts';
 import type { Engine } from '../engine/engine.ts';
 import { describeWorkflow } from '../engine/registry.ts';
 import { NotFoundError } from '../engine/errors.ts';
+import { actorOf, authenticate, type Authenticator } from './auth.ts';
 import { errorBody, errorHandler, notFoundRoute } from './errors.ts';
 import { listQuerySchema, noteSchema, parseOr, processIdSchema } from './schemas.ts';
 
@@ -13,11 +14,8 @@ export interface AppOptions {
   logger: Logger;
   /** Extra routers mounted before the 404 handler (settings, live view, …). */
   extend?: (app: express.Express) => void;
-}
-
-/** Who made the request; without authentication everyone is `anonymous`. */
-function userOf(_req: Request): string {
-  return 'anonymous';
+  /** Who may call `/api` (see auth.ts). Default: everyone, as `anonymous`. */
+  auth?: Authenticator;
 }
 
 function processId(req: Request): string {
@@ -54,10 +52,13 @@ async function databaseReachable(pool: Pool, timeoutMs = 2_000): Promise<boolean
   }
 }
 
-export function createApp({ engine, pool, logger, extend }: AppOptions): express.Express {
+export function createApp({ engine, pool, logger, extend, auth }: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Before the body is read: a request without a valid credential costs nothing more.
+  const guards = auth ? authenticate(auth) : [];
+  if (guards.length > 0) app.use('/api', ...guards);
   app.use(express.json({ limit: '16mb', strict: false }));
 
   app.get('/api/health', async (_req, res) => {
@@ -84,17 +85,17 @@ export function createApp({ engine, pool, logger, extend }: AppOptions): express
     res.json(await engine.statusCounts());
   });
   app.put('/api/processes/resume-all', async (req, res) => {
-    res.json(await engine.resumeAllTasks(userOf(req)));
+    res.json(await engine.resumeAllTasks(actorOf(req)));
   });
   app.post('/api/processes/:workflow', async (req, res) => {
-    const { id } = await engine.startProcess(req.params.workflow, req.body, userOf(req));
+    const { id } = await engine.startProcess(req.params.workflow, req.body, actorOf(req));
     res.status(201).location(`/api/processes/${id}`).json({ id });
   });
   app.get('/api/processes/:id', async (req, res) => {
     res.json(await engine.getProcess(processId(req)));
   });
   app.delete('/api/processes/:id', async (req, res) => {
-    await engine.deleteTask(processId(req));
+    await engine.deleteTask(processId(req), actorOf(req));
     res.status(204).end();
   });
   app.patch('/api/processes/:id', async (req, res) => {
@@ -107,12 +108,12 @@ export function createApp({ engine, pool, logger, extend }: AppOptions): express
     res.json(await engine.setNote(processId(req), note));
   });
   app.put('/api/processes/:id/resume', async (req, res) => {
-    await engine.resumeProcess(processId(req), req.body, userOf(req));
+    await engine.resumeProcess(processId(req), req.body, actorOf(req));
     res.status(204).end();
   });
   // Callback URLs carry their own credential: the token (checked by the engine).
   app.post('/api/processes/:id/callback/:token', async (req, res) => {
-    await engine.answerCallback(processId(req), callbackToken(req), req.body ?? null, 'callback');
+    await engine.answerCallback(processId(req), callbackToken(req), req.body ?? null);
     res.status(204).end();
   });
   app.post('/api/processes/:id/callback/:token/progress', async (req, res) => {
@@ -120,7 +121,7 @@ export function createApp({ engine, pool, logger, extend }: AppOptions): express
     res.status(204).end();
   });
   app.put('/api/processes/:id/abort', async (req, res) => {
-    await engine.abortProcess(processId(req), userOf(req));
+    await engine.abortProcess(processId(req), actorOf(req));
     res.status(204).end();
   });
 

@@ -3,6 +3,7 @@ import type { Logger } from '../config/logger.ts';
 import { isConnectionError } from '../db/pool.ts';
 import {
   ConflictError,
+  ForbiddenError,
   IncompleteError,
   NotFoundError,
   OrchestratorError,
@@ -50,7 +51,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
                   ? 422
                   : err instanceof PreconditionError
                     ? 412
-                    : 400;
+                    : err instanceof ForbiddenError
+                      ? 403
+                      : 400;
       res.status(httpStatus).json(errorBody(err.code, err.message, err.details));
       return;
     }

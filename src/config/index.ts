@@ -38,32 +38,21 @@ export const configSchema = z.object({
     description:
       "Seconds a runner's lease on a process lasts without a heartbeat; crash recovery takes at most this long.",
   }),
-  DATA_DIR: z
-    .string()
-    .min(1)
-    .default(path.join(projectRoot, '.data'))
-    .meta({
-      description: 'Folder of the embedded Postgres and the instance lock.',
-      defaultText: '`.data`',
-    }),
+  DATA_DIR: z.string().min(1).default(path.join(projectRoot, '.data')).meta({
+    description: 'Folder of the embedded Postgres and the instance lock.',
+    defaultText: '`.data`',
+  }),
   EMBEDDED_PG_PORT: intFromEnv(54329, 1).meta({
     description: 'Port of the embedded Postgres (bound to 127.0.0.1).',
   }),
-  WORKFLOWS_DIR: z
-    .string()
-    .min(1)
-    .default(path.join(projectRoot, 'workflows'))
-    .meta({
-      description: 'Folder of workflow files loaded at start-up.',
-      defaultText: '`workflows`',
-    }),
+  WORKFLOWS_DIR: z.string().min(1).default(path.join(projectRoot, 'workflows')).meta({
+    description: 'Folder of workflow files loaded at start-up.',
+    defaultText: '`workflows`',
+  }),
   DB_POOL_SIZE: intFromEnv(10, 2).meta({ description: "Connections in the engine's pool." }),
-  LOG_LEVEL: z
-    .enum(['debug', 'info', 'warn', 'error'])
-    .default('info')
-    .meta({
-      description: 'Log level: `debug`, `info`, `warn`, `error`; logs are JSON lines on stderr.',
-    }),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').meta({
+    description: 'Log level: `debug`, `info`, `warn`, `error`; logs are JSON lines on stderr.',
+  }),
   TARGET_QUEUES: z
     .string()
     .default('')
@@ -93,6 +82,41 @@ export const configSchema = z.object({
   SHUTDOWN_TIMEOUT_SECONDS: intFromEnv(30, 0).meta({
     description: 'Seconds a stopping worker or API lets running steps finish before aborting them.',
   }),
+  API_TOKENS: z.string().min(1).optional().meta({
+    description:
+      'Static bearer tokens, `name=token` comma-separated (tokens of at least 16 characters); the name is the user recorded.',
+  }),
+  API_TOKENS_FILE: z.string().min(1).optional().meta({
+    description:
+      'A file of `name=token` lines (`#` comments), read at start-up; with or instead of API_TOKENS.',
+  }),
+  OIDC_ISSUER: z.url().optional().meta({
+    description:
+      "OIDC issuer whose bearer JWTs are accepted (keys from its discovery document's JWKS); the user is `preferred_username` or `sub`.",
+  }),
+  OIDC_AUDIENCE: z.string().min(1).optional().meta({
+    description: 'The audience (`aud`) OIDC tokens must carry.',
+    defaultText: 'not checked',
+  }),
+  AUTH: z.enum(['none']).optional().meta({
+    description:
+      '`none`: listen on a non-loopback HOST without authentication, on purpose (logged as a warning). Without any authentication the API otherwise refuses to.',
+  }),
+  CORS_ORIGINS: z
+    .string()
+    .optional()
+    .transform((s) =>
+      s
+        ? s
+            .split(',')
+            .map((o) => o.trim())
+            .filter(Boolean)
+        : [],
+    )
+    .meta({
+      description: 'Origins allowed to call the API from a browser, comma-separated.',
+      defaultText: 'none (CORS off)',
+    }),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -85,6 +85,7 @@ export interface Claim {
   stepIndex: number;
   attempt: number;
   leaseToken: string;
+  /** Whom the steps are done for: the user of the last resume, retry or callback, else the creator. */
   createdBy: string | null;
   state: State;
   /** Name and index of the last step row, to check the definition still matches. */
@@ -280,7 +281,7 @@ export async function claimProcesses(
         WHERE id = ANY($1::uuid[]) AND ${runnable('p', '$4')} AND NOT ${PAUSED}
        RETURNING *)
      SELECT c.id, c.workflow_name AS "workflowName", c.step_index AS "stepIndex", c.attempt,
-            c.lease_token AS "leaseToken", c.created_by AS "createdBy",
+            c.lease_token AS "leaseToken", coalesce(c.acting_user, c.created_by) AS "createdBy",
             coalesce(last.state, init.input, '{}'::jsonb) AS state,
             last.name AS "lastRowName", last.step_index AS "lastRowIndex",
             ${processEventSql('c')} AS event
@@ -593,7 +594,7 @@ export async function resumeSuspended(
        UPDATE orchestrator.processes p
           SET status = $5::text, step_index = $2 + 1, attempt = 1, last_step = $3,
               failed_reason = NULL, traceback = NULL, last_modified_at = now(),
-              version = version + 1
+              acting_user = $7, version = version + 1
         WHERE id = $1 AND status = 'suspended' AND step_index = $2 AND NOT ${PAUSED}
        RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
      i AS (INSERT INTO orchestrator.input_states (process_id, input, input_type)
@@ -627,16 +628,18 @@ export async function markResumed(
   db: Queryable,
   id: string,
   from: readonly ProcessStatus[],
+  user: string | null,
 ): Promise<ProcessEventRow | undefined> {
   const { rows } = await db.query<{ event: ProcessEventRow }>(
     `WITH p AS (
        UPDATE orchestrator.processes p
-          SET status = 'resumed', retry_at = NULL, last_modified_at = now(), version = version + 1
+          SET status = 'resumed', retry_at = NULL, last_modified_at = now(), acting_user = $3,
+              version = version + 1
         WHERE id = $1 AND status = ANY($2::text[]) AND NOT ${PAUSED}
        RETURNING p.id, ${processEventSql('p')} AS event),
      c AS (${CANCEL_CALLBACKS})
      SELECT event FROM p`,
-    [id, from],
+    [id, from, user],
   );
   return rows[0]?.event;
 }
@@ -725,7 +728,7 @@ export async function resolveCallback(
        UPDATE orchestrator.processes p
           SET status = $5::text, step_index = $3 + $6::int, attempt = CASE WHEN $6 = 1 THEN 1 ELSE attempt + 1 END,
               last_step = $4, failed_reason = $8, traceback = $9, last_modified_at = now(),
-              version = version + 1
+              acting_user = $12, version = version + 1
         WHERE id = $1 AND status = 'awaiting_callback' AND step_index = $3 AND NOT ${PAUSED}
           AND EXISTS (SELECT 1 FROM orchestrator.callbacks
                        WHERE id = $2 AND process_id = $1 AND status = 'pending')
@@ -852,11 +855,15 @@ export const RETRIED_BY_RESUME_ALL = [
 ] as const satisfies readonly ProcessStatus[];
 
 /**
- * Inside a transaction: resumes every task in a status of RETRIED_BY_RESUME_ALL, once, unless a
- * resume-all runs already (then null: an advisory lock held to the end of the transaction decides).
- * Returns each with the status it was resumed from and its event.
+ * Inside a transaction: resumes every task in a status of RETRIED_BY_RESUME_ALL that `allowed`
+ * lets through, once, unless a resume-all runs already (then null: an advisory lock held to the
+ * end of the transaction decides). Returns each with the status it was resumed from and its event.
  */
-export async function resumeAllTasks(tx: Queryable): Promise<
+export async function resumeAllTasks(
+  tx: Queryable,
+  user: string | null,
+  allowed: (task: { id: string; workflowName: string; status: ProcessStatus }) => boolean,
+): Promise<
   | {
       id: string;
       from: ProcessStatus;
@@ -870,6 +877,18 @@ export async function resumeAllTasks(tx: Queryable): Promise<
     `SELECT pg_try_advisory_xact_lock(hashtext('orchestrator.resume-all')) AS ok`,
   );
   if (!lock[0]?.ok) return null;
+  const { rows: candidates } = await tx.query<{
+    id: string;
+    workflowName: string;
+    status: ProcessStatus;
+  }>(
+    `SELECT id, workflow_name AS "workflowName", status FROM orchestrator.processes
+      WHERE is_task AND status = ANY($1::text[]) AND NOT ${PAUSED}
+      ORDER BY id FOR UPDATE`,
+    [RETRIED_BY_RESUME_ALL],
+  );
+  const ids = candidates.filter(allowed).map((c) => c.id);
+  if (ids.length === 0) return [];
   const { rows } = await tx.query<{
     id: string;
     from: ProcessStatus;
@@ -877,18 +896,16 @@ export async function resumeAllTasks(tx: Queryable): Promise<
     target: string;
     event: ProcessEventRow;
   }>(
-    `WITH old AS (
-       SELECT id, status FROM orchestrator.processes
-        WHERE is_task AND status = ANY($1::text[]) AND NOT ${PAUSED}
-        ORDER BY id FOR UPDATE),
+    `WITH old AS (SELECT id, status FROM orchestrator.processes WHERE id = ANY($1::uuid[])),
      p AS (
        UPDATE orchestrator.processes p
-          SET status = 'resumed', retry_at = NULL, last_modified_at = now(), version = version + 1
+          SET status = 'resumed', retry_at = NULL, last_modified_at = now(), acting_user = $2,
+              version = version + 1
          FROM old WHERE p.id = old.id
        RETURNING p.id, old.status AS "from", p.is_task AS "isTask", p.target,
                  ${processEventSql('p')} AS event)
      SELECT * FROM p`,
-    [RETRIED_BY_RESUME_ALL],
+    [ids, user],
   );
   return rows;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Actor } from './actor.ts';
 import { TARGETS, type State, type Target } from './types.ts';
 
 /** What a step body receives. */
@@ -68,7 +69,10 @@ export interface InputStep extends StepBase {
   kind: 'input';
   /** The form's pages, in order (one for a single form). */
   pages: FormPage[];
+  /** Who may resume it: a role the user's token must carry (when the token carries roles). */
   assignee?: string | undefined;
+  /** Who may resume it (default: the workflow's `authorize`). */
+  authorizeResume?: AuthorizeHook | undefined;
 }
 export interface CallbackOptions {
   action: CallbackFn;
@@ -114,7 +118,7 @@ export function retryStep(name: string, run: StepFn, options: RetryOptions): Ret
 export function inputStep(
   name: string,
   form: FormSpec,
-  options: { assignee?: string } = {},
+  options: { assignee?: string; authorizeResume?: AuthorizeHook } = {},
 ): InputStep {
   return { kind: 'input', name, pages: Array.isArray(form) ? form : [form], when: [], ...options };
 }
@@ -154,6 +158,29 @@ export function flattenSteps(items: StepItem[]): StepDef[] {
   return items.flatMap((i) => (Array.isArray(i) ? flattenSteps(i) : [i]));
 }
 
+/** What an authorization hook decides on. */
+export interface AuthorizeContext {
+  /** The user, with the roles and claims of their token. */
+  user: Actor;
+  action: 'start' | 'resume' | 'retry' | 'abort' | 'delete';
+  workflow: string;
+  /** The process acted on (absent for a start). */
+  process?: {
+    id: string;
+    status: string;
+    lastStep: string | null;
+    createdBy: string | null;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    currentState: any;
+  };
+  /** A start's input, or a resume's. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  input?: any;
+}
+
+/** true: allowed; false or a reason: refused with 403 `forbidden`. */
+export type AuthorizeHook = (ctx: AuthorizeContext) => boolean | string;
+
 /** What a start predicate sees: the start's input and a read of the database in its transaction. */
 export interface StartContext {
   workflow: string;
@@ -187,6 +214,13 @@ export interface WorkflowOptions {
   lockKeys?: (input: any) => string[];
   /** A start that needs a held key: `refuse` (409 `resource_locked`, default) or `queue` (waits). */
   lockMode?: 'refuse' | 'queue';
+  /**
+   * Who may act on its processes: called for every start, abort, delete, and (unless the more
+   * specific hooks below say otherwise) resume and retry, with the action in the context.
+   */
+  authorize?: AuthorizeHook;
+  /** Who may retry a process of it (resume from failed, waiting, …). Default: `authorize`. */
+  authorizeRetry?: AuthorizeHook;
 }
 
 export interface WorkflowDefinition {
@@ -202,6 +236,8 @@ export interface WorkflowDefinition {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   lockKeys?: ((input: any) => string[]) | undefined;
   lockMode: 'refuse' | 'queue';
+  authorize?: AuthorizeHook | undefined;
+  authorizeRetry?: AuthorizeHook | undefined;
 }
 
 const optionsSchema = z.object({
@@ -212,6 +248,8 @@ const optionsSchema = z.object({
   runPredicate: z.function().optional(),
   lockKeys: z.function().optional(),
   lockMode: z.enum(['refuse', 'queue']).optional(),
+  authorize: z.function().optional(),
+  authorizeRetry: z.function().optional(),
 });
 
 const isPage = (p: unknown) => p instanceof z.ZodObject || typeof p === 'function';
@@ -288,5 +326,7 @@ export function workflow(options: WorkflowOptions): WorkflowDefinition {
     runPredicate: options.runPredicate,
     lockKeys: options.lockKeys,
     lockMode: options.lockMode ?? 'refuse',
+    authorize: options.authorize,
+    authorizeRetry: options.authorizeRetry,
   };
 }

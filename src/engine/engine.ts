@@ -4,7 +4,13 @@ import type { Logger } from '../config/logger.ts';
 import type { LiveEvent, Publish } from '../db/events.ts';
 import { withSnapshot, withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { listProcesses, statusCounts, type ListQuery } from '../db/process-list.ts';
-import { getProcessRow, getStepRows, processExists, type StepRow } from '../db/processes.ts';
+import {
+  getProcessRow,
+  getStepRows,
+  processExists,
+  type ProcessRow,
+  type StepRow,
+} from '../db/processes.ts';
 import {
   getEngineStatus,
   getGlobalLock,
@@ -30,9 +36,11 @@ import {
   type NewProcess,
 } from '../db/step-writes.ts';
 import { createBatcher } from './batcher.ts';
-import type { CallbackStep, WorkflowDefinition } from './dsl.ts';
+import type { AuthorizeContext, AuthorizeHook, CallbackStep, WorkflowDefinition } from './dsl.ts';
+import { CALLBACK, type Actor } from './actor.ts';
 import {
   ConflictError,
+  ForbiddenError,
   NotFoundError,
   OrchestratorError,
   PreconditionError,
@@ -121,6 +129,28 @@ function isEmpty(body: unknown): boolean {
     (typeof body === 'object' && Object.keys(body).length === 0)
   );
 }
+
+/** A hook's answer: true lets the action through; false or a reason is a 403. */
+function checkHook(hook: AuthorizeHook | undefined, ctx: AuthorizeContext): void {
+  if (!hook) return;
+  const verdict = hook(ctx);
+  if (verdict === true) return;
+  throw new ForbiddenError(
+    'forbidden',
+    typeof verdict === 'string' && verdict
+      ? verdict
+      : `${ctx.user.name} may not ${ctx.action} processes of ${ctx.workflow}`,
+  );
+}
+
+/** The process as an authorization hook sees it. */
+const hookProcess = (row: ProcessRow & { currentState: State }) => ({
+  id: row.id,
+  status: row.status,
+  lastStep: row.lastStep,
+  createdBy: row.createdBy,
+  currentState: row.currentState,
+});
 
 /** The resource keys a start needs, checked: a list of distinct non-empty strings. */
 function keysOf(def: WorkflowDefinition, input: State): string[] {
@@ -318,6 +348,11 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
     return row;
   }
 
+  /** The definition of a process's workflow (undefined when no longer registered); 404 without the process. */
+  async function requireWorkflowOf(id: string) {
+    return registry.get((await requireProcess(id)).workflowName);
+  }
+
   const notAwaiting = (id: string) =>
     new ConflictError(
       'not_awaiting_callback',
@@ -358,13 +393,11 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
   return {
     registry,
 
-    async startProcess(
-      workflowName: string,
-      body: unknown,
-      user: string | null,
-    ): Promise<{ id: string }> {
+    async startProcess(workflowName: string, body: unknown, actor: Actor): Promise<{ id: string }> {
       const def = registry.require(workflowName);
       const input = parseForm(def.input, body, {}, `workflow ${def.name}`);
+      checkHook(def.authorize, { user: actor, action: 'start', workflow: def.name, input });
+      const user = actor.name;
       const id = randomUUID();
       // A workflow that checks its starts (run predicate, resource locks) starts in a
       // transaction of its own; the others go together with concurrent starts.
@@ -447,7 +480,8 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
       }
     },
 
-    async resumeProcess(id: string, body: unknown, user: string | null): Promise<void> {
+    async resumeProcess(id: string, body: unknown, actor: Actor): Promise<void> {
+      const user = actor.name;
       const row = await requireProcess(id);
       await requireUnlocked();
       const notResumable = () =>
@@ -479,6 +513,19 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
           );
         }
         const input = parseForm(stepDef.pages, body, row.currentState, `step ${stepDef.name}`);
+        // The step's assignee is a role, checked when the user's token carries roles.
+        if (stepDef.assignee && actor.roles.length > 0 && !actor.roles.includes(stepDef.assignee))
+          throw new ForbiddenError(
+            'forbidden',
+            `Step ${stepDef.name} is assigned to ${stepDef.assignee}; ${actor.name} does not have that role`,
+          );
+        checkHook(stepDef.authorizeResume ?? def.authorize, {
+          user: actor,
+          action: 'resume',
+          workflow: def.name,
+          process: hookProcess(row),
+          input,
+        });
         const isLast = row.stepIndex === def.steps.length - 1;
         const resumed = async (tx: Queryable) =>
           resumeSuspended(tx, {
@@ -514,9 +561,15 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
         );
       }
       // Not from `resumed` either: a resume racing this one may have just committed.
+      checkHook(def.authorizeRetry ?? def.authorize, {
+        user: actor,
+        action: 'retry',
+        workflow: def.name,
+        process: hookProcess(row),
+      });
       // Only from the status read: a waiting process's scheduled retry is replaced by this one.
       const resume = { ...job, from: row.status };
-      if (!(await makeRunnable(resume, (tx) => markResumed(tx, id, [row.status]))))
+      if (!(await makeRunnable(resume, (tx) => markResumed(tx, id, [row.status], user))))
         await refused(notResumable());
     },
 
@@ -526,12 +579,8 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
      * one of the process's, 409 `not_awaiting_callback` when it does not wait for this one
      * (answered already, timed out, aborted). Of two answers racing exactly one applies.
      */
-    async answerCallback(
-      id: string,
-      token: string,
-      payload: unknown,
-      user: string | null,
-    ): Promise<void> {
+    async answerCallback(id: string, token: string, payload: unknown): Promise<void> {
+      const user = CALLBACK.name;
       const { callback, row, stepDef, def } = await requireCallback(id, token);
       await requireUnlocked();
       let value: unknown = payload;
@@ -590,10 +639,26 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
      * Resumes every failed, waiting, api_unavailable and inconsistent_data task once; 409
      * `already_running` while another resume-all runs (on any instance).
      */
-    async resumeAllTasks(user: string | null): Promise<{ count: number }> {
+    async resumeAllTasks(actor: Actor): Promise<{ count: number }> {
+      const user = actor.name;
       await requireUnlocked();
+      // Tasks whose workflow's hooks refuse this user are left as they are.
+      const allowed = (t: { id: string; workflowName: string; status: ProcessStatus }) => {
+        const def = registry.get(t.workflowName);
+        if (!def) return false;
+        try {
+          checkHook(def.authorizeRetry ?? def.authorize, {
+            user: actor,
+            action: 'retry',
+            workflow: def.name,
+          });
+          return true;
+        } catch {
+          return false;
+        }
+      };
       const done = await withTransaction(pool, async (tx) => {
-        const resumed = await resumeAllTasks(tx);
+        const resumed = await resumeAllTasks(tx, user, allowed);
         if (!resumed) return null;
         const jobs = resumed.map((r): Dispatch => ({
           processId: r.id,
@@ -614,9 +679,17 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
     },
 
     /** Deletes a task with its steps: 400 `not_a_task` for a workflow, 409 `process_running`. */
-    async deleteTask(id: string): Promise<void> {
-      if (await deleteTask(pool, id)) return;
+    async deleteTask(id: string, actor: Actor): Promise<void> {
       const row = await requireProcess(id);
+      const def = registry.get(row.workflowName);
+      if (row.isTask && def)
+        checkHook(def.authorize, {
+          user: actor,
+          action: 'delete',
+          workflow: def.name,
+          process: hookProcess(row),
+        });
+      if (await deleteTask(pool, id)) return;
       if (!row.isTask)
         throw new ValidationError(
           'not_a_task',
@@ -635,8 +708,18 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
       return this.getProcess(id);
     },
 
-    async abortProcess(id: string, user: string | null): Promise<void> {
-      const events = await abortProcessRow(pool, id, user);
+    async abortProcess(id: string, actor: Actor): Promise<void> {
+      const hook = (await requireWorkflowOf(id))?.authorize;
+      if (hook) {
+        const row = await requireProcess(id);
+        checkHook(hook, {
+          user: actor,
+          action: 'abort',
+          workflow: row.workflowName,
+          process: hookProcess(row),
+        });
+      }
+      const events = await abortProcessRow(pool, id, actor.name);
       if (!events) {
         const row = await requireProcess(id);
         throw new ConflictError('already_finished', `Process ${id} is already ${row.status}`, {

@@ -67,3 +67,7 @@ export class IncompleteError extends OrchestratorError {
 export class PreconditionError extends OrchestratorError {
   override name = 'PreconditionError';
 }
+/** The user may not do this (an authorization hook, or the input step's assignee): HTTP 403. */
+export class ForbiddenError extends OrchestratorError {
+  override name = 'ForbiddenError';
+}

@@ -33,6 +33,11 @@ export interface LiveServerOptions {
   /** Where the dedicated LISTEN connection goes. */
   connectionString: string;
   logger: Logger;
+  /**
+   * Checks the handshake's `auth: { token }`; a client without a valid one is refused
+   * (`connect_error` with message `unauthorized`). Default: everyone may connect.
+   */
+  authenticate?: ((token: string) => Promise<unknown>) | undefined;
 }
 
 export interface LiveServer {
@@ -294,6 +299,17 @@ export function createLiveServer(opts: LiveServerOptions): LiveServer {
       (status) => socket.emit('engine:status', status),
       (err: unknown) => logger.warn('engine status read failed', { err: (err as Error).message }),
     );
+  }
+  const { authenticate } = opts;
+  if (authenticate) {
+    io.use((socket, next) => {
+      const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+      if (typeof token !== 'string' || token === '') return next(new Error('unauthorized'));
+      authenticate(token).then(
+        (who) => next(who ? undefined : new Error('unauthorized')),
+        () => next(new Error('unauthorized')),
+      );
+    });
   }
   io.on('connection', onConnection);
 
