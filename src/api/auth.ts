@@ -77,7 +77,7 @@ function oidcVerifier(issuer: string, audience: string | undefined, logger: Logg
       if (!res.ok) throw new Error(`OIDC discovery at ${url} answered ${res.status}`);
       const doc = (await res.json()) as { jwks_uri?: string; issuer?: string };
       if (!doc.jwks_uri) throw new Error(`OIDC discovery at ${url} names no jwks_uri`);
-      return createRemoteJWKSet(new URL(doc.jwks_uri), { cooldownDuration: 30_000 });
+      return createRemoteJWKSet(new URL(doc.jwks_uri), { cooldownDuration: 5_000 });
     })().catch((err: unknown) => {
       jwks = undefined; // Tried again with the next token.
       throw err;

@@ -1,0 +1,312 @@
+// Authentication (static tokens, OIDC from a local test issuer, Socket.IO handshakes) and
+// authorization (users recorded, workflow hooks, assignee roles), against a real Postgres.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { io as connect } from 'socket.io-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkInvariants } from '../src/db/invariants.ts';
+import type { Orchestrator } from '../src/server.ts';
+import { startApi } from './support/api.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { fixtures } from './support/paths.ts';
+
+const ALICE = 'alice-token-0123456789';
+const CI = 'ci-token-0123456789abcdef';
+
+/** A local OIDC issuer: discovery document and a JWKS whose keys can be rotated. */
+async function startIssuer() {
+  const keys: { kid: string; privateKey: CryptoKey; jwk: JWK }[] = [];
+  const addKey = async (kid: string) => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256');
+    keys.push({ kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256' } });
+  };
+  await addKey('k1');
+  let jwksFetches = 0;
+  const server = http.createServer((req, res) => {
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    res.setHeader('content-type', 'application/json');
+    if (req.url === '/.well-known/openid-configuration')
+      res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }));
+    else if (req.url === '/jwks') {
+      jwksFetches++;
+      res.end(JSON.stringify({ keys: keys.map((k) => k.jwk) }));
+    } else res.writeHead(404).end('{}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    issuer,
+    addKey,
+    jwksFetches: () => jwksFetches,
+    async token(
+      claims: Record<string, unknown>,
+      o: { kid?: string; exp?: string | number; aud?: string; iss?: string } = {},
+    ) {
+      const key = keys.find((k) => k.kid === (o.kid ?? 'k1'))!;
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: 'RS256', kid: key.kid })
+        .setIssuer(o.iss ?? issuer)
+        .setAudience(o.aud ?? 'orchestrator')
+        .setIssuedAt()
+        .setExpirationTime(o.exp ?? '5m')
+        .sign(key.privateKey);
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+let db: TestDatabase;
+let api: Orchestrator;
+let issuer: Awaited<ReturnType<typeof startIssuer>>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  issuer = await startIssuer();
+  api = await startApi(db.url, {
+    HOST: '0.0.0.0',
+    API_TOKENS: `alice=${ALICE},ci=${CI}`,
+    OIDC_ISSUER: issuer.issuer,
+    OIDC_AUDIENCE: 'orchestrator',
+    WORKFLOWS_DIR: fixtures('workflows-auth'),
+  });
+});
+afterAll(async () => {
+  await api?.close();
+  await issuer?.close();
+  if (db) expect(await checkInvariants(db.pool, { registry: api.engine.registry })).toEqual([]);
+  await db?.drop();
+});
+
+const base = () => `http://127.0.0.1:${api.port}`;
+async function call(method: string, path: string, token?: string, body?: unknown) {
+  const res = await fetch(base() + path, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+async function waitFor(id: string, token: string, pred: (p: any) => boolean) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const p = (await call('GET', `/api/processes/${id}`, token)).body;
+    if (pred(p)) return p;
+    if (Date.now() > deadline) throw new Error(`timed out: ${JSON.stringify(p).slice(0, 300)}`);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
+const rows = async () =>
+  (
+    await db.pool.query(
+      `SELECT (SELECT count(*)::int FROM orchestrator.processes) AS p,
+              (SELECT count(*)::int FROM orchestrator.process_steps) AS s`,
+    )
+  ).rows[0];
+const stepUsers = async (id: string) =>
+  (
+    await db.pool.query(
+      `SELECT name, status, created_by AS "createdBy" FROM orchestrator.process_steps
+        WHERE process_id = $1 ORDER BY id`,
+      [id],
+    )
+  ).rows.map((r) => `${r.name}:${r.status}:${r.createdBy}`);
+
+describe('bind guard', () => {
+  it('refuses to listen beyond loopback without authentication, unless AUTH=none', async () => {
+    await expect(startApi(db.url, { HOST: '0.0.0.0' })).rejects.toThrow(
+      /Refusing to listen on 0.0.0.0 without authentication. Set API_TOKENS/,
+    );
+    const open = await startApi(db.url, { HOST: '0.0.0.0', AUTH: 'none' });
+    try {
+      const r = await fetch(`http://127.0.0.1:${open.port}/api/workflows`);
+      expect(r.status).toBe(200);
+    } finally {
+      await open.close();
+    }
+  });
+});
+
+describe('static tokens', () => {
+  it('401 without a token or with a bad one, writing nothing; open: health, docs of the page', async () => {
+    const before = await rows();
+    for (const token of [undefined, 'not-a-token', `${ALICE}x`]) {
+      const r = await call('POST', '/api/processes/hello', token, { name: 'x' });
+      expect(r.status).toBe(401);
+      expect(r.body.error.code).toBe('unauthorized');
+      expect(r.headers.get('www-authenticate')).toBe('Bearer');
+    }
+    expect((await call('GET', '/api/processes', undefined)).status).toBe(401);
+    expect((await call('GET', '/api/no-such-route', undefined)).status).toBe(401);
+    expect(await rows()).toEqual(before);
+    expect((await call('GET', '/api/health')).status).toBe(200);
+    expect((await fetch(`${base()}/`)).status).toBe(200);
+  });
+
+  it('records who started, resumed, retried and aborted on the process and its step rows', async () => {
+    const hello = (await call('POST', '/api/processes/hello', ALICE, { name: 'Ada' })).body.id;
+    await waitFor(hello, ALICE, (p) => p.status === 'suspended');
+    expect(
+      (await call('PUT', `/api/processes/${hello}/resume`, CI, { confirmed: true })).status,
+    ).toBe(204);
+    const done = await waitFor(hello, CI, (p) => p.status === 'completed');
+    expect(done.createdBy).toBe('alice');
+    expect(await stepUsers(hello)).toEqual([
+      'Greet:success:alice',
+      'Confirm:suspend:alice',
+      'Confirm:success:ci',
+      'Finish:success:ci',
+    ]);
+
+    const flaky = (await call('POST', '/api/processes/flaky', ALICE, { failTimes: 1 })).body.id;
+    await waitFor(flaky, ALICE, (p) => p.status === 'failed');
+    expect((await call('PUT', `/api/processes/${flaky}/resume`, CI)).status).toBe(204);
+    await waitFor(flaky, ALICE, (p) => p.status === 'completed');
+    expect(await stepUsers(flaky)).toEqual(['Flaky:failed:alice', 'Flaky:success:ci']);
+
+    const cb = (await call('POST', '/api/processes/callback_demo', ALICE, {})).body.id;
+    const url = (await waitFor(cb, ALICE, (p) => p.status === 'awaiting_callback')).currentState
+      .callbackUrl as string;
+    // The callback URL needs no bearer token: its own token is the credential.
+    expect((await call('POST', new URL(url).pathname, undefined, { ok: 1 })).status).toBe(204);
+    await waitFor(cb, ALICE, (p) => p.status === 'completed');
+    expect(await stepUsers(cb)).toEqual([
+      'Run job:awaiting_callback:alice',
+      'Run job:success:callback',
+      'Finish:success:callback',
+    ]);
+
+    const hello2 = (await call('POST', '/api/processes/hello', ALICE, { name: 'Bo' })).body.id;
+    await waitFor(hello2, ALICE, (p) => p.status === 'suspended');
+    expect((await call('PUT', `/api/processes/${hello2}/abort`, CI)).status).toBe(204);
+    expect((await stepUsers(hello2)).at(-1)).toBe('Abort:abort:ci');
+  });
+});
+
+describe('Socket.IO', () => {
+  const tryConnect = (auth?: { token: string }) =>
+    new Promise<string>((resolve) => {
+      const socket = connect(base(), { transports: ['websocket'], reconnection: false, auth });
+      socket.on('connect', () => {
+        socket.close();
+        resolve('connected');
+      });
+      socket.on('connect_error', (err) => {
+        socket.close();
+        resolve(`refused: ${err.message}`);
+      });
+    });
+
+  it('refuses a handshake without a valid token and accepts one with', async () => {
+    expect(await tryConnect()).toBe('refused: unauthorized');
+    expect(await tryConnect({ token: 'wrong' })).toBe('refused: unauthorized');
+    expect(await tryConnect({ token: CI })).toBe('connected');
+    expect(await tryConnect({ token: await issuer.token({ sub: 'u1' }) })).toBe('connected');
+  });
+});
+
+describe('OIDC', () => {
+  it('accepts a valid token as its preferred_username and refuses expired, foreign and forged ones', async () => {
+    const good = await issuer.token({ sub: 'u-17', preferred_username: 'olga' });
+    const r = await call('POST', '/api/processes/hello', good, { name: 'Olga' });
+    expect(r.status).toBe(201);
+    expect((await call('GET', `/api/processes/${r.body.id}`, good)).body.createdBy).toBe('olga');
+    const subOnly = await issuer.token({ sub: 'u-18' });
+    const s = await call('POST', '/api/processes/hello', subOnly, { name: 'Sub' });
+    expect((await call('GET', `/api/processes/${s.body.id}`, subOnly)).body.createdBy).toBe('u-18');
+
+    const before = await rows();
+    const refused = [
+      await issuer.token({ sub: 'x' }, { exp: Math.floor(Date.now() / 1000) - 60 }),
+      await issuer.token({ sub: 'x' }, { aud: 'someone-else' }),
+      await issuer.token({ sub: 'x' }, { iss: 'http://127.0.0.1:1' }),
+      `${good.slice(0, -4)}AAAA`,
+    ];
+    for (const token of refused) {
+      const res = await call('POST', '/api/processes/hello', token, { name: 'x' });
+      expect(res.status).toBe(401);
+    }
+    expect(await rows()).toEqual(before);
+    for (const id of [r.body.id, s.body.id]) await call('PUT', `/api/processes/${id}/abort`, good);
+  });
+
+  it('follows a key rotation: a token signed by a new key is accepted once the JWKS has it', async () => {
+    await issuer.addKey('k2');
+    const fetches = issuer.jwksFetches();
+    // jose fetches the keys again for an unknown key id, at most once per cooldown (5 s).
+    await new Promise((r) => setTimeout(r, 5_500));
+    const rotated = await issuer.token({ sub: 'rotated' }, { kid: 'k2' });
+    expect((await call('GET', '/api/processes', rotated)).status).toBe(200);
+    expect(issuer.jwksFetches()).toBeGreaterThan(fetches);
+  });
+});
+
+describe('authorization hooks', () => {
+  const oidc = (name: string, roles: string[] = []) =>
+    issuer.token({ sub: name, preferred_username: name, roles });
+
+  it('authorize refuses a start with 403 forbidden and its reason, writing nothing', async () => {
+    const before = await rows();
+    const r = await call('POST', '/api/processes/guarded_change', await oidc('mallory'), {});
+    expect(r.status).toBe(403);
+    expect(r.body.error).toMatchObject({ code: 'forbidden', message: 'mallory may not start' });
+    expect(await rows()).toEqual(before);
+  });
+
+  it('authorizeRetry lets only operators retry; assignee and authorizeResume guard the approval', async () => {
+    const starter = await oidc('sam', ['approver']);
+    const id = (await call('POST', '/api/processes/guarded_change', starter, { failFirst: true }))
+      .body.id;
+    await waitFor(id, starter, (p) => p.status === 'failed');
+    const noRetry = await call('PUT', `/api/processes/${id}/resume`, starter);
+    expect(noRetry.status).toBe(403);
+    expect(noRetry.body.error.message).toBe('only operators retry');
+    expect((await call('GET', `/api/processes/${id}`, starter)).body.status).toBe('failed');
+    expect(
+      (await call('PUT', `/api/processes/${id}/resume`, await oidc('ops', ['operator']))).status,
+    ).toBe(204);
+    await waitFor(id, starter, (p) => p.status === 'suspended');
+
+    // Not an approver: the step's assignee role is missing.
+    const noRole = await call('PUT', `/api/processes/${id}/resume`, await oidc('pat', ['viewer']), {
+      approved: true,
+    });
+    expect(noRole.status).toBe(403);
+    expect(noRole.body.error.message).toMatch(/assigned to approver/);
+    // An approver, but the one who started it: the step's own hook refuses.
+    const self = await call('PUT', `/api/processes/${id}/resume`, starter, { approved: true });
+    expect(self.status).toBe(403);
+    expect(self.body.error.message).toBe('the one who started a change may not approve it');
+    // Static tokens carry no roles: the assignee is not enforced for them.
+    expect((await call('PUT', `/api/processes/${id}/resume`, CI, { approved: true })).status).toBe(
+      204,
+    );
+    await waitFor(id, CI, (p) => p.status === 'completed');
+    expect((await stepUsers(id)).slice(-1)).toEqual(['Approve:success:ci']);
+  });
+
+  it('authorize covers abort too', async () => {
+    const id = (await call('POST', '/api/processes/guarded_change', CI, {})).body.id;
+    await waitFor(id, CI, (p) => p.status === 'suspended');
+    const r = await call('PUT', `/api/processes/${id}/abort`, await oidc('mallory'));
+    expect(r.status).toBe(403);
+    expect(r.body.error.message).toBe('mallory may not abort');
+    expect((await call('PUT', `/api/processes/${id}/abort`, CI)).status).toBe(204);
+  });
+});
+
+describe('rate limit', () => {
+  it('answers 429 after repeated failures from one address', async () => {
+    const answers: number[] = [];
+    for (let i = 0; i < 25; i++)
+      answers.push((await call('GET', '/api/processes', `bad-${i}`)).status);
+    expect(answers.slice(0, 5).every((s) => s === 401)).toBe(true);
+    expect(answers.at(-1)).toBe(429);
+    const r = await call('GET', '/api/processes', 'bad-again');
+    expect(r.body.error.code).toBe('too_many_requests');
+  });
+});
