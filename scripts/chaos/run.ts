@@ -234,6 +234,9 @@ async function runPhase(
   locker.hold(true);
   await drain(unrecovered.length ? 30_000 : profile.drainTimeoutMs);
   if (last) {
+    // A tick whose instance was killed while starting it is retried after its job expires (a
+    // minute or more): let those start before the schedule goes, or their process never would.
+    await ticksSettled(unrecovered.length ? 10_000 : 200_000);
     schedule.deletedAt = Date.now();
     await until('deleting the schedule', [204, 404], () =>
       load.call('DELETE', `/api/schedules/${SCHEDULE_NAME}`),
