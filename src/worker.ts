@@ -107,6 +107,7 @@ export async function startWorker(
   const metrics = createEngineMetrics();
   const executor = createWorkerExecutor({
     metrics,
+    maxStateBytes: config.MAX_STATE_BYTES,
     pool,
     handOffPool,
     boss,

@@ -4,9 +4,18 @@ import type { Pool } from '../db/pool.ts';
 import type { Engine } from '../engine/engine.ts';
 import { describeWorkflow } from '../engine/registry.ts';
 import { NotFoundError } from '../engine/errors.ts';
+import cors from 'cors';
+import helmet from 'helmet';
 import { actorOf, authenticate, type Authenticator } from './auth.ts';
+import { hardenedJson } from './hardening.ts';
 import { errorBody, errorHandler, notFoundRoute } from './errors.ts';
-import { listQuerySchema, noteSchema, parseOr, processIdSchema } from './schemas.ts';
+import {
+  callbackTokenSchema,
+  listQuerySchema,
+  noteSchema,
+  parseOr,
+  processIdSchema,
+} from './schemas.ts';
 
 export interface AppOptions {
   engine: Engine;
@@ -16,6 +25,8 @@ export interface AppOptions {
   extend?: (app: express.Express) => void;
   /** Who may call `/api` (see auth.ts). Default: everyone, as `anonymous`. */
   auth?: Authenticator;
+  /** Origins allowed to call the API from a browser (CORS). Default: none. */
+  corsOrigins?: readonly string[];
 }
 
 function processId(req: Request): string {
@@ -30,7 +41,7 @@ function processId(req: Request): string {
 /** A callback token's shape (43 base64url characters); anything else is a token of no callback. */
 function callbackToken(req: Request): string {
   const token = String(req.params.token ?? '');
-  if (!/^[A-Za-z0-9_-]{43}$/.test(token))
+  if (!callbackTokenSchema.safeParse(token).success)
     throw new NotFoundError('callback_not_found', 'No callback with this token for this process');
   return token;
 }
@@ -52,14 +63,27 @@ async function databaseReachable(pool: Pool, timeoutMs = 2_000): Promise<boolean
   }
 }
 
-export function createApp({ engine, pool, logger, extend, auth }: AppOptions): express.Express {
+export function createApp({
+  engine,
+  pool,
+  logger,
+  extend,
+  auth,
+  corsOrigins = [],
+}: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Security headers (helmet: a maintained set with a same-origin Content-Security-Policy). The
+  // live page loads only its own scripts and styles, and talks to its own origin.
+  app.use(helmet());
+  // CORS is off unless origins are configured.
+  if (corsOrigins.length > 0)
+    app.use('/api', cors({ origin: [...corsOrigins], maxAge: 600, exposedHeaders: ['Location'] }));
   // Before the body is read: a request without a valid credential costs nothing more.
   const guards = auth ? authenticate(auth) : [];
   if (guards.length > 0) app.use('/api', ...guards);
-  app.use(express.json({ limit: '16mb', strict: false }));
+  app.use('/api', ...hardenedJson());
 
   app.get('/api/health', async (_req, res) => {
     if (await databaseReachable(pool)) res.json({ status: 'ok' });

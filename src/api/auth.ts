@@ -147,8 +147,16 @@ export function actorOf(req: Request): Actor {
   return (req as Request & { actor?: Actor }).actor ?? ANONYMOUS;
 }
 
-/** Routes open without credentials: health, and callback URLs (their token is the credential). */
-const OPEN = [/^\/api\/health$/, /^\/api\/processes\/[^/]+\/callback\/[^/]+(\/progress)?$/];
+/**
+ * Routes open without credentials: health, callback URLs (their token is the credential), and the
+ * OpenAPI document and docs page (they hold no data).
+ */
+const OPEN = [
+  /^\/api\/health$/,
+  /^\/api\/processes\/[^/]+\/callback\/[^/]+(\/progress)?$/,
+  /^\/api\/openapi\.json$/,
+  /^\/api\/docs(\/[^/]*)?$/,
+];
 
 /**
  * Express middleware for `/api`: a valid bearer token or 401 `unauthorized` (nothing runs, so

@@ -58,7 +58,22 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      res.status(status).json(errorBody('bad_request', (err as Error).message));
+      const code = status === 415 ? 'unsupported_media_type' : 'bad_request';
+      res.status(status).json(errorBody(code, (err as Error).message));
+      return;
+    }
+    // Input Postgres refused (a data exception, or a value past its limits) that the checks
+    // before it let through: the client's, so a 400, and never the database's message.
+    const sqlState = (err as { code?: unknown }).code;
+    if (typeof sqlState === 'string' && /^(22|54)[0-9A-Z]{3}$/.test(sqlState)) {
+      logger.warn('input refused by the database', { method: req.method, path: req.path, err });
+      res
+        .status(400)
+        .json(
+          sqlState.startsWith('54')
+            ? errorBody('state_too_large', 'The input is too large to be stored')
+            : errorBody('invalid_input', 'The input cannot be stored'),
+        );
       return;
     }
     if (isConnectionError(err)) {

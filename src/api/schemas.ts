@@ -5,6 +5,9 @@ import { PROCESS_STATUSES } from '../engine/types.ts';
 
 export const processIdSchema = z.uuid({ message: 'must be a uuid' });
 
+/** A callback token's shape: 43 base64url characters (anything else is no callback's token). */
+export const callbackTokenSchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
+
 const sortFields = Object.keys(SORT_COLUMNS) as [SortField, ...SortField[]];
 
 /** `PATCH /api/processes/:id`: a note of up to 10,000 characters, or null to clear it. */

@@ -82,6 +82,11 @@ export const configSchema = z.object({
   SHUTDOWN_TIMEOUT_SECONDS: intFromEnv(30, 0).meta({
     description: 'Seconds a stopping worker or API lets running steps finish before aborting them.',
   }),
+  MAX_STATE_BYTES: intFromEnv(16 * 1024 * 1024, 1024).meta({
+    description:
+      'Largest process state, as JSON: a step whose result would exceed it fails, an input that would is refused (400 `state_too_large`).',
+    defaultText: '16777216 (16 MiB)',
+  }),
   API_TOKENS: z.string().min(1).optional().meta({
     description:
       'Static bearer tokens, `name=token` comma-separated (tokens of at least 16 characters); the name is the user recorded.',

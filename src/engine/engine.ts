@@ -118,6 +118,8 @@ export interface EngineOptions {
   logger: Logger;
   /** Where the events of committed changes go (after their commit). */
   publish: Publish;
+  /** Largest state as JSON an input may lead to (400 `state_too_large`). Default 16 MiB. */
+  maxStateBytes?: number;
 }
 
 export type Engine = ReturnType<typeof createEngine>;
@@ -211,7 +213,23 @@ interface Start {
 }
 
 /** The process operations of the public API; knows nothing of HTTP, piscina or pg-boss. */
-export function createEngine({ pool, registry, dispatcher, publish, logger }: EngineOptions) {
+export function createEngine({
+  pool,
+  registry,
+  dispatcher,
+  publish,
+  logger,
+  maxStateBytes = 16 * 1024 * 1024,
+}: EngineOptions) {
+  /** Refuses an input that would make the state too large to store. */
+  const checkStateSize = (state: State) => {
+    const bytes = JSON.stringify(state).length;
+    if (bytes > maxStateBytes)
+      throw new ValidationError(
+        'state_too_large',
+        `The state would be ${bytes} bytes of JSON, more than ${maxStateBytes}`,
+      );
+  };
   /** Runs `write` with the dispatch in one transaction; publishes its events once committed. */
   async function makeRunnable(
     job: Dispatch,
@@ -396,6 +414,7 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
     async startProcess(workflowName: string, body: unknown, actor: Actor): Promise<{ id: string }> {
       const def = registry.require(workflowName);
       const input = parseForm(def.input, body, {}, `workflow ${def.name}`);
+      checkStateSize(input);
       checkHook(def.authorize, { user: actor, action: 'start', workflow: def.name, input });
       const user = actor.name;
       const id = randomUUID();
@@ -513,6 +532,7 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
           );
         }
         const input = parseForm(stepDef.pages, body, row.currentState, `step ${stepDef.name}`);
+        checkStateSize({ ...row.currentState, ...input });
         // The step's assignee is a role, checked when the user's token carries roles.
         if (stepDef.assignee && actor.roles.length > 0 && !actor.roles.includes(stepDef.assignee))
           throw new ForbiddenError(
@@ -593,6 +613,7 @@ export function createEngine({ pool, registry, dispatcher, publish, logger }: En
         error = { name: e.name, message: e.message };
         traceback = e.stack;
       }
+      if (!error) checkStateSize({ ...row.currentState, [stepDef.resultKey]: value });
       const isLast = row.stepIndex === def.steps.length - 1;
       const nextStatus: ProcessStatus = error ? 'failed' : isLast ? 'completed' : 'resumed';
       const write = (tx: Queryable) =>

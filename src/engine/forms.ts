@@ -7,10 +7,17 @@ import type { FormPage } from './dsl.ts';
 import { IncompleteError, ValidationError } from './errors.ts';
 import type { State } from './types.ts';
 
+/**
+ * A page refuses keys it does not name, unless its author said otherwise (`z.looseObject`, or a
+ * catchall): a misspelt field is an error, not a default silently used.
+ */
+const strictByDefault = (page: z.ZodObject): z.ZodObject =>
+  page._zod.def.catchall === undefined ? page.strict() : page;
+
 /** Builds page `i` from the state and the pages before it; a builder that fails is a 400. */
 export function buildPage(pages: FormPage[], i: number, state: State, given: State[]): z.ZodObject {
   const page = pages[i]!;
-  if (page instanceof z.ZodObject) return page;
+  if (page instanceof z.ZodObject) return strictByDefault(page);
   let built: unknown;
   try {
     built = page(state, given);
@@ -23,7 +30,7 @@ export function buildPage(pages: FormPage[], i: number, state: State, given: Sta
   }
   if (!(built instanceof z.ZodObject))
     throw new Error(`page ${i + 1} of the form did not return a zod object`);
-  return built;
+  return strictByDefault(built);
 }
 
 /** A page as JSON Schema (the input side: defaults optional). */

@@ -21,7 +21,7 @@ import { toStepError } from './errors.ts';
 import { positionProblem, type Registry } from './registry.ts';
 import type { StepPool } from './step-pool.ts';
 import { transition, type Outcome } from './transitions.ts';
-import type { ProcessStatus, State } from './types.ts';
+import type { ProcessStatus, State, StepError } from './types.ts';
 
 /** A callback token: 32 random bytes, base64url (43 characters). Only its SHA-256 is stored. */
 export function newCallbackToken(): { token: string; hash: Buffer } {
@@ -75,6 +75,8 @@ export interface RunnerOptions {
   ) => Promise<void>;
   /** Told after a commit that something of this process is due at `at` (a retry, a callback timeout). */
   onDue?: (processId: string, at: Date) => void;
+  /** Largest state as JSON; a step whose result exceeds it fails. Default 16 MiB. */
+  maxStateBytes?: number;
   /** Step durations, failures and retries. Default: none. */
   metrics?: EngineMetrics;
   /** The URL a callback step hands out for `token`. Default: the path alone. */
@@ -112,6 +114,12 @@ export function createRunner(opts: RunnerOptions): Runner {
   const active = new Map<string, Active>();
   const callbackUrl = opts.callbackUrl ?? callbackPath;
   const metrics = opts.metrics ?? noMetrics;
+  const maxStateBytes = opts.maxStateBytes ?? 16 * 1024 * 1024;
+  const stateTooLarge = (bytes: number): StepError => ({
+    outcome: 'failed',
+    name: 'StateTooLarge',
+    message: `the step's result makes the state ${bytes} bytes of JSON, more than MAX_STATE_BYTES (${maxStateBytes})`,
+  });
   let stopping = false;
   let stopped: Promise<void> | undefined;
 
@@ -262,10 +270,18 @@ export function createRunner(opts: RunnerOptions): Runner {
             ? { kind: 'callback', delta: result.delta, tokenHash: callback.hash }
             : { kind: 'success', delta: result.delta };
       }
-      const next = transition(stepDef, outcome, { index, attempt, isLast, state, now: startedAt });
+      const at = { index, attempt, isLast, state, now: startedAt };
+      let next = transition(stepDef, outcome, at);
+      let json =
+        next.state === state ? (stateJson ??= JSON.stringify(state)) : JSON.stringify(next.state);
+      if (json.length > maxStateBytes) {
+        // Refused before it is written: the step fails, the state stays as it was.
+        next = transition(stepDef, { kind: 'error', error: stateTooLarge(json.length) }, at);
+        json = stateJson ??= JSON.stringify(state);
+      }
       if (next.state !== state) {
         state = next.state;
-        stateJson = undefined;
+        stateJson = json;
       }
       const commit: StepCommit = {
         ...base,
@@ -273,8 +289,8 @@ export function createRunner(opts: RunnerOptions): Runner {
         index,
         name: stepDef.name,
         startedAt,
+        stateJson: json,
       };
-      commit.stateJson = stateJson ??= JSON.stringify(commit.state);
       const result = isPlainCommit(commit)
         ? await batcher.commit(commit)
         : await commitWithRetry(commit);

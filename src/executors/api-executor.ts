@@ -102,6 +102,7 @@ export async function startApiExecutor(
     callbackUrl: deps.callbackUrl,
     onDue: (_id, at) => timekeeper.hint(at),
     metrics: deps.metrics,
+    maxStateBytes: config.MAX_STATE_BYTES,
   });
   later.retryDue = (ids) => threadpool.launch(ids);
   return {

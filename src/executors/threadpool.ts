@@ -34,6 +34,8 @@ export interface ThreadpoolOptions {
   /** Told when a commit here made something due later (a retry, a callback timeout). */
   onDue?: (processId: string, at: Date) => void;
   metrics?: EngineMetrics;
+  /** See RunnerOptions.maxStateBytes. */
+  maxStateBytes?: number;
 }
 
 export interface ThreadpoolExecutor {
@@ -61,6 +63,8 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     publish: opts.publish,
     callbackUrl: opts.callbackUrl,
     onDue: opts.onDue,
+    ...(opts.maxStateBytes ? { maxStateBytes: opts.maxStateBytes } : {}),
+
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   const maxRunning = opts.maxRunning ?? 64;

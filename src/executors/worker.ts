@@ -44,6 +44,8 @@ export interface WorkerExecutorOptions {
   /** The URL a callback step hands out (see RunnerOptions.callbackUrl). */
   callbackUrl?: (processId: string, token: string) => string;
   metrics?: EngineMetrics;
+  /** See RunnerOptions.maxStateBytes. */
+  maxStateBytes?: number;
 }
 
 export type WorkerState = 'created' | 'running' | 'stopping' | 'stopped';
@@ -89,6 +91,7 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
       t.unref();
     },
     callbackUrl: opts.callbackUrl,
+    ...(opts.maxStateBytes ? { maxStateBytes: opts.maxStateBytes } : {}),
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   let state: WorkerState = 'created';

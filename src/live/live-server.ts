@@ -38,6 +38,8 @@ export interface LiveServerOptions {
    * (`connect_error` with message `unauthorized`). Default: everyone may connect.
    */
   authenticate?: ((token: string) => Promise<unknown>) | undefined;
+  /** Origins allowed to connect from a browser page of another origin. Default: none. */
+  corsOrigins?: readonly string[];
 }
 
 export interface LiveServer {
@@ -98,6 +100,7 @@ function corkWebsocketSends(transport: EngineTransport): void {
 export function createLiveServer(opts: LiveServerOptions): LiveServer {
   const logger = opts.logger.child({ component: 'live' });
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(opts.httpServer, {
+    cors: { origin: opts.corsOrigins?.length ? [...opts.corsOrigins] : false },
     serveClient: true,
     // The default, said: with compression a broadcast is no longer encoded once for every socket.
     perMessageDeflate: false,
