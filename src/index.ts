@@ -5,6 +5,7 @@ export {
   conditional,
   inputStep,
   retryStep,
+  sleep,
   step,
   stepGroup,
   workflow,

@@ -338,7 +338,7 @@ function attacks(): Attack[] {
     ['DELETE', '/api/processes'],
     ['GET', '/api/processes/resume-all'],
     ['POST', `/api/processes/${ids.suspended}/abort`],
-  ])
+  ] as const)
     a.push({
       what: `${method} ${path}`,
       method,

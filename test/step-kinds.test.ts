@@ -160,6 +160,25 @@ function stepKindSuite(ctx: () => { http: Http; db: TestDatabase }) {
     await http.waitForStatus(id, 'completed');
   });
 
+  it('sleep_demo waits durably, holding no lease, and wakes at its time', async () => {
+    const { http, db } = ctx();
+    const id = await http.start('sleep_demo', { seconds: 1 });
+    const waiting = await http.waitForStatus(id, 'waiting');
+    expect(waiting.steps.at(-1)).toMatchObject({ name: 'Wait', status: 'waiting' });
+    const { rows } = await db.pool.query(
+      `SELECT lease_token AS "leaseToken" FROM orchestrator.processes WHERE id = $1`,
+      [id],
+    );
+    expect(rows[0].leaseToken).toBeNull();
+    const done = await http.waitForStatus(id, 'completed', 15_000);
+    expect(done.currentState.wokeAt).toBeGreaterThanOrEqual(
+      new Date(waiting.retryAt).getTime() - 50,
+    );
+    expect(
+      done.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`),
+    ).toEqual(['Note the time:success', 'Wait:waiting', 'Wait:success', 'Wake up:success']);
+  });
+
   it('provision_port walks through both pages, shows its group and a form built from state', async () => {
     const { http, db } = ctx();
     const described = (await http.get('/api/workflows/provision_port')).body;
@@ -242,10 +261,15 @@ describe('threadpool', () => {
     const cb = await http.start('callback_demo', { timeoutSeconds: 1 });
     await http.waitForStatus(id, 'waiting');
     await http.waitForStatus(cb, 'awaiting_callback');
+    const sleeper = await http.start('sleep_demo', { seconds: 2 });
+    await http.waitForStatus(sleeper, 'waiting');
     await api.close();
     await new Promise((r) => setTimeout(r, 1_500));
     api = await startApi(db.url);
     http = client(api.url);
+    expect(
+      (await http.waitForStatus(sleeper, 'completed', 15_000)).currentState.sleptMs,
+    ).toBeGreaterThanOrEqual(1_950);
     expect((await http.waitForStatus(id, 'completed', 15_000)).currentState.answeredOnAttempt).toBe(
       2,
     );

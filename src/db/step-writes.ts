@@ -88,9 +88,10 @@ export interface Claim {
   /** Whom the steps are done for: the user of the last resume, retry or callback, else the creator. */
   createdBy: string | null;
   state: State;
-  /** Name and index of the last step row, to check the definition still matches. */
+  /** Name, index and status of the last step row, to check the definition still matches. */
   lastRowName: string | null;
   lastRowIndex: number | null;
+  lastRowStatus: StepStatus | null;
   /** The `running` event of the claim, to publish once it committed. */
   event: ProcessEventRow;
 }
@@ -186,6 +187,7 @@ export async function insertProcesses(
           state: JSON.parse(inputs[i]!) as State,
           lastRowName: null,
           lastRowIndex: null,
+          lastRowStatus: null,
           event: row.event,
         }
       : undefined;
@@ -284,9 +286,9 @@ export async function claimProcesses(
             c.lease_token AS "leaseToken", coalesce(c.acting_user, c.created_by) AS "createdBy",
             coalesce(last.state, init.input, '{}'::jsonb) AS state,
             last.name AS "lastRowName", last.step_index AS "lastRowIndex",
-            ${processEventSql('c')} AS event
+            last.status AS "lastRowStatus", ${processEventSql('c')} AS event
        FROM c
-       LEFT JOIN LATERAL (SELECT s.state, s.name, s.step_index FROM orchestrator.process_steps s
+       LEFT JOIN LATERAL (SELECT s.state, s.name, s.step_index, s.status FROM orchestrator.process_steps s
                            WHERE s.process_id = c.id ORDER BY s.id DESC LIMIT 1) last ON true
        LEFT JOIN LATERAL (SELECT i.input FROM orchestrator.input_states i
                            WHERE i.process_id = c.id AND i.input_type = 'initial_state'

@@ -92,7 +92,12 @@ export interface CallbackStep extends StepBase, Omit<CallbackOptions, 'resultKey
   kind: 'callback';
   resultKey: string;
 }
-export type StepDef = PlainStep | RetryStep | InputStep | CallbackStep;
+export interface SleepStep extends StepBase {
+  kind: 'sleep';
+  /** How long the process waits, without a lease or a worker slot. */
+  seconds: FromState<number>;
+}
+export type StepDef = PlainStep | RetryStep | InputStep | CallbackStep | SleepStep;
 /** One entry of a workflow's `steps`: a step, or several from `conditional` or `stepGroup`. */
 export type StepItem = StepDef | StepItem[];
 
@@ -136,6 +141,14 @@ export function callbackStep(name: string, options: CallbackOptions): CallbackSt
     ...options,
     resultKey: options.resultKey ?? 'callbackResult',
   };
+}
+
+/**
+ * A durable wait: the process is `waiting` (its wake time in `retryAt`) for `seconds`, holding no
+ * lease and no worker slot, and goes on at its time, across restarts. A resume wakes it at once.
+ */
+export function sleep(name: string, seconds: FromState<number>): SleepStep {
+  return { kind: 'sleep', name, seconds, when: [] };
 }
 
 /** Steps that run only when `predicate(state)` holds; otherwise each is recorded `skipped`. */
@@ -275,6 +288,10 @@ function stepProblem(s: StepDef): string | undefined {
       return s.pages.length > 0 && s.pages.every(isPage)
         ? undefined
         : 'form must be a zod object, a function returning one, or a list of them';
+    case 'sleep':
+      return fromState(s.seconds) && s.seconds !== undefined
+        ? undefined
+        : 'seconds must be a number >= 0 or a function of the state';
     case 'callback':
       if (typeof s.action !== 'function') return 'action must be a function';
       if (!fromState(s.timeoutSeconds)) return 'timeoutSeconds must be a number >= 0';

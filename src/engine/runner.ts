@@ -242,6 +242,14 @@ export function createRunner(opts: RunnerOptions): Runner {
       if (guard === false) outcome = { kind: 'skipped' };
       else if (guard !== true) outcome = guard;
       else if (stepDef.kind === 'input') outcome = { kind: 'suspend' };
+      else if (stepDef.kind === 'sleep')
+        // Claimed back at this very step from its wait: the sleep is over.
+        outcome =
+          index === claim.stepIndex &&
+          claim.lastRowIndex === index &&
+          claim.lastRowStatus === 'waiting'
+            ? { kind: 'success', delta: {} }
+            : { kind: 'sleep' };
       else {
         const callback = stepDef.kind === 'callback' ? newCallbackToken() : undefined;
         ran = true;
@@ -311,7 +319,8 @@ export function createRunner(opts: RunnerOptions): Runner {
           commit.stepStatus,
           (Date.now() - +startedAt) / 1000,
         );
-        if (commit.retryAt) metrics.retryScheduled(def.name, stepDef.name);
+        if (commit.retryAt && stepDef.kind === 'retry')
+          metrics.retryScheduled(def.name, stepDef.name);
       }
       const due = commit.retryAt ?? commit.callback?.expiresAt;
       if (due) opts.onDue?.(claim.id, due);

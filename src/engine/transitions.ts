@@ -17,7 +17,9 @@ export type Outcome =
   /** The body (or a condition) threw. */
   | { kind: 'error'; error: StepError }
   /** A callback step's action ran and handed out this callback. */
-  | { kind: 'callback'; delta: State; tokenHash: Buffer };
+  | { kind: 'callback'; delta: State; tokenHash: Buffer }
+  /** A sleep step was reached: the process waits until its time. */
+  | { kind: 'sleep' };
 
 /** Where the process is when the outcome is committed. */
 export interface Position {
@@ -103,6 +105,18 @@ export function transition(step: StepDef, outcome: Outcome, at: Position): Trans
         nextIndex: at.index,
         nextAttempt: 1,
         callback,
+      };
+    }
+    case 'sleep': {
+      const seconds = step.kind === 'sleep' ? (resolve(step.seconds, at.state) ?? 0) : 0;
+      return {
+        group,
+        stepStatus: 'waiting',
+        state: at.state,
+        processStatus: 'waiting',
+        nextIndex: at.index,
+        nextAttempt: at.attempt,
+        retryAt: new Date(at.now.getTime() + Math.max(0, seconds) * 1000),
       };
     }
     case 'error': {
