@@ -97,7 +97,21 @@ export interface SleepStep extends StepBase {
   /** How long the process waits, without a lease or a worker slot. */
   seconds: FromState<number>;
 }
-export type StepDef = PlainStep | RetryStep | InputStep | CallbackStep | SleepStep;
+/** A child process to start: a workflow and its start input. */
+export interface ChildSpec {
+  workflow: string;
+  input?: State | State[];
+}
+export interface SubProcessesStep extends StepBase {
+  kind: 'children';
+  /** The children to start, from the state (an empty list continues at once). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  children: (state: any) => ChildSpec[];
+  /** State key of the children's outcomes: `[{ id, workflow, status, state }]`. */
+  resultKey: string;
+}
+export type StepDef =
+  PlainStep | RetryStep | InputStep | CallbackStep | SleepStep | SubProcessesStep;
 /** One entry of a workflow's `steps`: a step, or several from `conditional` or `stepGroup`. */
 export type StepItem = StepDef | StepItem[];
 
@@ -149,6 +163,23 @@ export function callbackStep(name: string, options: CallbackOptions): CallbackSt
  */
 export function sleep(name: string, seconds: FromState<number>): SleepStep {
   return { kind: 'sleep', name, seconds, when: [] };
+}
+
+/**
+ * Fan-out and fan-in: starts one child process per entry of `children(state)` in the step's own
+ * transaction, and waits (`waiting`) until every child has ended. Each child is an ordinary
+ * process (its own queue, its own lease). Once all completed, the parent continues with their
+ * ids, statuses and final states under `resultKey`; a child aborted fails the parent with the
+ * reason; a failed child leaves the parent waiting until it is retried to completion or aborted.
+ * Aborting the parent aborts its children.
+ */
+export function subProcesses(
+  name: string,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  children: (state: any) => ChildSpec[],
+  options: { resultKey?: string } = {},
+): SubProcessesStep {
+  return { kind: 'children', name, children, when: [], resultKey: options.resultKey ?? 'children' };
 }
 
 /** Steps that run only when `predicate(state)` holds; otherwise each is recorded `skipped`. */
@@ -288,6 +319,11 @@ function stepProblem(s: StepDef): string | undefined {
       return s.pages.length > 0 && s.pages.every(isPage)
         ? undefined
         : 'form must be a zod object, a function returning one, or a list of them';
+    case 'children':
+      if (typeof s.children !== 'function') return 'children must be a function of the state';
+      return typeof s.resultKey === 'string' && s.resultKey.length > 0
+        ? undefined
+        : 'resultKey must be a non-empty string';
     case 'sleep':
       return fromState(s.seconds) && s.seconds !== undefined
         ? undefined
