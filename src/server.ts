@@ -20,6 +20,8 @@ import { schedulesRouter } from './api/schedules.ts';
 import { DEFAULT_SCHEDULES, installDefaultSchedules } from './executors/scheduler.ts';
 import { createLiveServer, type LiveServer } from './live/live-server.ts';
 import { metricsRouter } from './api/metrics.ts';
+import { openapiRouter } from './api/openapi.ts';
+import { docsRouter } from './api/docs.ts';
 import { createEngineMetrics } from './engine/metrics.ts';
 
 export interface Orchestrator {
@@ -87,6 +89,8 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
         }),
       );
       a.use(schedulesRouter(executor.scheduler, registry));
+      a.use(openapiRouter(registry));
+      a.use(docsRouter());
       // Live view: engine settings, the web page at `/`.
       a.use(settingsRouter(engine));
       a.use(liveViewRouter());
