@@ -50,10 +50,15 @@ afterAll(async () => {
 });
 
 /**
- * Runs `fn` on a fresh page opened at `hash`, with a marker that a reload would lose. On failure
+ * Runs `fn` on a fresh page opened at `hash` (of `opts.url`, by default the API without
+ * authentication) once `opts.ready` shows, with a marker that a reload would lose. On failure
  * the error carries the page's URL, text and script errors, to see where it stood.
  */
-async function withPage(hash: string, fn: (page: Page, errors: string[]) => Promise<void>) {
+async function withPage(
+  hash: string,
+  fn: (page: Page, errors: string[]) => Promise<void>,
+  opts: { url?: string; ready?: string } = {},
+) {
   const page = await browser.newPage();
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
@@ -61,8 +66,8 @@ async function withPage(hash: string, fn: (page: Page, errors: string[]) => Prom
     if (m.type() === 'error') errors.push(m.text());
   });
   try {
-    await page.goto(`${api.url}/${hash}`);
-    await page.waitForSelector('#connection.online', WAIT);
+    await page.goto(`${opts.url ?? api.url}/${hash}`);
+    await page.waitForSelector(opts.ready ?? '#connection.online', WAIT);
     await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
     await fn(page, errors);
   } catch (err) {
@@ -602,5 +607,170 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
     }
     const done = (await http.get(`/api/processes/${id}`)).body;
     expect(done.currentState.visited).toEqual([1, 2, 3, 4, 5]);
+  });
+});
+
+describe('live view with authentication', { timeout: TEST_TIMEOUT }, () => {
+  const ALICE = 'alice-token-0123456789';
+  let authDb: TestDatabase;
+  let secured: Orchestrator;
+
+  beforeAll(async () => {
+    // Its own database: its workers do not take the other API's processes.
+    authDb = await createTestDatabase();
+    secured = await startApi(authDb.url, { API_TOKENS: `alice=${ALICE}` });
+  });
+  afterAll(async () => {
+    await secured?.close();
+    await authDb?.drop();
+  });
+
+  /** The secured API, called as alice (or with `token`). */
+  async function call(method: string, path: string, body?: unknown, token = ALICE) {
+    const res = await fetch(secured.url + path, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+  const stored = (page: Page) =>
+    page.evaluate(() => window.sessionStorage.getItem('orchestrator.apiToken'));
+  const signIn = async (page: Page, token: string) => {
+    await page.fill('#sign-in-token', token);
+    await page.click('#sign-in-form button[type="submit"]');
+  };
+
+  it('asks for a token, refuses a wrong one, shows the list and live updates with the right one, signs out', async () => {
+    await withPage(
+      '#/?workflow=noop',
+      async (page, errors) => {
+        // Neither the list nor the live connection without a token.
+        expect(await page.getAttribute('#sign-in-token', 'type')).toBe('password');
+        expect(await page.$('#processes')).toBeNull();
+        expect(await page.isVisible('#sign-out')).toBe(false);
+        expect(await page.textContent('#connection')).toBe('offline');
+
+        await signIn(page, `${ALICE}x`);
+        await page.waitForSelector(
+          '#sign-in-error:has-text("unauthorized: A valid bearer token is required")',
+          WAIT,
+        );
+        expect(await stored(page)).toBeNull();
+        expect(await page.$('#processes')).toBeNull();
+
+        const sent = page.waitForRequest((r) => r.url().includes('/api/processes?'), WAIT);
+        await signIn(page, ALICE);
+        expect((await sent).headers().authorization).toBe(`Bearer ${ALICE}`);
+        await page.waitForSelector('#processes', WAIT);
+        // The socket connected again, now with the token.
+        await page.waitForSelector('#connection.online', WAIT);
+        await page.waitForSelector('#signed-in:text-is("signed in")', WAIT);
+        expect(await page.isVisible('#sign-out')).toBe(true);
+        expect(await page.$('#sign-in')).toBeNull();
+        expect(await stored(page)).toBe(ALICE);
+        expect(page.url()).toContain('#/?workflow=noop');
+
+        // Live updates: a process started elsewhere shows up and completes without a reload.
+        const started = await call('POST', '/api/processes/noop', {});
+        expect(started.status).toBe(201);
+        await page.waitForSelector(
+          `#processes tr[data-id="${started.body.id}"] .status:text-is("completed")`,
+          WAIT,
+        );
+
+        // Started from the page: recorded as alice's.
+        await page.click('nav a[href="#/start"]');
+        await page.waitForSelector('#start-form', WAIT);
+        await page.selectOption('#start-workflow', 'noop');
+        await page.waitForSelector('#start-steps', WAIT);
+        await page.click('#start-form button[type="submit"]');
+        await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+        const id = page.url().split('#/process/')[1]!;
+        expect(id).toMatch(/^[0-9a-f-]{36}$/);
+        expect((await call('GET', `/api/processes/${id}`)).body).toMatchObject({
+          status: 'completed',
+          createdBy: 'alice',
+        });
+        expect(await notReloaded(page)).toBe(42);
+
+        // Sign out: the token is forgotten, the live connection ends, the panel is back.
+        await page.click('#sign-out');
+        await page.waitForSelector('#sign-in-message:text-is("Signed out.")', WAIT);
+        await page.waitForSelector('#connection.offline', WAIT);
+        expect(await stored(page)).toBeNull();
+        expect(await page.isVisible('#signed-in')).toBe(false);
+        expect(await page.isVisible('#sign-out')).toBe(false);
+        // Another view asks again: its calls go without the token, the panel stays.
+        const refused = page.waitForResponse(
+          (r) => r.url().endsWith('/api/workflows') && r.status() === 401,
+          WAIT,
+        );
+        await page.click('nav a[href="#/schedules"]');
+        expect((await refused).request().headers().authorization).toBeUndefined();
+        await page.waitForSelector('#sign-in-form', WAIT);
+        expect(await page.$('#schedules, #view > .error')).toBeNull();
+        expect(await notReloaded(page)).toBe(42);
+        expect(scriptErrors(errors)).toEqual([]);
+      },
+      { url: secured.url, ready: '#sign-in-form' },
+    );
+  });
+
+  it('a token refused later (no longer valid) asks again and forgets it', async () => {
+    await withPage(
+      '#/',
+      async (page, errors) => {
+        await signIn(page, ALICE);
+        await page.waitForSelector('#connection.online', WAIT);
+        await page.waitForSelector('#processes', WAIT);
+        // As a token that expired would: the next call is refused.
+        await page.evaluate(() =>
+          window.sessionStorage.setItem('orchestrator.apiToken', 'expired-token-0123456789'),
+        );
+        await page.click('nav a[href="#/schedules"]');
+        await page.waitForSelector(
+          '#sign-in-message:text-is("The token was refused: sign in again.")',
+          WAIT,
+        );
+        expect(await stored(page)).toBeNull();
+        expect(await page.isVisible('#sign-out')).toBe(false);
+        // Its live connection ends too.
+        await page.waitForSelector('#connection.offline', WAIT);
+        // Signed in again, the view asked for is shown.
+        await signIn(page, ALICE);
+        await page.waitForSelector('#schedules', WAIT);
+        await page.waitForSelector('#connection.online', WAIT);
+        expect(page.url()).toContain('#/schedules');
+        expect(await notReloaded(page)).toBe(42);
+        expect(scriptErrors(errors)).toEqual([]);
+      },
+      { url: secured.url, ready: '#sign-in-form' },
+    );
+  });
+
+  // Last: the failure limit holds for a minute, for every call from this address.
+  it('shows the 429 once too many authentications failed', async () => {
+    let status = 0;
+    for (let i = 0; i < 30 && status !== 429; i++)
+      status = (await call('GET', '/api/workflows', undefined, 'wrong-token-0123456789')).status;
+    expect(status).toBe(429);
+    await withPage(
+      '#/',
+      async (page) => {
+        await signIn(page, ALICE);
+        await page.waitForSelector(
+          '#sign-in-error:has-text("too_many_requests: Too many failed authentications; try again later")',
+          WAIT,
+        );
+        expect(await stored(page)).toBeNull();
+      },
+      // The socket's refusal shows the panel (REST calls answer 429, not 401).
+      { url: secured.url, ready: '#sign-in-form' },
+    );
   });
 });

@@ -4,10 +4,12 @@
 //   #/process/<id>     one process: steps as they commit (grouped), state, retry time, callback
 //                      URL and progress, resume form, abort/retry/delete, note, locks (process.js)
 //   #/schedules        the schedules with their next run; add, replace and delete (schedules.js)
+// With authentication on, a refused call shows the sign-in panel in place of the page (sign-in.js).
 import { listPage } from './list.js';
 import { api, createVisit, errorLine, socket } from './page.js';
 import { processPage } from './process.js';
 import { schedulesPage } from './schedules.js';
+import { setUpSignIn } from './sign-in.js';
 import { startPage } from './start.js';
 
 // ---- engine status (header): RUNNING, PAUSING (with the processes still running) or PAUSED ----
@@ -38,7 +40,8 @@ engineToggle.addEventListener('click', async () => {
     // PAUSED may have come as an event before this answer (PAUSING): keep the newer one.
     if (engineEvents === seen) showEngine(status);
   } catch (err) {
-    window.alert(errorLine(err));
+    // 401: the sign-in panel says it.
+    if (err.status !== 401) window.alert(errorLine(err));
   } finally {
     engineToggle.disabled = false;
   }
@@ -58,6 +61,15 @@ socket.on('disconnect', () => {
 
 // ---- router ----
 let visit = createVisit();
+
+setUpSignIn({
+  leave: () => {
+    visit.leave();
+    // Until signed in: the engine's state comes again with the live connection.
+    engineToggle.hidden = true;
+  },
+  done: () => void route(),
+});
 
 async function route() {
   visit.leave();

@@ -1,21 +1,68 @@
-// What every page of the live view shares: the REST client, the Socket.IO connection, and a
-// "visit" per page shown, whose socket handlers and subscriptions end when the page is left.
+// What every page of the live view shares: the REST client, the Socket.IO connection, the API
+// token of this tab, and a "visit" per page shown, whose socket handlers and subscriptions end
+// when the page is left.
 import { el, errorText } from './forms.js';
 
 export { STATUSES } from './statuses.js';
 
 export const view = document.getElementById('view');
-export const socket = io({ transports: ['websocket', 'polling'] });
 
-export async function api(method, path, body) {
+// ---- the API token: sent as `Authorization: Bearer` and in the Socket.IO handshake ----
+const TOKEN_KEY = 'orchestrator.apiToken';
+/** The token this tab signed in with, or null. sessionStorage: it goes when the tab closes. */
+export const storedToken = () => window.sessionStorage.getItem(TOKEN_KEY);
+/** Keeps `token` for this tab, or forgets it (null). */
+export function storeToken(token) {
+  if (token) window.sessionStorage.setItem(TOKEN_KEY, token);
+  else window.sessionStorage.removeItem(TOKEN_KEY);
+}
+let refused = () => {};
+/**
+ * `fn(token)` runs when the API answers 401 or the live connection is refused `unauthorized`,
+ * with the token that was sent (null: none); not for a token since replaced by a sign-in.
+ */
+export function onRefused(fn) {
+  refused = fn;
+}
+
+/** The token the last handshake sent: a refusal of an older one is stale. */
+let handshakeToken = null;
+export const socket = io({
+  transports: ['websocket', 'polling'],
+  // A function: each handshake, reconnects too, sends the token stored at that moment.
+  auth: (send) => {
+    handshakeToken = storedToken();
+    send(handshakeToken ? { token: handshakeToken } : {});
+  },
+});
+// Refused by the server's middleware: Socket.IO does not try again by itself (see reconnect).
+socket.on('connect_error', (err) => {
+  if (err.message === 'unauthorized' && handshakeToken === storedToken()) refused(handshakeToken);
+});
+/** Connects the live connection again, with the token stored now. */
+export function reconnect() {
+  socket.disconnect().connect();
+}
+
+/**
+ * Calls the REST API with the stored token, or with `options.token` (a sign-in trying one: its
+ * 401 is the caller's to show). Throws an Error with the API's status, code and details.
+ */
+export async function api(method, path, body, options = {}) {
+  const token = options.token ?? storedToken();
+  const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(path, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
   const data = text ? JSON.parse(text) : undefined;
   if (!res.ok) {
+    if (res.status === 401 && options.token === undefined && token === storedToken()) {
+      refused(token);
+    }
     // code and details let a form place validation errors at their fields and follow pages.
     throw Object.assign(new Error(errorText(data, res.status)), {
       status: res.status,
