@@ -64,7 +64,14 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     publish,
     callbackUrl: (id, token) => publicUrl.replace(/\/$/, '') + callbackPath(id, token),
   });
-  const engine = createEngine({ pool, registry, dispatcher: executor.dispatcher, logger, publish });
+  const engine = createEngine({
+    pool,
+    registry,
+    dispatcher: executor.dispatcher,
+    logger,
+    publish,
+    maxStateBytes: config.MAX_STATE_BYTES,
+  });
   // Set once the live server exists (it needs the HTTP server, which needs the app).
   const liveRef: { server?: LiveServer } = {};
   const app = createApp({
@@ -72,6 +79,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     pool,
     logger,
     auth,
+    corsOrigins: config.CORS_ORIGINS,
     extend: (a) => {
       a.use(
         metricsRouter({
@@ -101,6 +109,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   const live = createLiveServer({
     httpServer: server,
     authenticate: auth.required ? (token) => auth.verify(token) : undefined,
+    corsOrigins: config.CORS_ORIGINS,
     pool,
     connectionString: database.connectionString,
     logger,

@@ -36,7 +36,7 @@ export const workflowSchema = z.object({
   steps: z.array(
     z.object({
       name: z.string(),
-      kind: z.enum(['step', 'retry', 'input', 'callback', 'sleep']),
+      kind: z.enum(['step', 'retry', 'input', 'callback', 'sleep', 'children']),
       conditional: z.boolean(),
       group: nullableString(),
     }),
@@ -64,7 +64,11 @@ export const processSummarySchema = z.object({
   leaseExpiresAt: dateTime().nullable(),
   retryAt: dateTime()
     .nullable()
-    .meta({ description: '`waiting`: when the automatic retry is due' }),
+    .meta({ description: '`waiting`: when the automatic retry (or a sleep) is due' }),
+  parentId: z
+    .uuid()
+    .nullable()
+    .meta({ description: 'The process that started this one (subProcesses), if any' }),
 });
 
 export const stepSchema = z.object({

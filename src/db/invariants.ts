@@ -77,6 +77,7 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
     latestCallback: string | null;
     latestCallbackIndex: number | null;
     timeoutOverdue: boolean;
+    childrenGoing: number;
   }>(
     `SELECT p.id, p.workflow_name AS workflow, p.status, p.step_index AS "stepIndex",
             p.lease_token AS "leaseToken", p.retry_at IS NOT NULL AS "hasRetryAt",
@@ -84,7 +85,10 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
             (p.status = 'running' AND p.lease_expires_at < now() - make_interval(secs => $1)) AS abandoned,
             (p.status = 'waiting' AND p.retry_at < now() - make_interval(secs => $1)) AS "retryOverdue",
             cb.pending, cb.latest AS "latestCallback", cb.latest_index AS "latestCallbackIndex",
-            cb.overdue AS "timeoutOverdue"
+            cb.overdue AS "timeoutOverdue",
+            (SELECT count(*)::int FROM orchestrator.processes c
+              WHERE c.parent_id = p.id AND c.parent_step = p.step_index
+                AND c.status NOT IN ('completed', 'aborted')) AS "childrenGoing"
        FROM orchestrator.processes p
        LEFT JOIN LATERAL (SELECT s.status, s.step_index FROM orchestrator.process_steps s
                            WHERE s.process_id = p.id ORDER BY s.id DESC LIMIT 1) last ON true
@@ -119,7 +123,10 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
       case 'waiting':
         if (r.lastStatus !== 'waiting' || r.lastIndex !== r.stepIndex)
           bad(`waiting, last row ${r.lastStatus} at ${r.lastIndex}`);
-        if (!r.hasRetryAt) bad('waiting without a retry time');
+        // Waiting for a retry or a sleep (its time), or for the children it started (no time).
+        if (!r.hasRetryAt && r.childrenGoing === 0)
+          bad('waiting without a retry time and without children going');
+        if (r.hasRetryAt && r.childrenGoing > 0) bad('waiting for a retry and for children');
         if (r.retryOverdue)
           violations.push({
             invariant: 'no lost retry',
@@ -223,7 +230,8 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
   );
 
   // 6. Every created/resumed process has exactly one job waiting or running, and so has every
-  // waiting one (its retry, scheduled for retry_at) (worker mode).
+  // waiting one with a retry time (its retry, scheduled for retry_at); a process waiting for its
+  // children has none (the end of its last child resumes it) (worker mode).
   if (opts.checkJobs) {
     add(
       'one job per runnable process',
@@ -233,7 +241,7 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
              FROM orchestrator.processes p
              LEFT JOIN pgboss.job j ON j.data->>'processId' = p.id::text
                                    AND j.state IN ('created', 'retry', 'active')
-            WHERE p.status IN ('created', 'resumed', 'waiting')
+            WHERE p.status IN ('created', 'resumed') OR (p.status = 'waiting' AND p.retry_at IS NOT NULL)
             GROUP BY p.id, p.status HAVING count(j.id) <> 1`,
         )
       ).rows,

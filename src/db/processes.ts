@@ -7,7 +7,8 @@ export const PROCESS_COLUMNS = `p.id, p.workflow_name AS "workflowName", p.statu
   p.step_index AS "stepIndex", p.attempt, p.is_task AS "isTask", p.target, p.assignee,
   p.created_by AS "createdBy", p.failed_reason AS "failedReason", p.traceback, p.note,
   p.started_at AS "startedAt", p.last_modified_at AS "lastModifiedAt",
-  p.lease_owner AS "leaseOwner", p.lease_expires_at AS "leaseExpiresAt", p.retry_at AS "retryAt"`;
+  p.lease_owner AS "leaseOwner", p.lease_expires_at AS "leaseExpiresAt", p.retry_at AS "retryAt",
+  p.parent_id AS "parentId"`;
 
 export interface ProcessRow {
   id: string;
@@ -29,6 +30,8 @@ export interface ProcessRow {
   leaseExpiresAt: Date | null;
   /** `waiting`: when the automatic retry is due. */
   retryAt: Date | null;
+  /** The process that started it (subProcesses), if any. */
+  parentId: string | null;
 }
 
 export async function getProcessRow(

@@ -92,6 +92,8 @@ export interface Claim {
   lastRowName: string | null;
   lastRowIndex: number | null;
   lastRowStatus: StepStatus | null;
+  /** The process that started it (subProcesses), if any. */
+  parentId: string | null;
   /** The `running` event of the claim, to publish once it committed. */
   event: ProcessEventRow;
 }
@@ -188,6 +190,7 @@ export async function insertProcesses(
           lastRowName: null,
           lastRowIndex: null,
           lastRowStatus: null,
+          parentId: null,
           event: row.event,
         }
       : undefined;
@@ -286,7 +289,7 @@ export async function claimProcesses(
             c.lease_token AS "leaseToken", coalesce(c.acting_user, c.created_by) AS "createdBy",
             coalesce(last.state, init.input, '{}'::jsonb) AS state,
             last.name AS "lastRowName", last.step_index AS "lastRowIndex",
-            last.status AS "lastRowStatus", ${processEventSql('c')} AS event
+            last.status AS "lastRowStatus", c.parent_id AS "parentId", ${processEventSql('c')} AS event
        FROM c
        LEFT JOIN LATERAL (SELECT s.state, s.name, s.step_index, s.status FROM orchestrator.process_steps s
                            WHERE s.process_id = c.id ORDER BY s.id DESC LIMIT 1) last ON true
@@ -421,6 +424,8 @@ export interface StepCommit {
   retryAt?: Date | undefined;
   /** `awaiting_callback`: the callback to record. */
   callback?: NewCallback | undefined;
+  /** A subProcesses step: the children to start in the same transaction (see insertChildren). */
+  children?: NewChild[] | undefined;
   leaseSeconds: number;
 }
 
@@ -428,7 +433,12 @@ export interface StepCommit {
 export type CommitResult =
   | { held: false }
   /** `events` null: committed by an earlier try whose answer was lost; its events are unknown. */
-  | { held: true; events: [StepEventRow, ProcessEventRow] | null };
+  | {
+      held: true;
+      events: [StepEventRow, ProcessEventRow] | null;
+      /** Events of what the commit wrote besides (children started). */
+      more?: ProcessEventRow[];
+    };
 
 /**
  * Commits one step: the step row and the process row in one statement (one transaction), fenced
@@ -509,7 +519,8 @@ export function isPlainCommit(c: StepCommit): boolean {
     c.error === undefined &&
     c.nextAttempt === 1 &&
     c.retryAt === undefined &&
-    c.callback === undefined
+    c.callback === undefined &&
+    c.children === undefined
   );
 }
 
@@ -647,21 +658,27 @@ export async function markResumed(
 }
 
 /**
- * Aborts a process that has not ended: status `aborted`, lease revoked (a runner still in a step
- * can no longer commit), pending callbacks cancelled, and an `abort` step row holding the current
- * state. Returns its events, or undefined when the process has ended or does not exist.
+ * Aborts a process that has not ended, and every child process it started (and theirs) that has
+ * not: status `aborted`, lease revoked (a runner still in a step can no longer commit), pending
+ * callbacks cancelled, queued resource keys given up, and an `abort` step row holding the current
+ * state for each. Returns the events (the process's first) and the ids aborted, or undefined when
+ * the process has ended or does not exist.
  */
 export async function abortProcessRow(
   db: Queryable,
   id: string,
   user: string | null,
-): Promise<[StepEventRow, ProcessEventRow] | undefined> {
-  const { rows } = await db.query<{ step: StepEventRow; process: ProcessEventRow }>(
-    `WITH p AS (
+): Promise<{ events: (StepEventRow | ProcessEventRow)[]; aborted: string[] } | undefined> {
+  const { rows } = await db.query<{ id: string; step: StepEventRow; process: ProcessEventRow }>(
+    `WITH RECURSIVE tree AS (
+       SELECT id FROM orchestrator.processes WHERE id = $1 AND status <> ALL($3::text[])
+       UNION
+       SELECT c.id FROM orchestrator.processes c JOIN tree t ON c.parent_id = t.id),
+     p AS (
        UPDATE orchestrator.processes p
           SET status = 'aborted', ${RELEASE_LEASE}, retry_at = NULL,
               last_modified_at = now(), last_step = 'Abort', version = version + 1
-        WHERE id = $1 AND status <> ALL($3::text[])
+        WHERE id IN (SELECT id FROM tree) AND status <> ALL($3::text[])
        RETURNING p.id, p.step_index, ${CURRENT_STATE} AS state, ${processEventSql('p')} AS event),
      c AS (${CANCEL_CALLBACKS}),
      -- Queued for resource keys (lockMode queue): it leaves the queue, or it would be given them.
@@ -669,12 +686,57 @@ export async function abortProcessRow(
      s AS (
        INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
        SELECT id, step_index, 'Abort', 'abort', state, NULL, now(), $2, NULL FROM p
-       RETURNING ${stepEventSql('s')} AS event)
-     SELECT s.event AS step, p.event AS process FROM p, s`,
+       RETURNING s.process_id, ${stepEventSql('s')} AS event)
+     SELECT p.id, s.event AS step, p.event AS process FROM p JOIN s ON s.process_id = p.id
+      ORDER BY p.id = $1 DESC`,
     [id, user, TERMINAL_STATUSES],
   );
-  const row = rows[0];
-  return row ? [row.step, row.process] : undefined;
+  if (rows[0]?.id !== id) return undefined;
+  return { events: rows.flatMap((r) => [r.step, r.process]), aborted: rows.map((r) => r.id) };
+}
+
+/** A child to insert with its parent's step commit. */
+export interface NewChild {
+  id: string;
+  workflowName: string;
+  target: string;
+  isTask: boolean;
+  createdBy: string | null;
+  input: State;
+}
+
+/**
+ * Inside the transaction of the parent's waiting commit: inserts its children (`created`, with
+ * their initial inputs), each linked to the parent's step. Returns their events.
+ */
+export async function insertChildren(
+  tx: Queryable,
+  parentId: string,
+  parentStep: number,
+  children: readonly NewChild[],
+): Promise<ProcessEventRow[]> {
+  const inserted = await insertProcesses(tx, children);
+  if (inserted.some((i) => i === undefined)) throw new Error('children could not be inserted');
+  await tx.query(
+    `UPDATE orchestrator.processes SET parent_id = $1, parent_step = $2 WHERE id = ANY($3::uuid[])`,
+    [parentId, parentStep, children.map((c) => c.id)],
+  );
+  return inserted.map((i) => i!.event);
+}
+
+/** The children a process started at a step: where each stands and its current state. */
+export async function childrenOf(
+  db: Queryable,
+  parentId: string,
+  parentStep: number,
+): Promise<{ id: string; workflow: string; status: ProcessStatus; state: State }[]> {
+  const { rows } = await db.query(
+    `SELECT p.id, p.workflow_name AS workflow, p.status, ${CURRENT_STATE} AS state
+       FROM orchestrator.processes p
+      WHERE p.parent_id = $1 AND p.parent_step = $2 ORDER BY p.started_at, p.id`,
+    [parentId, parentStep],
+  );
+  return rows;
 }
 
 /** A callback row, for checking a token and showing a process's callback. */

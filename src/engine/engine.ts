@@ -88,6 +88,11 @@ export interface Dispatcher {
   /** The process was aborted: stop its step if it runs here. */
   aborted(processId: string): void;
   /**
+   * A process may have become runnable outside this executor's view (a parent whose last child
+   * ended): get it run now rather than at the next sweep, if nobody has it. Optional.
+   */
+  nudge?(processId: string): void;
+  /**
    * Runs inside the transaction that clears the global lock: makes runnable again what stopped
    * for it (worker mode: jobs for the processes left without one, sent in `tx`). Returns what to
    * do once that transaction committed (threadpool: run them here).
@@ -581,6 +586,12 @@ export function createEngine({
         );
       }
       // Not from `resumed` either: a resume racing this one may have just committed.
+      // Waiting for the children it started: the end of its last child continues it.
+      if (row.status === 'waiting' && row.retryAt === null && stepDef?.kind === 'children')
+        throw new ConflictError(
+          'waiting_for_children',
+          `Process ${id} waits for the child processes it started at ${stepDef.name}; it goes on when they have ended`,
+        );
       checkHook(def.authorizeRetry ?? def.authorize, {
         user: actor,
         action: 'retry',
@@ -740,15 +751,18 @@ export function createEngine({
           process: hookProcess(row),
         });
       }
-      const events = await abortProcessRow(pool, id, actor.name);
-      if (!events) {
+      const done = await abortProcessRow(pool, id, actor.name);
+      if (!done) {
         const row = await requireProcess(id);
         throw new ConflictError('already_finished', `Process ${id} is already ${row.status}`, {
           details: { status: row.status },
         });
       }
-      publish(events);
-      dispatcher.aborted(id);
+      publish(done.events);
+      // Its children were aborted with it; a child's parent may go on now that it ended.
+      for (const aborted of done.aborted) dispatcher.aborted(aborted);
+      const parent = (await getProcessRow(pool, id))?.parentId;
+      if (parent) dispatcher.nudge?.(parent);
     },
 
     async getProcess(id: string) {

@@ -1,20 +1,25 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import type { Pool, Queryable } from '../db/pool.ts';
 import { isConnectionError, withTransaction } from '../db/pool.ts';
 import {
+  childrenOf,
   claimProcess,
   commitStep,
+  insertChildren,
   failClaimed,
   heartbeatLeases,
   isPlainCommit,
   releaseLease,
   type Claim,
   type CommitResult,
+  type NewChild,
   type StepCommit,
 } from '../db/step-writes.ts';
+import type { ChildSpec, SubProcessesStep } from './dsl.ts';
+import { parseForm } from './forms.ts';
 import { createCommitBatcher } from './commit-batcher.ts';
 import { noMetrics, type EngineMetrics } from './metrics.ts';
 import { toStepError } from './errors.ts';
@@ -73,6 +78,15 @@ export interface RunnerOptions {
     createdBy: string | null,
     at: Date,
   ) => Promise<void>;
+  /**
+   * Called inside the transaction that starts a subProcesses step's children (worker mode: their
+   * jobs). Default: nothing.
+   */
+  startChildren?: (tx: Queryable, children: readonly ChildJob[]) => Promise<void>;
+  /** Children started and committed: run them (threadpool). Default: nothing. */
+  childrenStarted?: (ids: readonly string[]) => void;
+  /** A child process ended (completed or aborted) here: its parent may go on. */
+  childEnded?: (parentId: string) => void;
   /** Told after a commit that something of this process is due at `at` (a retry, a callback timeout). */
   onDue?: (processId: string, at: Date) => void;
   /** Largest state as JSON; a step whose result exceeds it fails. Default 16 MiB. */
@@ -81,6 +95,14 @@ export interface RunnerOptions {
   metrics?: EngineMetrics;
   /** The URL a callback step hands out for `token`. Default: the path alone. */
   callbackUrl?: (processId: string, token: string) => string;
+}
+
+/** A child process as its dispatch needs it. */
+export interface ChildJob {
+  processId: string;
+  user: string | null;
+  isTask: boolean;
+  target: string;
 }
 
 export interface Runner {
@@ -161,8 +183,25 @@ export function createRunner(opts: RunnerOptions): Runner {
     const { scheduleRetry } = opts;
     const retryAt = commit.retryAt;
     // A retry scheduled elsewhere (a queue) goes in the commit's transaction.
-    const write =
-      scheduleRetry && retryAt
+    const { children } = commit;
+    const write = children
+      ? () =>
+          withTransaction(pool, async (tx) => {
+            const r = await commitStep(tx, commit);
+            if (!r.held) return r;
+            const events = await insertChildren(tx, commit.id, commit.index, children);
+            await opts.startChildren?.(
+              tx,
+              children.map((c) => ({
+                processId: c.id,
+                user: c.createdBy,
+                isTask: c.isTask,
+                target: c.target,
+              })),
+            );
+            return r.events ? { held: true as const, events: r.events, more: events } : r;
+          })
+      : scheduleRetry && retryAt
         ? () =>
             withTransaction(pool, async (tx) => {
               const r = await commitStep(tx, commit);
@@ -191,6 +230,61 @@ export function createRunner(opts: RunnerOptions): Runner {
     single: commitWithRetry,
     maxInFlight: opts.commitsInFlight,
   });
+
+  /**
+   * A subProcesses step: back from waiting for its children (claimed at this step, its last row
+   * the waiting one), their outcomes; else the children to start, each checked against its
+   * workflow's start form. An aborted child, or a child that cannot start, fails the step.
+   */
+  async function childrenOutcome(
+    stepDef: SubProcessesStep,
+    claim: Claim,
+    index: number,
+    state: State,
+  ): Promise<Outcome> {
+    const fail = (message: string): Outcome => ({
+      kind: 'error',
+      error: { outcome: 'failed', name: 'ChildProcessError', message },
+    });
+    if (
+      index === claim.stepIndex &&
+      claim.lastRowIndex === index &&
+      claim.lastRowStatus === 'waiting'
+    ) {
+      const children = await childrenOf(pool, claim.id, index);
+      const aborted = children.find((c) => c.status === 'aborted');
+      if (aborted) return fail(`child ${aborted.id} (${aborted.workflow}) was aborted`);
+      return { kind: 'success', delta: { [stepDef.resultKey]: children } };
+    }
+    let specs: ChildSpec[];
+    try {
+      specs = stepDef.children(state);
+      if (!Array.isArray(specs)) throw new TypeError('children() must return a list');
+    } catch (err) {
+      return { kind: 'error', error: toStepError(err) };
+    }
+    if (specs.length === 0) return { kind: 'success', delta: { [stepDef.resultKey]: [] } };
+    const children: NewChild[] = [];
+    for (const spec of specs) {
+      const def = registry.get(spec.workflow);
+      if (!def) return fail(`no workflow named ${JSON.stringify(spec.workflow)} to start`);
+      let input: State;
+      try {
+        input = parseForm(def.input, spec.input ?? {}, {}, `workflow ${def.name}`);
+      } catch (err) {
+        return fail(`child ${def.name} cannot start: ${(err as Error).message}`);
+      }
+      children.push({
+        id: randomUUID(),
+        workflowName: def.name,
+        target: def.target,
+        isTask: def.isTask,
+        createdBy: claim.createdBy,
+        input,
+      });
+    }
+    return { kind: 'children', children };
+  }
 
   async function execute(claim: Claim, controller: AbortController): Promise<RunResult> {
     const def = registry.get(claim.workflowName);
@@ -242,6 +336,8 @@ export function createRunner(opts: RunnerOptions): Runner {
       if (guard === false) outcome = { kind: 'skipped' };
       else if (guard !== true) outcome = guard;
       else if (stepDef.kind === 'input') outcome = { kind: 'suspend' };
+      else if (stepDef.kind === 'children')
+        outcome = await childrenOutcome(stepDef, claim, index, state);
       else if (stepDef.kind === 'sleep')
         // Claimed back at this very step from its wait: the sleep is over.
         outcome =
@@ -310,7 +406,7 @@ export function createRunner(opts: RunnerOptions): Runner {
         });
         return 'lease_lost';
       }
-      if (result.events) publish(result.events);
+      if (result.events) publish(result.more ? [...result.events, ...result.more] : result.events);
       else publish.missed();
       if (ran) {
         metrics.stepRan(
@@ -324,9 +420,12 @@ export function createRunner(opts: RunnerOptions): Runner {
       }
       const due = commit.retryAt ?? commit.callback?.expiresAt;
       if (due) opts.onDue?.(claim.id, due);
+      if (commit.children) opts.childrenStarted?.(commit.children.map((c) => c.id));
       // The engine was paused: the commit gave the process back before its next step.
       const status =
         (result.events?.[1].status as ProcessStatus | undefined) ?? commit.processStatus;
+      if (claim.parentId && (status === 'completed' || status === 'aborted'))
+        opts.childEnded?.(claim.parentId);
       if (status !== 'running') return status;
       index = commit.nextIndex;
       attempt = commit.nextAttempt;

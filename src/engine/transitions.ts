@@ -2,7 +2,7 @@
 // outcome, position) to what the commit writes. Each step kind is one case here; the statements
 // that write it are in src/db/step-writes.ts. Unit-tested without a database
 // (test/transitions.test.ts).
-import type { NewCallback, StepCommit } from '../db/step-writes.ts';
+import type { NewCallback, NewChild, StepCommit } from '../db/step-writes.ts';
 import type { FromState, RetryStep, StepDef } from './dsl.ts';
 import type { State, StepError } from './types.ts';
 
@@ -19,7 +19,9 @@ export type Outcome =
   /** A callback step's action ran and handed out this callback. */
   | { kind: 'callback'; delta: State; tokenHash: Buffer }
   /** A sleep step was reached: the process waits until its time. */
-  | { kind: 'sleep' };
+  | { kind: 'sleep' }
+  /** A subProcesses step started these children: the process waits until they end. */
+  | { kind: 'children'; children: NewChild[] };
 
 /** Where the process is when the outcome is committed. */
 export interface Position {
@@ -48,6 +50,7 @@ export type Transition = Pick<
   | 'traceback'
   | 'retryAt'
   | 'callback'
+  | 'children'
 >;
 
 const resolve = (v: FromState<number> | undefined, state: State): number | undefined =>
@@ -107,6 +110,16 @@ export function transition(step: StepDef, outcome: Outcome, at: Position): Trans
         callback,
       };
     }
+    case 'children':
+      return {
+        group,
+        stepStatus: 'waiting',
+        state: at.state,
+        processStatus: 'waiting',
+        nextIndex: at.index,
+        nextAttempt: at.attempt,
+        children: outcome.children,
+      };
     case 'sleep': {
       const seconds = step.kind === 'sleep' ? (resolve(step.seconds, at.state) ?? 0) : 0;
       return {

@@ -153,6 +153,29 @@ export interface QueueExecutor {
   sweep(): Promise<number>;
 }
 
+/**
+ * Queues one process that needs a job and has none (checked under its row lock, so two sweepers
+ * never both send one): jobs of a dead worker settled first, a process whose runner died sent
+ * ahead of its queue's backlog. Returns the status it was queued from, or undefined.
+ */
+export function queueIfUnqueuedWith(boss: PgBoss, pool: Pool, targetQueues: readonly string[]) {
+  return (id: string, window: { graceSeconds: number; leaseSeconds: number }) =>
+    withTransaction(pool, async (tx) => {
+      const p = await lockUnqueued(tx, id, window);
+      if (!p) return undefined;
+      // A waiting process here is due and has no job: its retry job was lost.
+      const kind: Dispatch['kind'] = p.status === 'created' ? 'new' : 'resume';
+      const job = { processId: p.id, user: p.createdBy, isTask: p.isTask, target: p.target, kind };
+      // Jobs of a worker that died holding the process: settled, so "active" means running.
+      for (const stale of await staleActiveJobs(tx, p.id)) {
+        await boss.cancel(stale.name, stale.id, { db: inTransaction(tx) });
+      }
+      // Its runner died mid-way: fetched before the backlog of the queue (priority 0).
+      await sendJob(boss, tx, job, targetQueues, { priority: p.status === 'running' ? 10 : 0 });
+      return p.status;
+    });
+}
+
 export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
   const { pool, boss, targetQueues, leaseSeconds } = opts;
   const logger = opts.logger.child({ component: 'queue' });
@@ -162,6 +185,7 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
     graceSeconds: Math.max(5, leaseSeconds / 2),
     leaseSeconds,
   };
+  const queueIfUnqueued = queueIfUnqueuedWith(boss, pool, targetQueues);
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | undefined;
 
@@ -170,29 +194,9 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
     // Expired leases first (see findUnqueued), each sent with a higher priority.
     const candidates = await findUnqueued(pool, { ...window, limit: 500 });
     for (const c of candidates) {
-      const ok = await withTransaction(pool, async (tx) => {
-        const p = await lockUnqueued(tx, c.id, window);
-        if (!p) return false;
-        const kind: Dispatch['kind'] = p.status === 'created' ? 'new' : 'resume';
-        // A waiting process here is due and has no job: its retry job was lost.
-        const job = {
-          processId: p.id,
-          user: p.createdBy,
-          isTask: p.isTask,
-          target: p.target,
-          kind,
-        };
-        // Jobs of a worker that died holding the process: settled, so "active" means running.
-        for (const stale of await staleActiveJobs(tx, p.id)) {
-          await boss.cancel(stale.name, stale.id, { db: inTransaction(tx) });
-        }
-        // Its runner died mid-way: fetched before the backlog of the queue (priority 0).
-        const priority = p.status === 'running' ? 10 : 0;
-        if (p.status === 'running') opts.metrics?.leasesRecovered(1);
-        await sendJob(boss, tx, job, targetQueues, { priority });
-        return true;
-      });
-      if (ok) sent++;
+      const from = await queueIfUnqueued(c.id, window);
+      if (from === 'running') opts.metrics?.leasesRecovered(1);
+      if (from) sent++;
     }
     if (sent) logger.info('re-queued processes without a job', { count: sent });
     return sent;
@@ -217,6 +221,12 @@ export function createQueueExecutor(opts: QueueExecutorOptions): QueueExecutor {
       afterCommit: () => {},
       // The worker running it notices at its next heartbeat: the abort revoked its lease.
       aborted: () => {},
+      // A parent whose last child ended: queued now rather than at the next sweep.
+      nudge(processId) {
+        queueIfUnqueued(processId, { graceSeconds: 0, leaseSeconds }).catch((err: unknown) =>
+          logger.warn('could not queue a process; the next sweep will', { processId, err }),
+        );
+      },
       // While paused, workers completed the jobs of processes they could not claim, and processes
       // given back for the lock have none: jobs for all that are left without one, in `tx`.
       async unpause(tx) {

@@ -64,6 +64,11 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     callbackUrl: opts.callbackUrl,
     onDue: opts.onDue,
     ...(opts.maxStateBytes ? { maxStateBytes: opts.maxStateBytes } : {}),
+    // Children started here run here; a parent whose last child ended here goes on at once.
+    childrenStarted: (ids) => {
+      for (const id of ids) launch(id);
+    },
+    childEnded: (parentId) => launch(parentId),
 
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
@@ -206,6 +211,9 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
         };
       },
       aborted: (processId) => runner.abortLocal(processId),
+      nudge: (processId) => {
+        if (!launched.has(processId)) launch(processId);
+      },
       // Everything that stopped for the lock (or was started and refused meanwhile) runs again.
       async unpause(tx) {
         const orphans = await findOrphanRows(tx, 0, 10_000);

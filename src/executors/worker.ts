@@ -19,7 +19,13 @@ import { createRunner, type Runner } from '../engine/runner.ts';
 import type { StepPool } from '../engine/step-pool.ts';
 import type { EngineMetrics } from '../engine/metrics.ts';
 import { jobDataSchema, RESUME_QUEUES } from './boss.ts';
-import { inTransaction, requeueInTransaction, retryInTransaction } from './queue.ts';
+import {
+  inTransaction,
+  queueIfUnqueuedWith,
+  requeueInTransaction,
+  retryInTransaction,
+  sendJobs,
+} from './queue.ts';
 
 export interface WorkerExecutorOptions {
   pool: Pool;
@@ -71,6 +77,7 @@ export interface WorkerExecutor {
 export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecutor {
   const { boss, queues, concurrency, pool, publish } = opts;
   const logger = opts.logger.child({ component: 'worker' });
+  const queueIfUnqueued = queueIfUnqueuedWith(boss, pool, opts.targetQueues);
   const runner = createRunner({
     pool,
     registry: opts.registry,
@@ -92,6 +99,21 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
     },
     callbackUrl: opts.callbackUrl,
     ...(opts.maxStateBytes ? { maxStateBytes: opts.maxStateBytes } : {}),
+    // Children's jobs go in the transaction that starts them; a parent whose last child ended
+    // here is queued at once (unless it has a job already).
+    startChildren: (tx, children) =>
+      sendJobs(
+        boss,
+        tx,
+        children.map((c) => ({ ...c, kind: 'new' as const })),
+        opts.targetQueues,
+      ),
+    childEnded: (parentId) => {
+      queueIfUnqueued(parentId, { graceSeconds: 0, leaseSeconds: opts.leaseSeconds }).catch(
+        (err: unknown) =>
+          logger.warn('could not queue a parent; the sweep will', { parentId, err }),
+      );
+    },
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   let state: WorkerState = 'created';
