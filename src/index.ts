@@ -1,4 +1,5 @@
-// The public entry for workflow authors: everything a workflow file imports.
+// The public entry for workflow authors: everything a workflow file imports (the package's
+// `exports`). Workflows import nothing else of the orchestrator.
 export { z } from 'zod';
 export {
   callbackStep,
@@ -10,20 +11,38 @@ export {
   stepGroup,
   subProcesses,
   workflow,
+  type AuthorizeContext,
+  type AuthorizeHook,
   type CallbackContext,
   type CallbackOptions,
+  type ChildOutcome,
   type ChildSpec,
+  type Delta,
+  type Form,
   type FormPage,
   type FormSpec,
   type FromState,
+  type InputOptions,
+  type Merge,
+  type Page,
+  type Predicate,
   type RetryOptions,
   type RunPredicate,
+  type Skippable,
   type StartContext,
+  type StateOf,
   type StepContext,
+  type StepDef,
   type StepFn,
+  type StepResult,
+  type TypedWorkflowOptions,
+  type WithForm,
+  type WorkflowBuilder,
   type WorkflowDefinition,
   type WorkflowOptions,
 } from './engine/dsl.ts';
 export { AbortProcess, ApiUnavailable, InconsistentData } from './engine/errors.ts';
 export { noUncompletedInstance } from './engine/predicates.ts';
-export type { State, Target } from './engine/types.ts';
+export type { ProcessStatus, State, Target } from './engine/types.ts';
+/** For the built-in tasks only (workflows/task_*.ts): the orchestrator's own internals. */
+export * as internal from './internal.ts';

@@ -1,8 +1,10 @@
-import { step, workflow } from '../src/index.ts';
+import { workflow } from '../src/index.ts';
 
 export default workflow({
   name: 'noop',
   target: 'modify',
   description: 'Three steps that do nothing',
-  steps: [step('One', () => {}), step('Two', () => {}), step('Three', () => {})],
-});
+})
+  .step('One', () => {})
+  .step('Two', () => {})
+  .step('Three', () => {});

@@ -1,9 +1,11 @@
-import { step, workflow } from '../src/index.ts';
+import { workflow } from '../src/index.ts';
 
 export default workflow({
   name: 'noop_task',
   target: 'system',
   isTask: true,
   description: 'Three steps that do nothing, as a task',
-  steps: [step('One', () => {}), step('Two', () => {}), step('Three', () => {})],
-});
+})
+  .step('One', () => {})
+  .step('Two', () => {})
+  .step('Three', () => {});

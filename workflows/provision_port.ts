@@ -1,4 +1,4 @@
-import { inputStep, step, stepGroup, workflow, z } from '../src/index.ts';
+import { workflow, z } from '../src/index.ts';
 import { devices, portsOf } from './_inventory.ts';
 
 /** A value shown in a form but not asked for: the one already chosen. */
@@ -9,28 +9,25 @@ export default workflow({
   name: 'provision_port',
   target: 'create',
   description: 'Picks a device, then one of its ports, configures it and asks for confirmation',
-  // One process per device at a time: a second start for a device in use is refused (409).
-  lockKeys: (input: { device: string }) => [`device:${input.device}`],
   // Two pages: the second offers the ports of the device chosen on the first.
   input: [
     z.object({ device: z.enum(devices()).meta({ title: 'Device' }) }),
-    (state: { device: string }) =>
-      z.object({ port: z.enum(portsOf(state.device)).meta({ title: 'Port' }) }),
+    (state) => z.object({ port: z.enum(portsOf(state.device)).meta({ title: 'Port' }) }),
   ],
-  steps: [
-    stepGroup(
-      'Configure',
-      step('Reserve port', ({ state }) => ({ reserved: `${state.device}:${state.port}` })),
-      step('Apply config', ({ state }) => ({
+  // One process per device at a time: a second start for a device in use is refused (409).
+  lockKeys: (input) => [`device:${input.device}`],
+})
+  .group('Configure', (b) =>
+    b
+      .step('Reserve port', ({ state }) => ({ reserved: `${state.device}:${state.port}` }))
+      .step('Apply config', ({ state }) => ({
         config: `interface ${state.port}\n description provisioned\n no shutdown`,
       })),
-    ),
-    inputStep('Confirm', (state: { device: string; port: string }) =>
-      z.object({
-        device: shown('Device', state.device),
-        port: shown('Port', state.port),
-        confirmed: z.boolean().meta({ title: 'Configuration looks right' }),
-      }),
-    ),
-  ],
-});
+  )
+  .inputStep('Confirm', (state) =>
+    z.object({
+      device: shown('Device', state.device),
+      port: shown('Port', state.port),
+      confirmed: z.boolean().meta({ title: 'Configuration looks right' }),
+    }),
+  );

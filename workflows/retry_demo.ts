@@ -1,4 +1,4 @@
-import { retryStep, workflow, z } from '../src/index.ts';
+import { workflow, z } from '../src/index.ts';
 
 export default workflow({
   name: 'retry_demo',
@@ -8,19 +8,12 @@ export default workflow({
     failTimes: z.number().int().min(0),
     backoffSeconds: z.number().positive().default(1),
   }),
-  steps: [
-    retryStep(
-      'Call device',
-      ({ state, attempt }) => {
-        if (attempt <= (state.failTimes as number))
-          throw new Error(`the device did not answer (attempt ${attempt})`);
-        return { answeredOnAttempt: attempt };
-      },
-      {
-        maxAttempts: 5,
-        backoffSeconds: (state: { backoffSeconds: number }) => state.backoffSeconds,
-        maxBackoffSeconds: 60,
-      },
-    ),
-  ],
-});
+}).retryStep(
+  'Call device',
+  ({ state, attempt }) => {
+    if (attempt <= state.failTimes)
+      throw new Error(`the device did not answer (attempt ${attempt})`);
+    return { answeredOnAttempt: attempt };
+  },
+  { maxAttempts: 5, backoffSeconds: (state) => state.backoffSeconds, maxBackoffSeconds: 60 },
+);

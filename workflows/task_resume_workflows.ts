@@ -1,7 +1,5 @@
 // Built-in task, scheduled by default: a safety net for what the engine normally does itself.
-import { releaseAbandonedLeases, resumeOverdueRetries } from '../src/db/step-writes.ts';
-import { noUncompletedInstance, step, workflow } from '../src/index.ts';
-import { systemDatabase } from '../src/engine/system.ts';
+import { internal, noUncompletedInstance, workflow } from '../src/index.ts';
 
 export default workflow({
   name: 'task_resume_workflows',
@@ -9,12 +7,10 @@ export default workflow({
   description:
     'Resumes waiting processes whose retry is overdue and processes left by a dead runner (a safety net)',
   runPredicate: noUncompletedInstance,
-  steps: [
-    step('Resume overdue retries', async () => ({
-      overdueRetries: (await resumeOverdueRetries(systemDatabase(), 60)).length,
-    })),
-    step('Release abandoned leases', async () => ({
-      abandonedLeases: (await releaseAbandonedLeases(systemDatabase(), 300)).length,
-    })),
-  ],
-});
+})
+  .step('Resume overdue retries', async () => ({
+    overdueRetries: (await internal.resumeOverdueRetries(internal.systemDatabase(), 60)).length,
+  }))
+  .step('Release abandoned leases', async () => ({
+    abandonedLeases: (await internal.releaseAbandonedLeases(internal.systemDatabase(), 300)).length,
+  }));

@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import type { Actor } from './actor.ts';
-import { TARGETS, type State, type Target } from './types.ts';
+import { TARGETS, type ProcessStatus, type State, type Target } from './types.ts';
+
+/**
+ * A function of the state as the engine stores it (the state's values unknown). Its parameters are
+ * compared bivariantly, so a function typed for a narrower state (the typed builder's) fits.
+ */
+type Loose<A extends unknown[], R> = { bivariant(...args: A): R }['bivariant'];
 
 /** What a step body receives. */
 export interface StepContext<S extends State = State> {
@@ -20,27 +26,23 @@ export interface CallbackContext<S extends State = State> extends StepContext<S>
 }
 
 /** A step body: returns a partial state that is shallow-merged into the process state. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type StepFn = (ctx: StepContext<any>) => State | void | Promise<State | void>;
+export type StepFn = Loose<[ctx: StepContext], State | void | Promise<State | void>>;
 /** A callback step's action: starts the external work and hands it `ctx.callbackUrl`. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type CallbackFn = (ctx: CallbackContext<any>) => State | void | Promise<State | void>;
+export type CallbackFn = Loose<[ctx: CallbackContext], State | void | Promise<State | void>>;
 /** A condition on the state, evaluated before the step; false = the step is skipped. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Predicate = (state: any) => boolean;
+export type Predicate = Loose<[state: State], boolean>;
 /** A number, or one computed from the state (e.g. a timeout the start form chose). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type FromState<T> = T | ((state: any) => T);
+export type FromState<T, S extends State = State> = T | Loose<[state: S], T>;
 
 /**
  * One page of a form: a zod object, or a function building one from the state (for a start form:
  * the pages given so far, merged; for an input step: the process state merged with them) and
  * the pages given so far, in order.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type FormPage = z.ZodObject | ((state: any, pages: State[]) => z.ZodObject);
+export type FormPage = z.ZodObject | Loose<[state: State, pages: State[]], z.ZodObject>;
 /** A form: one page, or several in order. */
-export type FormSpec = FormPage | FormPage[];
+export type FormSpec = FormPage | readonly FormPage[];
+const isPageList = (f: FormSpec): f is readonly FormPage[] => Array.isArray(f);
 
 interface StepBase {
   name: string;
@@ -81,8 +83,7 @@ export interface CallbackOptions {
    * value to store (or throws). A refusal fails the process like a step error. Runs in the API
    * process when the callback arrives: keep it to checking the payload.
    */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  validate?: z.ZodType | ((payload: unknown, state: any) => unknown);
+  validate?: z.ZodType | Loose<[payload: unknown, state: State], unknown>;
   /** Seconds after which an unanswered callback fails the process (`callback timed out`). Default: none. */
   timeoutSeconds?: FromState<number> | undefined;
   /** State key the payload is stored under. Default `callbackResult`. */
@@ -105,8 +106,7 @@ export interface ChildSpec {
 export interface SubProcessesStep extends StepBase {
   kind: 'children';
   /** The children to start, from the state (an empty list continues at once). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  children: (state: any) => ChildSpec[];
+  children: Loose<[state: State], ChildSpec[]>;
   /** State key of the children's outcomes: `[{ id, workflow, status, state }]`. */
   resultKey: string;
 }
@@ -139,7 +139,13 @@ export function inputStep(
   form: FormSpec,
   options: { assignee?: string; authorizeResume?: AuthorizeHook } = {},
 ): InputStep {
-  return { kind: 'input', name, pages: Array.isArray(form) ? form : [form], when: [], ...options };
+  return {
+    kind: 'input',
+    name,
+    pages: isPageList(form) ? [...form] : [form],
+    when: [],
+    ...options,
+  };
 }
 
 /**
@@ -175,8 +181,7 @@ export function sleep(name: string, seconds: FromState<number>): SleepStep {
  */
 export function subProcesses(
   name: string,
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  children: (state: any) => ChildSpec[],
+  children: Loose<[state: State], ChildSpec[]>,
   options: { resultKey?: string } = {},
 ): SubProcessesStep {
   return { kind: 'children', name, children, when: [], resultKey: options.resultKey ?? 'children' };
@@ -214,29 +219,29 @@ export interface AuthorizeContext {
     status: string;
     lastStep: string | null;
     createdBy: string | null;
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    currentState: any;
+    currentState: State;
   };
-  /** A start's input, or a resume's. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  input?: any;
+  /** A start's input, or a resume's (one page's object, or a list of them). */
+  input?: unknown;
 }
 
 /** true: allowed; false or a reason: refused with 403 `forbidden`. */
 export type AuthorizeHook = (ctx: AuthorizeContext) => boolean | string;
 
 /** What a start predicate sees: the start's input and a read of the database in its transaction. */
-export interface StartContext {
+export interface StartContext<I extends State = State> {
   workflow: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  input: any;
+  input: I;
   user: string | null;
   /** Queries run in the start's transaction (starts of one workflow take turns). */
   db: { query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }> };
 }
 
 /** true: the start may go ahead; false or a reason: it is refused (412 `precondition_failed`). */
-export type RunPredicate = (ctx: StartContext) => boolean | string | Promise<boolean | string>;
+export type RunPredicate<I extends State = State> = Loose<
+  [ctx: StartContext<I>],
+  boolean | string | Promise<boolean | string>
+>;
 
 export interface WorkflowOptions {
   /** Unique name, lower case: letters, digits, `_`. Used in URLs and queue routing. */
@@ -254,8 +259,7 @@ export interface WorkflowOptions {
    * Resource keys the process holds from start to end (released when it completes or is aborted,
    * kept while it failed), e.g. `(input) => ['device:' + input.device]`.
    */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  lockKeys?: (input: any) => string[];
+  lockKeys?: Loose<[input: State], string[]>;
   /** A start that needs a held key: `refuse` (409 `resource_locked`, default) or `queue` (waits). */
   lockMode?: 'refuse' | 'queue';
   /**
@@ -277,8 +281,7 @@ export interface WorkflowDefinition {
   input: FormPage[];
   steps: StepDef[];
   runPredicate?: RunPredicate | undefined;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  lockKeys?: ((input: any) => string[]) | undefined;
+  lockKeys?: Loose<[input: State], string[]> | undefined;
   lockMode: 'refuse' | 'queue';
   authorize?: AuthorizeHook | undefined;
   authorizeRetry?: AuthorizeHook | undefined;
@@ -344,42 +347,280 @@ function stepProblem(s: StepDef): string | undefined {
   }
 }
 
-/** Defines a workflow; an invalid definition throws with what is wrong. */
-export function workflow(options: WorkflowOptions): WorkflowDefinition {
+// ---------------------------------------------------------------------------------------------
+// The typed builder: `workflow({ name, target, input })` then `.step(…)`, `.inputStep(…)`, …
+// Each call returns a new workflow (a `WorkflowDefinition` with one more step) whose state type
+// is the one before merged with what the step adds, so a step reading a key that no earlier step
+// provides, or using it as the wrong type, does not compile. The types are a compile-time layer:
+// at runtime the result is the same flat definition the engine runs.
+
+type Awaitable<T> = T | Promise<T>;
+/** An object type without its index signatures (zod gives an empty or loose object one). */
+type Known<T> = {
+  [K in keyof T as string extends K ? never : number extends K ? never : K]: T[K];
+};
+/** The empty state (`{}`, spelled so it means an object without keys). */
+type Nothing = Record<never, never>;
+type Simplify<T> = { [K in keyof T]: T[K] } & Nothing;
+/** Narrows a computed type to a state, which the generic signatures below need to know. */
+type AsState<T> = T extends infer M extends State ? M : never;
+
+/** `S` with the keys of `D` shallow-merged over it, as the engine merges a step's result. */
+export type Merge<S, D> = AsState<
+  S extends unknown ? (D extends unknown ? Simplify<Omit<S, keyof D> & D> : never) : never
+>;
+/** What a step body may return: a partial state, or nothing. */
+export type StepResult = State | void | undefined;
+/** The keys a step's result adds: its keys, optional when it may also return nothing. */
+export type Delta<R> = [Exclude<R, void | undefined>] extends [never]
+  ? Nothing
+  : [R] extends [Exclude<R, void | undefined>]
+    ? Exclude<R, void | undefined>
+    : Partial<Exclude<R, void | undefined>>;
+/** After a `conditional`: what its steps add may be missing (they may have been skipped). */
+export type Skippable<S, T> = AsState<
+  Simplify<
+    {
+      [K in keyof T as K extends keyof S ? K : never]: T[K] | (K extends keyof S ? S[K] : never);
+    } & {
+      [K in keyof T as K extends keyof S ? never : K]?: T[K];
+    }
+  >
+>;
+
+/** What a form page adds to the state: its schema's output. */
+type Out<Z extends z.ZodObject> = Known<z.output<Z>>;
+/** A page of a typed form: a zod object, or a function of the state (and pages so far) building one. */
+export type Page<S, Z extends z.ZodObject> = Z | ((state: S, pages: State[]) => Z);
+type Empty = z.ZodObject<Nothing>;
+/**
+ * A typed form of one to four pages: each page's function sees the state (`S`) merged with the
+ * pages before it.
+ */
+export type Form<
+  S,
+  A extends z.ZodObject,
+  B extends z.ZodObject = Empty,
+  C extends z.ZodObject = Empty,
+  D extends z.ZodObject = Empty,
+> =
+  | Page<S, A>
+  | readonly [Page<S, A>]
+  | readonly [Page<S, A>, Page<Merge<S, Out<A>>, B>]
+  | readonly [Page<S, A>, Page<Merge<S, Out<A>>, B>, Page<Merge<Merge<S, Out<A>>, Out<B>>, C>]
+  | readonly [
+      Page<S, A>,
+      Page<Merge<S, Out<A>>, B>,
+      Page<Merge<Merge<S, Out<A>>, Out<B>>, C>,
+      Page<Merge<Merge<Merge<S, Out<A>>, Out<B>>, Out<C>>, D>,
+    ];
+/** `S` with the fields of a form's pages merged in. */
+export type WithForm<
+  S,
+  A extends z.ZodObject,
+  B extends z.ZodObject,
+  C extends z.ZodObject,
+  D extends z.ZodObject,
+> = Merge<Merge<Merge<Merge<S, Out<A>>, Out<B>>, Out<C>>, Out<D>>;
+
+/** A child's outcome, as `subProcesses` stores it under its `resultKey`. */
+export interface ChildOutcome {
+  id: string;
+  workflow: string;
+  status: ProcessStatus;
+  state: State;
+}
+
+/** An input step's options. */
+export interface InputOptions {
+  /** Who may resume it: a role the user's token must carry (when the token carries roles). */
+  assignee?: string;
+  /** Who may resume it (default: the workflow's `authorize`). */
+  authorizeResume?: AuthorizeHook;
+}
+
+/** A workflow being defined: its definition so far, and the calls that add a step to it. */
+export interface WorkflowBuilder<S extends State> extends WorkflowDefinition {
+  /** A step that runs `run` on the step pool; what it returns is merged into the state. */
+  step<R extends StepResult>(
+    name: string,
+    run: (ctx: StepContext<S>) => Awaitable<R>,
+  ): WorkflowBuilder<Merge<S, Delta<R>>>;
+  /** A step retried by itself after an error, with backoff (see `retryStep`). */
+  retryStep<R extends StepResult>(
+    name: string,
+    run: (ctx: StepContext<S>) => Awaitable<R>,
+    options: {
+      maxAttempts: number;
+      backoffSeconds: number | ((state: S) => number);
+      maxBackoffSeconds?: number;
+    },
+  ): WorkflowBuilder<Merge<S, Delta<R>>>;
+  /** Suspends until a user resumes with input valid for `form`; its fields join the state. */
+  inputStep<
+    A extends z.ZodObject,
+    B extends z.ZodObject = Empty,
+    C extends z.ZodObject = Empty,
+    D extends z.ZodObject = Empty,
+  >(
+    name: string,
+    form: Form<S, A, B, C, D>,
+    options?: InputOptions,
+  ): WorkflowBuilder<WithForm<S, A, B, C, D>>;
+  /**
+   * Runs `action` with `ctx.callbackUrl` and waits for a `POST` there; the payload (as `validate`
+   * returns it, else `unknown`) is stored under `resultKey` (default `callbackResult`).
+   */
+  callbackStep<R extends StepResult = void, K extends string = 'callbackResult', V = unknown>(
+    name: string,
+    options: {
+      action: (ctx: CallbackContext<S>) => Awaitable<R>;
+      validate?: z.ZodType<V> | ((payload: unknown, state: Merge<S, Delta<R>>) => V);
+      timeoutSeconds?: number | ((state: Merge<S, Delta<R>>) => number);
+      resultKey?: K;
+    },
+  ): WorkflowBuilder<Merge<Merge<S, Delta<R>>, { [P in K]: V }>>;
+  /** A durable wait of `seconds` (a number, or one from the state). */
+  sleep(name: string, seconds: number | ((state: S) => number)): WorkflowBuilder<S>;
+  /** Starts a child process per entry and waits for all; their outcomes go under `resultKey`. */
+  subProcesses<K extends string = 'children'>(
+    name: string,
+    children: (state: S) => ChildSpec[],
+    options?: { resultKey?: K },
+  ): WorkflowBuilder<Merge<S, { [P in K]: ChildOutcome[] }>>;
+  /** Steps that run only when `predicate(state)` holds; afterwards what they add is optional. */
+  conditional<T extends State>(
+    predicate: (state: S) => boolean,
+    steps: (b: WorkflowBuilder<S>) => WorkflowBuilder<T>,
+  ): WorkflowBuilder<Skippable<S, T>>;
+  /** Steps shown as one group named `name`. */
+  group<T extends State>(
+    name: string,
+    steps: (b: WorkflowBuilder<S>) => WorkflowBuilder<T>,
+  ): WorkflowBuilder<T>;
+}
+
+/** The state a workflow's last step leaves (of a `WorkflowBuilder`). */
+export type StateOf<W> = W extends WorkflowBuilder<infer S> ? S : State;
+
+/** The options of a typed workflow (`input` is the start form, typed like an input step's). */
+export interface TypedWorkflowOptions<
+  A extends z.ZodObject,
+  B extends z.ZodObject,
+  C extends z.ZodObject,
+  D extends z.ZodObject,
+> {
+  /** Unique name, lower case: letters, digits, `_`. Used in URLs and queue routing. */
+  name: string;
+  target: Target;
+  description?: string;
+  /** The start form: one page (a zod object) or up to four. Default: an empty object. */
+  input?: Form<Nothing, A, B, C, D>;
+  /** Default: true when target is `system`. */
+  isTask?: boolean;
+  /** Checked at start, atomically with the insert; a refusal is 412 with its reason. */
+  runPredicate?: RunPredicate<WithForm<Nothing, A, B, C, D>>;
+  /** Resource keys the process holds from start to end, e.g. `(input) => ['device:' + input.device]`. */
+  lockKeys?: (input: WithForm<Nothing, A, B, C, D>) => string[];
+  /** A start that needs a held key: `refuse` (409 `resource_locked`, default) or `queue` (waits). */
+  lockMode?: 'refuse' | 'queue';
+  /** Who may act on its processes (see `WorkflowOptions.authorize`). */
+  authorize?: AuthorizeHook;
+  /** Who may retry a process of it. Default: `authorize`. */
+  authorizeRetry?: AuthorizeHook;
+  /** The steps follow as calls: `.step(…)`, `.inputStep(…)`, … */
+  steps?: never;
+}
+
+/** Adds steps to a workflow's, checking each and that no name repeats. */
+function appendSteps(workflowName: string, steps: StepDef[], added: StepDef[]): StepDef[] {
+  const seen = new Set(steps.map((s) => s.name));
+  for (const s of added) {
+    const problem = stepProblem(s);
+    if (problem)
+      throw new Error(
+        `workflow ${workflowName} has an invalid step ${JSON.stringify(s?.name ?? null)}: ${problem}`,
+      );
+    if (seen.has(s.name)) throw new Error(`workflow ${workflowName} has two steps named ${s.name}`);
+    seen.add(s.name);
+  }
+  return [...steps, ...added];
+}
+
+function builder<S extends State>(def: WorkflowDefinition): WorkflowBuilder<S> {
+  const next = <T extends State>(added: StepDef[]): WorkflowBuilder<T> =>
+    builder<T>({ ...def, steps: appendSteps(def.name, def.steps, added) });
+  /** The steps a nested builder function adds, on its own (the caller checks them). */
+  const nested = (steps: (b: WorkflowBuilder<S>) => WorkflowDefinition): StepDef[] =>
+    steps(builder<S>({ ...def, steps: [] })).steps;
+  return {
+    ...def,
+    step: (name, run) => next([step(name, run)]),
+    retryStep: (name, run, options) => next([retryStep(name, run, options)]),
+    inputStep: (name, form, options = {}) => next([inputStep(name, form, options)]),
+    callbackStep: (name, options) => next([callbackStep(name, options)]),
+    sleep: (name, seconds) => next([sleep(name, seconds)]),
+    subProcesses: (name, children, options = {}) => next([subProcesses(name, children, options)]),
+    conditional: (predicate, steps) => next(conditional(predicate, nested(steps))),
+    group: (name, steps) => next(stepGroup(name, nested(steps))),
+  };
+}
+
+function checkedOptions(options: { name: string }): void {
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) {
     const msg = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new Error(`invalid workflow ${JSON.stringify(options.name)}: ${msg}`);
   }
-  const steps = flattenSteps(options.steps ?? []);
-  if (steps.length === 0) throw new Error(`workflow ${options.name} has no steps`);
-  const seen = new Set<string>();
-  for (const s of steps) {
-    const problem = stepProblem(s);
-    if (problem)
-      throw new Error(
-        `workflow ${options.name} has an invalid step ${JSON.stringify(s?.name ?? null)}: ${problem}`,
-      );
-    if (seen.has(s.name)) throw new Error(`workflow ${options.name} has two steps named ${s.name}`);
-    seen.add(s.name);
-  }
-  const input = options.input === undefined ? [z.object({})] : [options.input].flat();
+}
+
+/**
+ * Defines a workflow; an invalid definition throws with what is wrong.
+ *
+ * Typed (the form to use): `workflow({ name, target, input })` returns a `WorkflowBuilder`, and
+ * each `.step(…)`, `.inputStep(…)`, … adds a step whose `state` is typed from the start form and
+ * the steps before it. The workflow file exports the result (with at least one step).
+ *
+ * Untyped (kept for compatibility): `workflow({ …, steps: [step(…), …] })`, where every step sees
+ * the state as `State` (unknown values).
+ */
+export function workflow<
+  A extends z.ZodObject = Empty,
+  B extends z.ZodObject = Empty,
+  C extends z.ZodObject = Empty,
+  D extends z.ZodObject = Empty,
+>(options: TypedWorkflowOptions<A, B, C, D>): WorkflowBuilder<WithForm<Nothing, A, B, C, D>>;
+export function workflow(options: WorkflowOptions): WorkflowDefinition;
+export function workflow(
+  options: WorkflowOptions | TypedWorkflowOptions<Empty, Empty, Empty, Empty>,
+) {
+  checkedOptions(options);
+  const input: FormPage[] =
+    options.input === undefined
+      ? [z.object({})]
+      : isPageList(options.input)
+        ? [...options.input]
+        : [options.input];
   if (input.length === 0 || !input.every(isPage))
     throw new Error(
       `workflow ${options.name}: input must be a zod object, a function returning one, or a list of them`,
     );
-  return {
+  const def: WorkflowDefinition = {
     kind: 'workflow',
     name: options.name,
     target: options.target,
     description: options.description ?? '',
     isTask: options.isTask ?? options.target === 'system',
     input,
-    steps,
+    steps: [],
     runPredicate: options.runPredicate,
     lockKeys: options.lockKeys,
     lockMode: options.lockMode ?? 'refuse',
     authorize: options.authorize,
     authorizeRetry: options.authorizeRetry,
   };
+  if (options.steps === undefined) return builder<Nothing>(def);
+  const steps = appendSteps(options.name, [], flattenSteps(options.steps));
+  if (steps.length === 0) throw new Error(`workflow ${options.name} has no steps`);
+  return { ...def, steps };
 }

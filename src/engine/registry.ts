@@ -52,9 +52,13 @@ export async function loadRegistry(dir: string): Promise<Registry> {
       });
     }
     if (!isDefinition(mod.default)) {
-      throw new Error(`Workflow file ${full} must export default workflow({...})`);
+      throw new Error(`Workflow file ${full} must export default workflow({...}).step(...)`);
     }
     const def = mod.default;
+    // A typed workflow gets its steps from calls after `workflow({...})`: one without any is unfinished.
+    if (!Array.isArray(def.steps) || def.steps.length === 0) {
+      throw new Error(`Workflow file ${full}: workflow ${def.name} has no steps`);
+    }
     const other = fileOf.get(def.name);
     if (other) {
       throw new Error(

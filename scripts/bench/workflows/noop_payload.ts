@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { step, workflow } from '../../../src/engine/dsl.ts';
+import { workflow, z } from '../../../src/index.ts';
 
 /** Three steps that do nothing with a state of a chosen size: how cost grows with state size. */
 export default workflow({
@@ -7,5 +6,7 @@ export default workflow({
   target: 'modify',
   description: 'Three steps that do nothing, carrying a payload in the state',
   input: z.object({ payload: z.string() }),
-  steps: [step('One', () => {}), step('Two', () => {}), step('Three', () => {})],
-});
+})
+  .step('One', () => {})
+  .step('Two', () => {})
+  .step('Three', () => {});
