@@ -1,11 +1,12 @@
-import { step, subProcesses, workflow, z } from '../src/index.ts';
+import { workflow, z } from '../src/index.ts';
 import { devices } from './_inventory.ts';
 
-interface Child {
-  id: string;
-  status: string;
-  state: { device?: string; valid?: boolean; problems?: string[] };
-}
+/** What a validate_device child leaves in its state. */
+const validation = z.object({
+  device: z.string().optional(),
+  valid: z.boolean().optional(),
+  problems: z.array(z.string()).optional(),
+});
 
 export default workflow({
   name: 'nightly_validation',
@@ -13,22 +14,20 @@ export default workflow({
   description:
     'Validates every device of the inventory, one child process each, and reports failures',
   input: z.object({ delayMs: z.number().int().min(0).default(0) }),
-  steps: [
-    subProcesses(
-      'Validate devices',
-      (state: { delayMs: number }) =>
-        devices().map((device) => ({
-          workflow: 'validate_device',
-          input: { device, delayMs: state.delayMs },
-        })),
-      { resultKey: 'validations' },
-    ),
-    step('Report', ({ state }) => {
-      const children = state.validations as Child[];
-      const failures = children
-        .filter((c) => !c.state.valid)
-        .map((c) => ({ device: c.state.device, problems: c.state.problems, process: c.id }));
-      return { checked: children.length, failures };
-    }),
-  ],
-});
+})
+  .subProcesses(
+    'Validate devices',
+    (state) =>
+      devices().map((device) => ({
+        workflow: 'validate_device',
+        input: { device, delayMs: state.delayMs },
+      })),
+    { resultKey: 'validations' },
+  )
+  .step('Report', ({ state }) => {
+    const failures = state.validations
+      .map((c) => ({ process: c.id, ...validation.parse(c.state) }))
+      .filter((c) => !c.valid)
+      .map((c) => ({ device: c.device, problems: c.problems, process: c.process }));
+    return { checked: state.validations.length, failures };
+  });

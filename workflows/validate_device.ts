@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { step, workflow, z } from '../src/index.ts';
+import { workflow, z } from '../src/index.ts';
 import { INVENTORY } from './_inventory.ts';
 
 /** The checks a device passes or fails (a real one would ask the device). */
@@ -15,12 +15,8 @@ export default workflow({
   target: 'validate',
   description: 'Checks one device of the inventory (a child of nightly_validation)',
   input: z.object({ device: z.string().min(1), delayMs: z.number().int().min(0).default(0) }),
-  steps: [
-    step('Check device', async ({ state, signal }) => {
-      if ((state.delayMs as number) > 0)
-        await sleep(state.delayMs as number, undefined, { signal });
-      const problems = problemsOf(state.device as string);
-      return { valid: problems.length === 0, problems };
-    }),
-  ],
+}).step('Check device', async ({ state, signal }) => {
+  if (state.delayMs > 0) await sleep(state.delayMs, undefined, { signal });
+  const problems = problemsOf(state.device);
+  return { valid: problems.length === 0, problems };
 });
