@@ -269,6 +269,11 @@ export interface WorkflowOptions {
   authorize?: AuthorizeHook;
   /** Who may retry a process of it (resume from failed, waiting, …). Default: `authorize`. */
   authorizeRetry?: AuthorizeHook;
+  /**
+   * The version of the definition (e.g. `"2"`, `"2026-11"`): each process records the one it
+   * started on, and a changed workflow names both.
+   */
+  version?: string;
 }
 
 export interface WorkflowDefinition {
@@ -285,6 +290,7 @@ export interface WorkflowDefinition {
   lockMode: 'refuse' | 'queue';
   authorize?: AuthorizeHook | undefined;
   authorizeRetry?: AuthorizeHook | undefined;
+  version?: string | undefined;
 }
 
 const optionsSchema = z.object({
@@ -297,6 +303,7 @@ const optionsSchema = z.object({
   lockMode: z.enum(['refuse', 'queue']).optional(),
   authorize: z.function().optional(),
   authorizeRetry: z.function().optional(),
+  version: z.string().min(1).max(100).optional(),
 });
 
 const isPage = (p: unknown) => p instanceof z.ZodObject || typeof p === 'function';
@@ -361,7 +368,8 @@ type Known<T> = {
 };
 /** The empty state (`{}`, spelled so it means an object without keys). */
 type Nothing = Record<never, never>;
-type Simplify<T> = { [K in keyof T]: T[K] } & Nothing;
+/** One flat object type (for readable types in editors and errors). */
+type Simplify<T> = T extends unknown ? { [K in keyof T]: T[K] } : never;
 /** Narrows a computed type to a state, which the generic signatures below need to know. */
 type AsState<T> = T extends infer M extends State ? M : never;
 
@@ -528,6 +536,8 @@ export interface TypedWorkflowOptions<
   authorize?: AuthorizeHook;
   /** Who may retry a process of it. Default: `authorize`. */
   authorizeRetry?: AuthorizeHook;
+  /** The version of the definition (see `WorkflowOptions.version`). */
+  version?: string;
   /** The steps follow as calls: `.step(…)`, `.inputStep(…)`, … */
   steps?: never;
 }
@@ -618,6 +628,7 @@ export function workflow(
     lockMode: options.lockMode ?? 'refuse',
     authorize: options.authorize,
     authorizeRetry: options.authorizeRetry,
+    version: options.version,
   };
   if (options.steps === undefined) return builder<Nothing>(def);
   const steps = appendSteps(options.name, [], flattenSteps(options.steps));
