@@ -9,4 +9,5 @@ export {
   resumeOverdueRetries,
 } from './db/step-writes.ts';
 export { positionProblem } from './engine/registry.ts';
+export { findChangedProcesses } from './engine/validate.ts';
 export { systemDatabase, systemRegistry } from './engine/system.ts';

@@ -10,6 +10,7 @@ import { createPool } from './db/pool.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { loadRegistry } from './engine/registry.ts';
 import { callbackPath } from './engine/runner.ts';
+import { findChangedProcesses } from './engine/validate.ts';
 import { startApiExecutor } from './executors/api-executor.ts';
 import { workerStatusRouter } from './api/worker-status.ts';
 import { allQueues } from './executors/boss.ts';
@@ -129,6 +130,17 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   );
   if (installed.length) logger.info('default schedules installed', { schedules: installed });
   executor.scheduler.start((tick) => engine.startScheduled(tick));
+  // Workflows changed under processes that have not ended: said at once, not at their resume.
+  findChangedProcesses(pool, registry, { reported: 10 }).then(
+    (found) => {
+      if (found.changedCount > 0)
+        logger.warn('processes no longer match their workflow: they would fail on resume', {
+          count: found.changedCount,
+          examples: found.changed,
+        });
+    },
+    (err: unknown) => logger.warn('could not check processes against their workflows', { err }),
+  );
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.HOST}:${port}`;
   publicUrl ||= url;

@@ -144,6 +144,10 @@ export function createApp({
     await engine.callbackProgress(processId(req), callbackToken(req), req.body ?? null);
     res.status(204).end();
   });
+  app.put('/api/processes/:id/skip', async (req, res) => {
+    await engine.skipStep(processId(req), actorOf(req));
+    res.status(204).end();
+  });
   app.put('/api/processes/:id/abort', async (req, res) => {
     await engine.abortProcess(processId(req), actorOf(req));
     res.status(204).end();

@@ -77,6 +77,10 @@ export const ERROR_CODES = {
   too_many_requests: 'too many failed authentications from this address: try again in a minute',
   internal_error: 'an unexpected error (logged)',
   engine_paused: 'the engine is paused (global lock): nothing starts or resumes',
+  not_repairable:
+    'only the failed step of a failed or inconsistent_data process can be skipped or retried on a patched state',
+  waiting_for_children:
+    'the process waits for the child processes it started: it goes on when they have ended',
   database_unavailable: 'the database is unreachable: try again shortly',
 } as const;
 
@@ -421,7 +425,7 @@ export function buildOpenApiDocument(registry: Registry): ReturnType<typeof crea
         operationId: 'resumeProcess',
         summary: 'Resume a process',
         description:
-          "A suspended process takes its input step's form (see `form` of the process); a form of several pages takes an array of page inputs, and answers 422 `form_incomplete` with the next page while pages are missing. Any other resumable process (failed, waiting, …) is retried with an empty body.",
+          'A suspended process takes its input step\'s form (see `form` of the process); a form of several pages takes an array of page inputs, and answers 422 `form_incomplete` with the next page while pages are missing. Any other resumable process (failed, waiting, …) is retried with an empty body; a failed or inconsistent_data one also with `{"state": {…}}`, a patch shallow-merged into its state before the retry (recorded in its steps).',
         path: processIdParam,
         body: {
           schema: formBody,
@@ -433,8 +437,32 @@ export function buildOpenApiDocument(registry: Registry): ReturnType<typeof crea
           400: ['invalid_id', 'validation_error', 'invalid_input'],
           403: ['forbidden'],
           404: ['process_not_found'],
-          409: ['not_resumable', 'workflow_changed', 'workflow_not_found'],
+          409: [
+            'not_resumable',
+            'workflow_changed',
+            'workflow_not_found',
+            'not_repairable',
+            'waiting_for_children',
+          ],
           422: ['form_incomplete'],
+          503: ['engine_paused'],
+        },
+      }),
+    },
+    '/api/processes/{id}/skip': {
+      put: operation({
+        tag: 'Processes',
+        operationId: 'skipStep',
+        summary: 'Skip the failed step of a process',
+        description:
+          'For a failed or inconsistent_data process: its failed step is recorded `skipped` with the user, and the process continues after it (completed when it was the last step). Behind the workflow’s retry hooks.',
+        path: processIdParam,
+        responses: { 204: noContent('Skipped: the process continues') },
+        errors: {
+          400: ['invalid_id'],
+          403: ['forbidden'],
+          404: ['process_not_found'],
+          409: ['not_repairable', 'workflow_changed', 'workflow_not_found'],
           503: ['engine_paused'],
         },
       }),

@@ -69,6 +69,10 @@ export const processSummarySchema = z.object({
     .uuid()
     .nullable()
     .meta({ description: 'The process that started this one (subProcesses), if any' }),
+  workflowVersion: z
+    .string()
+    .nullable()
+    .meta({ description: 'The version of its workflow it started on (`workflow({ version })`)' }),
 });
 
 export const stepSchema = z.object({

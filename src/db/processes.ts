@@ -8,7 +8,7 @@ export const PROCESS_COLUMNS = `p.id, p.workflow_name AS "workflowName", p.statu
   p.created_by AS "createdBy", p.failed_reason AS "failedReason", p.traceback, p.note,
   p.started_at AS "startedAt", p.last_modified_at AS "lastModifiedAt",
   p.lease_owner AS "leaseOwner", p.lease_expires_at AS "leaseExpiresAt", p.retry_at AS "retryAt",
-  p.parent_id AS "parentId"`;
+  p.parent_id AS "parentId", p.workflow_version AS "workflowVersion"`;
 
 export interface ProcessRow {
   id: string;
@@ -32,6 +32,8 @@ export interface ProcessRow {
   retryAt: Date | null;
   /** The process that started it (subProcesses), if any. */
   parentId: string | null;
+  /** The version of its workflow it started on (`workflow({ version })`), if named. */
+  workflowVersion: string | null;
 }
 
 export async function getProcessRow(
@@ -85,6 +87,7 @@ export interface UnendedPosition {
   stepIndex: number;
   lastRowName: string | null;
   lastRowIndex: number | null;
+  workflowVersion: string | null;
 }
 
 /** Up to `limit` processes that have not ended, by id after `afterId` (keyset paging). */
@@ -95,7 +98,8 @@ export async function unendedPositions(
 ): Promise<UnendedPosition[]> {
   const { rows } = await db.query<UnendedPosition>(
     `SELECT p.id, p.workflow_name AS "workflowName", p.status, p.step_index AS "stepIndex",
-            last.name AS "lastRowName", last.step_index AS "lastRowIndex"
+            last.name AS "lastRowName", last.step_index AS "lastRowIndex",
+            p.workflow_version AS "workflowVersion"
        FROM orchestrator.processes p
        LEFT JOIN LATERAL (SELECT s.name, s.step_index FROM orchestrator.process_steps s
                            WHERE s.process_id = p.id ORDER BY s.id DESC LIMIT 1) last ON true

@@ -111,6 +111,8 @@ export interface NewProcess {
   scheduleName?: string | undefined;
   /** The resource keys it holds from start to end (see acquireLocks). */
   lockKeys?: readonly string[] | undefined;
+  /** The version of its workflow it starts on. */
+  workflowVersion?: string | undefined;
 }
 
 /** What an insert wrote: its event, and the claim when it was claimed at insert. */
@@ -138,20 +140,21 @@ export async function insertProcesses(
     name: 'orchestrator-insert-processes',
     text: `WITH n AS (
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::boolean[], $4::text[], $5::text[],
-                            $6::jsonb[], $7::text[], $8::int[], $9::text[], $10::text[])
+                            $6::jsonb[], $7::text[], $8::int[], $9::text[], $10::text[],
+                            $11::text[])
          AS n (id, workflow_name, is_task, target, created_by, input, lease_owner, lease_seconds,
-               schedule_name, lock_keys)),
+               schedule_name, lock_keys, workflow_version)),
      p AS (
        INSERT INTO orchestrator.processes
          (id, workflow_name, status, is_task, target, created_by, lease_owner, lease_token,
-          lease_expires_at, schedule_name, lock_keys)
+          lease_expires_at, schedule_name, lock_keys, workflow_version)
        SELECT n.id, n.workflow_name,
               CASE WHEN n.lease_owner IS NULL THEN 'created' ELSE 'running' END,
               n.is_task, n.target, n.created_by, n.lease_owner,
               CASE WHEN n.lease_owner IS NULL THEN NULL ELSE gen_random_uuid() END,
               CASE WHEN n.lease_owner IS NULL THEN NULL
                    ELSE now() + make_interval(secs => n.lease_seconds) END,
-              n.schedule_name, n.lock_keys::text[]
+              n.schedule_name, n.lock_keys::text[], n.workflow_version
          FROM n
         WHERE NOT (SELECT global_lock FROM orchestrator.engine_settings)
        RETURNING *),
@@ -171,6 +174,7 @@ export async function insertProcesses(
       // One array per process, passed as the text of a Postgres array (arrays of arrays must be
       // rectangular as parameters).
       ps.map((p) => (p.lockKeys ? toPgArray(p.lockKeys) : null)),
+      ps.map((p) => p.workflowVersion ?? null),
     ],
   });
   const byId = new Map(rows.map((r) => [r.id, r]));
@@ -699,6 +703,7 @@ export async function abortProcessRow(
 export interface NewChild {
   id: string;
   workflowName: string;
+  workflowVersion?: string | undefined;
   target: string;
   isTask: boolean;
   createdBy: string | null;
@@ -1058,4 +1063,108 @@ export async function deleteCompletedTasks(
     [days, limit],
   );
   return rowCount ?? 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repairs of a failed step: skip it, or patch the state before retrying it
+
+/** The statuses a step may be skipped or its state patched from. */
+export const REPAIRABLE_STATUSES = [
+  'failed',
+  'inconsistent_data',
+] as const satisfies readonly ProcessStatus[];
+
+/**
+ * Skips the failed step at `index`: a `skipped` row with the state it was given and the user,
+ * the process on past it (`nextStatus`: resumed, or completed when it was the last step).
+ * Compare-and-set on status and position; undefined when it did not apply.
+ */
+export async function skipFailedStep(
+  db: Queryable,
+  r: {
+    id: string;
+    index: number;
+    name: string;
+    group?: string | undefined;
+    state: State;
+    user: string | null;
+    nextStatus: ProcessStatus;
+  },
+): Promise<[StepEventRow, ProcessEventRow] | undefined> {
+  const { rows } = await db.query<{ step: StepEventRow; process: ProcessEventRow }>(
+    `WITH p AS (
+       UPDATE orchestrator.processes p
+          SET status = $4::text, step_index = $2 + 1, attempt = 1, last_step = $3,
+              failed_reason = NULL, traceback = NULL, acting_user = $6,
+              last_modified_at = now(), version = version + 1
+        WHERE id = $1 AND status = ANY($8::text[]) AND step_index = $2 AND NOT ${PAUSED}
+       RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
+     s AS (
+       INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
+       SELECT id, $2, $3, 'skipped', $5, NULL, last_modified_at, $6, $7 FROM p
+       RETURNING ${stepEventSql('s')} AS event)
+     SELECT s.event AS step, p.event AS process FROM p, s`,
+    [
+      r.id,
+      r.index,
+      r.name,
+      r.nextStatus,
+      JSON.stringify(r.state),
+      r.user,
+      r.group ?? null,
+      REPAIRABLE_STATUSES,
+    ],
+  );
+  const row = rows[0];
+  return row ? [row.step, row.process] : undefined;
+}
+
+/**
+ * Patches the state of a process whose step at `index` failed and resumes it: the patch kept as a
+ * user input, a `failed` row of that step holding the patched state (the retry continues from it)
+ * and naming who patched which keys, the process `resumed`. Compare-and-set like skipFailedStep.
+ */
+export async function patchAndResume(
+  db: Queryable,
+  r: {
+    id: string;
+    index: number;
+    name: string;
+    group?: string | undefined;
+    patch: State;
+    state: State;
+    user: string | null;
+  },
+): Promise<[StepEventRow, ProcessEventRow] | undefined> {
+  const { rows } = await db.query<{ step: StepEventRow; process: ProcessEventRow }>(
+    `WITH p AS (
+       UPDATE orchestrator.processes p
+          SET status = 'resumed', retry_at = NULL, acting_user = $6, last_modified_at = now(),
+              version = version + 1
+        WHERE id = $1 AND status = ANY($8::text[]) AND step_index = $2 AND NOT ${PAUSED}
+       RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
+     i AS (INSERT INTO orchestrator.input_states (process_id, input, input_type)
+           SELECT id, $4, 'user_input' FROM p),
+     s AS (
+       INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
+       SELECT id, $2, $3, 'failed', $5,
+              jsonb_build_object('name', 'StatePatched',
+                'message', format('state patched by %s before the retry: %s', coalesce($6, 'anonymous'),
+                                  (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys($4::jsonb) k))),
+              last_modified_at, $6, $7 FROM p
+       RETURNING ${stepEventSql('s')} AS event)
+     SELECT s.event AS step, p.event AS process FROM p, s`,
+    [
+      r.id,
+      r.index,
+      r.name,
+      JSON.stringify(r.patch),
+      JSON.stringify(r.state),
+      r.user,
+      r.group ?? null,
+      REPAIRABLE_STATUSES,
+    ],
+  );
+  const row = rows[0];
+  return row ? [row.step, row.process] : undefined;
 }

@@ -26,10 +26,13 @@ import {
   locksOf,
   markResumed,
   recordCallbackProgress,
+  patchAndResume,
+  REPAIRABLE_STATUSES,
   resolveCallback,
   resumeAllTasks,
   resumeSuspended,
   setNote,
+  skipFailedStep,
   type CallbackRow,
   type Claim,
   type Inserted,
@@ -134,6 +137,42 @@ function isEmpty(body: unknown): boolean {
     body === undefined ||
     body === null ||
     (typeof body === 'object' && Object.keys(body).length === 0)
+  );
+}
+
+/** A retry's body: a patch of the state, shallow-merged before the step runs again. */
+const statePatchSchema = z.object({ state: z.record(z.string(), z.unknown()) }).strict();
+
+function parseOrThrow(
+  schema: typeof statePatchSchema,
+  body: unknown,
+  id: string,
+  status: string,
+): z.output<typeof statePatchSchema> {
+  const r = schema.safeParse(body);
+  if (!r.success)
+    throw new ValidationError(
+      'validation_error',
+      `Process ${id} is ${status}: a resume takes no input, or {"state": {…}} to patch the state before the retry`,
+      { details: r.error.issues.map((i) => ({ path: i.path, message: i.message, code: i.code })) },
+    );
+  return r.data;
+}
+
+/** 409 `workflow_changed`: the step at the process's position is not the one it stopped at. */
+function workflowChanged(
+  def: WorkflowDefinition,
+  row: ProcessRow,
+  now: string | undefined,
+): ConflictError {
+  const versions =
+    row.workflowVersion || def.version
+      ? ` (the process started on version ${row.workflowVersion ?? 'unnamed'}, the workflow is version ${def.version ?? 'unnamed'})`
+      : '';
+  return new ConflictError(
+    'workflow_changed',
+    `Workflow ${def.name} changed: the process stopped at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(now ?? null)} there${versions}`,
+    { details: { startedOn: row.workflowVersion, current: def.version ?? null } },
   );
 }
 
@@ -313,6 +352,7 @@ export function createEngine({
       {
         id,
         workflowName: def.name,
+        workflowVersion: def.version,
         target: def.target,
         isTask: def.isTask,
         createdBy: user,
@@ -446,6 +486,7 @@ export function createEngine({
           process: {
             id,
             workflowName: def.name,
+            workflowVersion: def.version,
             target: def.target,
             isTask: def.isTask,
             createdBy: user,
@@ -530,12 +571,8 @@ export function createEngine({
       };
 
       if (row.status === 'suspended') {
-        if (stepDef?.kind !== 'input' || stepDef.name !== row.lastStep) {
-          throw new ConflictError(
-            'workflow_changed',
-            `Workflow ${def.name} changed: the process waits at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(stepDef?.name ?? null)} there`,
-          );
-        }
+        if (stepDef?.kind !== 'input' || stepDef.name !== row.lastStep)
+          throw workflowChanged(def, row, stepDef?.name);
         const input = parseForm(stepDef.pages, body, row.currentState, `step ${stepDef.name}`);
         checkStateSize({ ...row.currentState, ...input });
         // The step's assignee is a role, checked when the user's token carries roles.
@@ -573,17 +610,38 @@ export function createEngine({
         return;
       }
 
-      if (!isEmpty(body)) {
-        throw new ValidationError(
-          'validation_error',
-          `Process ${id} is ${row.status}, not waiting for input`,
-        );
-      }
-      if (stepDef?.name !== row.lastStep) {
-        throw new ConflictError(
-          'workflow_changed',
-          `Workflow ${def.name} changed: the process stopped at ${JSON.stringify(row.lastStep)}, the definition has ${JSON.stringify(stepDef?.name ?? null)} there`,
-        );
+      // A failed step may be retried on a patched state: `{ "state": { … } }`.
+      const patch = isEmpty(body)
+        ? undefined
+        : parseOrThrow(statePatchSchema, body, id, row.status);
+      if (stepDef?.name !== row.lastStep) throw workflowChanged(def, row, stepDef?.name);
+      if (patch) {
+        if (!isIn(REPAIRABLE_STATUSES, row.status))
+          throw new ConflictError(
+            'not_repairable',
+            `Process ${id} is ${row.status}: only a failed or inconsistent_data process's state can be patched`,
+          );
+        const state = { ...row.currentState, ...patch.state };
+        checkStateSize(state);
+        checkHook(def.authorizeRetry ?? def.authorize, {
+          user: actor,
+          action: 'retry',
+          workflow: def.name,
+          process: hookProcess(row),
+          input: patch.state,
+        });
+        const patched = (tx: Queryable) =>
+          patchAndResume(tx, {
+            id,
+            index: row.stepIndex,
+            name: stepDef.name,
+            group: stepDef.group,
+            patch: patch.state,
+            state,
+            user,
+          });
+        if (!(await makeRunnable(job, patched))) await refused(notResumable());
+        return;
       }
       // Not from `resumed` either: a resume racing this one may have just committed.
       // Waiting for the children it started: the end of its last child continues it.
@@ -602,6 +660,63 @@ export function createEngine({
       const resume = { ...job, from: row.status };
       if (!(await makeRunnable(resume, (tx) => markResumed(tx, id, [row.status], user))))
         await refused(notResumable());
+    },
+
+    /**
+     * Skips the failed step of a failed or inconsistent_data process: recorded `skipped` with the
+     * user, and the process goes on past it (completed when it was the last step). 409
+     * `not_repairable` in any other status; behind the workflow's retry hooks.
+     */
+    async skipStep(id: string, actor: Actor): Promise<void> {
+      const row = await requireProcess(id);
+      await requireUnlocked();
+      if (!isIn(REPAIRABLE_STATUSES, row.status))
+        throw new ConflictError(
+          'not_repairable',
+          `Process ${id} is ${row.status}: only the failed step of a failed or inconsistent_data process can be skipped`,
+          { details: { status: row.status } },
+        );
+      const def = registry.get(row.workflowName);
+      if (!def)
+        throw new ConflictError(
+          'workflow_not_found',
+          `Workflow ${row.workflowName} is no longer registered`,
+        );
+      const stepDef = def.steps[row.stepIndex];
+      if (!stepDef || stepDef.name !== row.lastStep) throw workflowChanged(def, row, stepDef?.name);
+      checkHook(def.authorizeRetry ?? def.authorize, {
+        user: actor,
+        action: 'retry',
+        workflow: def.name,
+        process: hookProcess(row),
+      });
+      const isLast = row.stepIndex === def.steps.length - 1;
+      const skip = (tx: Queryable) =>
+        skipFailedStep(tx, {
+          id,
+          index: row.stepIndex,
+          name: stepDef.name,
+          group: stepDef.group,
+          state: row.currentState,
+          user: actor.name,
+          nextStatus: isLast ? 'completed' : 'resumed',
+        });
+      const notSkippable = () =>
+        new ConflictError('not_repairable', `Process ${id} is no longer ${row.status}`);
+      if (isLast) {
+        const events = await skip(pool);
+        if (!events) await refused(notSkippable());
+        publish(asEvents(events));
+        return;
+      }
+      const job: Dispatch = {
+        processId: id,
+        user: actor.name,
+        isTask: row.isTask,
+        target: row.target,
+        kind: 'resume',
+      };
+      if (!(await makeRunnable(job, skip))) await refused(notSkippable());
     },
 
     /**

@@ -277,6 +277,7 @@ export function createRunner(opts: RunnerOptions): Runner {
       children.push({
         id: randomUUID(),
         workflowName: def.name,
+        workflowVersion: def.version,
         target: def.target,
         isTask: def.isTask,
         createdBy: claim.createdBy,
