@@ -113,6 +113,17 @@ export const processSchema = processSummarySchema.extend({
     .object({ held: z.array(z.string()), waitingFor: z.array(z.string()) })
     .optional()
     .meta({ description: 'Workflows with resource keys: the keys held and waited for' }),
+  children: z
+    .array(
+      z.object({
+        id: z.uuid(),
+        workflow: z.string(),
+        status: processStatusSchema,
+        parentStep: z.int(),
+      }),
+    )
+    .optional()
+    .meta({ description: 'Workflows with subProcesses steps: the children started, by step' }),
 });
 
 export const processListSchema = z.object({

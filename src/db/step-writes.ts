@@ -729,6 +729,19 @@ export async function insertChildren(
   return inserted.map((i) => i!.event);
 }
 
+/** Every child a process started, by step: id, workflow, status (for showing the parent). */
+export async function childSummaries(
+  db: Queryable,
+  parentId: string,
+): Promise<{ id: string; workflow: string; status: ProcessStatus; parentStep: number }[]> {
+  const { rows } = await db.query(
+    `SELECT id, workflow_name AS workflow, status, parent_step AS "parentStep"
+       FROM orchestrator.processes WHERE parent_id = $1 ORDER BY parent_step, started_at, id`,
+    [parentId],
+  );
+  return rows;
+}
+
 /** The children a process started at a step: where each stands and its current state. */
 export async function childrenOf(
   db: Queryable,

@@ -22,6 +22,7 @@ import {
   acquireLocks,
   deleteTask,
   getCallbacks,
+  childSummaries,
   insertProcesses,
   locksOf,
   markResumed,
@@ -910,7 +911,11 @@ export function createEngine({
         progressAt: latest.progressAt,
       };
       const locks = def?.lockKeys ? { locks: await locksOf(pool, id) } : {};
-      return { ...row, steps, ...form, ...(callback ? { callback } : {}), ...locks };
+      // A parent lists the children it started (subProcesses), with where each stands.
+      const kids = def?.steps.some((st) => st.kind === 'children')
+        ? { children: await childSummaries(pool, id) }
+        : {};
+      return { ...row, steps, ...form, ...(callback ? { callback } : {}), ...locks, ...kids };
     },
 
     /**
