@@ -1,11 +1,11 @@
 // Runs inside a piscina worker thread: loads the workflows once and runs one step per task.
 import { BroadcastChannel } from 'node:worker_threads';
 import { workerData } from 'piscina';
-import { toStepError } from './errors.ts';
 import { loadRegistry } from './registry.ts';
+import { runStepTask } from './run-step.ts';
 import { configureSystem } from './system.ts';
 import type { StepMessage, StepWorkerData } from './step-pool.ts';
-import type { State, StepOutcome } from './types.ts';
+import type { StepOutcome } from './types.ts';
 
 const data = workerData as StepWorkerData;
 const registry = await loadRegistry(data.workflowsDir);
@@ -34,29 +34,7 @@ export default async function runStep(task: StepMessage): Promise<StepOutcome> {
   if (announced.delete(task.taskId)) controller.abort(new Error('process aborted'));
   running.set(task.taskId, controller);
   try {
-    const def = registry.require(task.workflow).steps[task.index];
-    const ctx = {
-      state: task.state,
-      processId: task.processId,
-      attempt: task.attempt,
-      signal: controller.signal,
-    };
-    let result: unknown;
-    if (def?.kind === 'step' || def?.kind === 'retry') result = await def.run(ctx);
-    else if (def?.kind === 'callback' && task.callbackUrl !== undefined)
-      result = await def.action({ ...ctx, callbackUrl: task.callbackUrl });
-    else throw new Error(`step ${task.index} of ${task.workflow} is not runnable`);
-    if (
-      result !== undefined &&
-      (typeof result !== 'object' || result === null || Array.isArray(result))
-    ) {
-      throw new TypeError(
-        `step ${def.name} must return an object or nothing, got ${typeof result}`,
-      );
-    }
-    return { ok: true, delta: (result ?? {}) as State };
-  } catch (err) {
-    return { ok: false, error: toStepError(err) };
+    return await runStepTask(registry, task, controller.signal);
   } finally {
     running.delete(task.taskId);
   }
