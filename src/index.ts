@@ -44,5 +44,8 @@ export {
 export { AbortProcess, ApiUnavailable, InconsistentData } from './engine/errors.ts';
 export { noUncompletedInstance } from './engine/predicates.ts';
 export type { ProcessStatus, State, Target } from './engine/types.ts';
+// The test kit's types (the kit itself, which starts Postgres, is `src/testing.ts`, the package's
+// `./testing`).
+export type { ActAs, TestEngine, TestEngineOptions, TestProcess } from './testing.ts';
 /** For the built-in tasks only (workflows/task_*.ts): the orchestrator's own internals. */
 export * as internal from './internal.ts';

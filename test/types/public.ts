@@ -10,6 +10,7 @@ import {
   type State,
   type StepContext,
   type StepFn,
+  type TestEngine,
   type WorkflowDefinition,
 } from '../../src/index.ts';
 import type { Equal, Expect, IsAny } from './helpers.ts';
@@ -23,6 +24,7 @@ export type NoAny = [
   Expect<Equal<IsAny<Parameters<Exclude<FormPage, z.ZodObject>>[0]>, false>>,
   Expect<Equal<IsAny<Parameters<RunPredicate>[0]['input']>, false>>,
   Expect<Equal<IsAny<Values<State>>, false>>,
+  Expect<Equal<IsAny<Awaited<ReturnType<TestEngine['run']>>>, false>>,
 ];
 
 // The untyped form still works, with the state's values unknown (never `any`).
