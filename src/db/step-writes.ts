@@ -202,6 +202,12 @@ export async function insertProcesses(
   });
 }
 
+/** The events of a statement that wrote one step row and changed its process, if it applied. */
+const stepAndProcess = (
+  rows: { step: StepEventRow; process: ProcessEventRow }[],
+): [StepEventRow, ProcessEventRow] | undefined =>
+  rows[0] ? [rows[0].step, rows[0].process] : undefined;
+
 /** A Postgres array literal of strings (every element quoted). */
 function toPgArray(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
@@ -632,8 +638,7 @@ export async function resumeSuspended(
       r.group ?? null,
     ],
   );
-  const row = rows[0];
-  return row ? [row.step, row.process] : undefined;
+  return stepAndProcess(rows);
 }
 
 /**
@@ -839,8 +844,7 @@ export async function resolveCallback(
       r.group ?? null,
     ],
   );
-  const row = rows[0];
-  return row ? [row.step, row.process] : undefined;
+  return stepAndProcess(rows);
 }
 
 /**
@@ -1128,8 +1132,7 @@ export async function skipFailedStep(
       REPAIRABLE_STATUSES,
     ],
   );
-  const row = rows[0];
-  return row ? [row.step, row.process] : undefined;
+  return stepAndProcess(rows);
 }
 
 /**
@@ -1178,6 +1181,5 @@ export async function patchAndResume(
       REPAIRABLE_STATUSES,
     ],
   );
-  const row = rows[0];
-  return row ? [row.step, row.process] : undefined;
+  return stepAndProcess(rows);
 }

@@ -141,6 +141,22 @@ function isEmpty(body: unknown): boolean {
   );
 }
 
+/** The row of a new process of `def`. */
+const newProcess = (
+  def: WorkflowDefinition,
+  id: string,
+  user: string | null,
+  input: State,
+): NewProcess => ({
+  id,
+  workflowName: def.name,
+  workflowVersion: def.version,
+  target: def.target,
+  isTask: def.isTask,
+  createdBy: user,
+  input,
+});
+
 /** A retry's body: a patch of the state, shallow-merged before the step runs again. */
 const statePatchSchema = z.object({ state: z.record(z.string(), z.unknown()) }).strict();
 
@@ -350,17 +366,7 @@ export function createEngine({
         );
     }
     const [inserted] = await insertProcesses(tx, [
-      {
-        id,
-        workflowName: def.name,
-        workflowVersion: def.version,
-        target: def.target,
-        isTask: def.isTask,
-        createdBy: user,
-        input,
-        scheduleName: s.scheduleName,
-        lockKeys,
-      },
+      { ...newProcess(def, id, user, input), scheduleName: s.scheduleName, lockKeys },
     ]);
     if (!inserted) throw paused();
     let queued = false;
@@ -484,16 +490,7 @@ export function createEngine({
       let inserted: Inserted | undefined;
       try {
         inserted = await starts.add({
-          process: {
-            id,
-            workflowName: def.name,
-            workflowVersion: def.version,
-            target: def.target,
-            isTask: def.isTask,
-            createdBy: user,
-            input,
-            lease: slot,
-          },
+          process: { ...newProcess(def, id, user, input), lease: slot },
           job,
         });
       } finally {
