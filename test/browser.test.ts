@@ -171,6 +171,235 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
     expect((await http.get(`/api/processes/${slow}`)).body.status).toBe('aborted');
   });
 
+  /** The step rows as "name:status[:details]" (the status pill's text). */
+  const stepLines = (page: Page) =>
+    page.$$eval('#steps tr.step', (rows) =>
+      rows.map((r) => {
+        const cells = Array.from(r.querySelectorAll('td')).map((td) => td.textContent ?? '');
+        const details = r.querySelector('.step-details')?.textContent ?? '';
+        return [cells[1], r.querySelector('.status')?.textContent, details]
+          .filter(Boolean)
+          .join(':');
+      }),
+    );
+
+  it('skips the failed step of flaky from its page after a confirm naming the step', async () => {
+    const http = client(api.url);
+    const id = await http.start('flaky', { failTimes: 5 });
+    await http.waitForStatus(id, 'failed');
+    await withPage(`#/process/${id}`, async (page, errors) => {
+      await page.waitForSelector('#process-status:text-is("failed")', WAIT);
+      // Why it failed, at its row.
+      await page.waitForSelector(
+        '#steps tr.step[data-kind="error"] .step-details:has-text("attempt 1 of 6 fails on purpose")',
+        WAIT,
+      );
+      await page.waitForSelector('button:text-is("Retry with changed state")', WAIT);
+
+      // Dismissed: nothing is sent.
+      let asked = '';
+      page.once('dialog', (d) => {
+        asked = d.message();
+        void d.dismiss();
+      });
+      await page.click('button:text-is("Skip step")');
+      expect(asked).toContain('Skip step "Flaky" of flaky');
+      expect((await http.get(`/api/processes/${id}`)).body.status).toBe('failed');
+
+      page.once('dialog', (d) => void d.accept());
+      await page.click('button:text-is("Skip step")');
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      await page.waitForSelector(
+        '#steps tr.step[data-kind="skipped-by-user"] .step-details:text-is("skipped by anonymous")',
+        WAIT,
+      );
+      expect(await stepLines(page)).toEqual([
+        'Flaky:failed:Error: attempt 1 of 6 fails on purpose',
+        'Flaky:skipped:skipped by anonymous',
+      ]);
+      expect(await page.$('button:text-is("Skip step"), button:text-is("Retry")')).toBeNull();
+      expect(await notReloaded(page)).toBe(42);
+      expect(errors).toEqual([]);
+    });
+    const done = (await http.get(`/api/processes/${id}`)).body;
+    expect(done.status).toBe('completed');
+    expect(done.currentState.succeededOnAttempt).toBeUndefined();
+  });
+
+  it('retries a failed flaky with its state patched in the editor; bad JSON is shown in place', async () => {
+    const http = client(api.url);
+    const id = await http.start('flaky', { failTimes: 5 });
+    await http.waitForStatus(id, 'failed');
+    await withPage(`#/process/${id}`, async (page, errors) => {
+      await page.waitForSelector('#process-status:text-is("failed")', WAIT);
+      await page.click('button:text-is("Retry with changed state")');
+      await page.waitForSelector('#patch-form', WAIT);
+      // Prefilled with the current state.
+      const prefilled = JSON.parse(await page.inputValue('#patch-input'));
+      expect(prefilled).toEqual((await http.get(`/api/processes/${id}`)).body.currentState);
+      expect(prefilled.failTimes).toBe(5);
+      const submit = '#patch-form button[type="submit"]';
+
+      await page.fill('#patch-input', '{"failTimes": 0');
+      await page.click(submit);
+      await page.waitForSelector('#patch-error:has-text("Not valid JSON")', WAIT);
+      // From the current state, a key left out cannot be removed by a merge.
+      await page.fill('#patch-input', '{}');
+      await page.click(submit);
+      await page.waitForSelector('#patch-error:has-text("put back failTimes")', WAIT);
+      // From an empty object: only the keys to change.
+      await page.click('#patch-from-empty');
+      expect(await page.inputValue('#patch-input')).toBe('{}');
+      expect(await page.textContent('#patch-error')).toBe('');
+      await page.click(submit);
+      await page.waitForSelector('#patch-error:has-text("at least one key")', WAIT);
+      expect((await http.get(`/api/processes/${id}`)).body.status).toBe('failed');
+
+      // Back to the current state, one value changed: the patch is that key alone.
+      await page.click('#patch-from-state');
+      await page.fill('#patch-input', JSON.stringify({ ...prefilled, failTimes: 0 }, null, 2));
+      await page.click(submit);
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      await page.waitForSelector('#patch-form', { state: 'detached', ...WAIT });
+      await page.waitForSelector(
+        '#steps tr.step[data-kind="state-patched"] .status:text-is("state patched")',
+        WAIT,
+      );
+      await page.waitForSelector('#steps tr.step:has(.status-success)', WAIT);
+      expect(await stepLines(page)).toEqual([
+        'Flaky:failed:Error: attempt 1 of 6 fails on purpose',
+        'Flaky:state patched:state patched by anonymous before the retry: failTimes',
+        'Flaky:success',
+      ]);
+      await page.waitForFunction(
+        () => document.getElementById('current-state')?.textContent?.includes('"failTimes": 0'),
+        undefined,
+        WAIT,
+      );
+      expect(await notReloaded(page)).toBe(42);
+      expect(errors).toEqual([]);
+    });
+    expect((await http.get(`/api/processes/${id}`)).body.currentState).toMatchObject({
+      failTimes: 0,
+      succeededOnAttempt: 2,
+    });
+  });
+
+  it('starts nightly_validation and follows its three children live to the report; a child links to its parent', async () => {
+    await withPage('#/start/nightly_validation', async (page, errors) => {
+      // The rooms the page subscribes to: the parent's, and each child's for its status.
+      const subscribed: string[] = [];
+      page.on('websocket', (ws) =>
+        ws.on('framesent', (f) => {
+          const m = /^\d+\["subscribe",\{"processId":"([^"]+)"\}\]$/.exec(String(f.payload));
+          if (m) subscribed.push(m[1]!);
+        }),
+      );
+      // Seen from the page's first websocket on: opened again, marked again.
+      await page.reload();
+      await page.waitForSelector('#connection.online', WAIT);
+      await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+      await page.waitForSelector('#start-form input[name="delayMs"]', WAIT);
+      await page.fill('#start-form input[name="delayMs"]', '1000');
+      await page.click('#start-form button[type="submit"]');
+      await page.waitForSelector('#process-status', WAIT);
+      const id = page.url().split('#/process/')[1]!;
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+
+      // Waiting for its children: how many, instead of a retry time, and no Retry button.
+      await page.waitForSelector('#children tr.child:nth-child(3)', WAIT);
+      await page.waitForSelector('#process-status:text-is("waiting")', WAIT);
+      expect(await page.textContent('#waiting-children')).toMatch(
+        /^waiting for [1-3] of 3 child processes$/,
+      );
+      expect(await page.$('#retry-at')).toBeNull();
+      expect(await page.$('button:text-is("Retry now"), button:text-is("Retry")')).toBeNull();
+      const children = await page.$$eval('#children tr.child', (rows) =>
+        rows.map((r) => ({
+          id: r.getAttribute('data-id'),
+          href: r.querySelector('a.child-link')?.getAttribute('href'),
+          workflow: r.children[1]?.textContent,
+          status: r.querySelector('.status')?.textContent,
+          step: r.children[3]?.textContent,
+        })),
+      );
+      expect(children).toHaveLength(3);
+      for (const c of children) {
+        expect(c.href).toBe(`#/process/${c.id}`);
+        expect(c).toMatchObject({ workflow: 'validate_device', step: 'Validate devices' });
+      }
+      // Each child takes a second: they are shown going, then completed, without a reload.
+      expect(children.some((c) => c.status !== 'completed')).toBe(true);
+      await expect
+        .poll(() => subscribed, WAIT)
+        .toEqual(expect.arrayContaining(children.map((c) => c.id)));
+      await page.waitForFunction(
+        () =>
+          Array.from(document.querySelectorAll('#children tr.child .status')).filter(
+            (s) => s.textContent === 'completed',
+          ).length === 3,
+        undefined,
+        WAIT,
+      );
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      expect(await page.$('#waiting-children')).toBeNull();
+      await page.waitForSelector(
+        '#children-box h2:text-is("Child processes (3 of 3 completed)")',
+        WAIT,
+      );
+      await page.waitForFunction(
+        () => document.getElementById('current-state')?.textContent?.includes('"checked": 3'),
+        undefined,
+        WAIT,
+      );
+      const report = JSON.parse((await page.textContent('#current-state'))!);
+      expect(report.failures.map((f: { device: string }) => f.device).sort()).toEqual([
+        'leaf-2',
+        'spine-1',
+      ]);
+      for (const f of report.failures as { process: string }[]) {
+        expect(children.map((c) => c.id)).toContain(f.process);
+      }
+
+      // A child, and back to its parent by its link.
+      const child = children[0]!.id!;
+      await page.click(`#children tr.child[data-id="${child}"] a.child-link`);
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      expect(page.url()).toContain(`#/process/${child}`);
+      await page.waitForSelector(`#parent-link:text-is("nightly_validation ${id}")`, WAIT);
+      expect(await page.$('#children')).toBeNull();
+      await page.click('#parent-link');
+      await page.waitForSelector(`#children tr.child[data-id="${child}"]`, WAIT);
+      expect(page.url()).toContain(`#/process/${id}`);
+      expect(await page.$('#parent-link')).toBeNull();
+      expect(await notReloaded(page)).toBe(42);
+      expect(errors).toEqual([]);
+    });
+  });
+
+  it('a sleeping process shows when it wakes and wakes now on the button; the version shows when set', async () => {
+    const http = client(api.url);
+    const id = await http.start('sleep_demo', { seconds: 600 });
+    await http.waitForStatus(id, 'waiting');
+    await withPage(`#/process/${id}`, async (page, errors) => {
+      await page.waitForSelector('#process-status:text-is("waiting")', WAIT);
+      expect(await page.textContent('#retry-at')).toMatch(
+        /^wakes at \d{1,2}:\d{2}:\d{2}\D* \(in 10 min\)$/,
+      );
+      expect(await page.$('#workflow-version')).toBeNull();
+      await page.click('button:text-is("Wake now")');
+      await page.waitForSelector('#process-status:text-is("completed")', WAIT);
+      expect(await page.$('#retry-at')).toBeNull();
+      expect(errors).toEqual([]);
+    });
+    await db.pool.query(`UPDATE orchestrator.processes SET workflow_version = '3' WHERE id = $1`, [
+      id,
+    ]);
+    await withPage(`#/process/${id}`, async (page) => {
+      await page.waitForSelector('#workflow-version:text-is("version 3")', WAIT);
+    });
+  });
+
   it('pauses and resumes the engine from the header; another page follows', async () => {
     const other = await browser.newPage();
     try {

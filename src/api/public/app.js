@@ -1,8 +1,10 @@
 // The live view: a hash-routed page over the REST API, kept current by Socket.IO events.
 //   #/                 processes, filtered by status and workflow (list.js)
 //   #/start[/<name>]   start a workflow from its input form, page by page (start.js, paged-form.js)
-//   #/process/<id>     one process: steps as they commit (grouped), state, retry time, callback
-//                      URL and progress, resume form, abort/retry/delete, note, locks (process.js)
+//   #/process/<id>     one process: steps as they commit (grouped), state, retry or wake time,
+//                      callback URL and progress, resume form, abort/retry/delete, skip step and
+//                      retry with changed state (repair.js), note, locks, children or parent
+//                      (process.js)
 //   #/schedules        the schedules with their next run; add, replace and delete (schedules.js)
 // With authentication on, a refused call shows the sign-in panel in place of the page (sign-in.js).
 import { listPage } from './list.js';

@@ -1,16 +1,31 @@
 // #/process/<id> : one process, its steps appearing as they commit (a step group's steps under
-// the group's name), its state, the retry time of a waiting process, the callback of one awaiting
-// it (URL, expiry, progress), the form of a suspended process (page by page), abort/retry, delete
-// (tasks), the note (shown, edited, cleared; live from other pages) and the locks held or awaited.
+// the group's name; skipped and state-patched steps say by whom), its state, the retry or wake
+// time of a waiting process (or the children it waits for), the callback of one awaiting it (URL,
+// expiry, progress), the form of a suspended process (page by page), abort/retry, skip step and
+// retry with changed state (failed steps), delete (tasks), the note (shown, edited, cleared; live
+// from other pages), the locks held or awaited, its child processes (live) or its parent.
 import { el } from './forms.js';
 import { api, debounce, errorLine, statusPill, time, untilText, view } from './page.js';
 import { noteEditor } from './note.js';
 import { pagedForm } from './paged-form.js';
+import { REPAIRABLE, stateEditor } from './repair.js';
 
 /** Statuses the retry button applies to (resume without input). */
 const RETRYABLE = ['failed', 'waiting', 'api_unavailable', 'inconsistent_data'];
 const FINISHED = ['completed', 'aborted'];
-const STEP_COLUMNS = ['#', 'Step', 'Status', 'Started', 'Completed', 'Retries', 'Changed'];
+const STEP_COLUMNS = [
+  '#',
+  'Step',
+  'Status',
+  'Started',
+  'Completed',
+  'Retries',
+  'Changed',
+  'Details',
+];
+
+/** The children a parent waits for: those not yet completed (a failed one is retried first). */
+const going = (c) => !FINISHED.includes(c.status);
 
 export async function processPage(id, visit) {
   const header = el('div');
@@ -21,16 +36,20 @@ export async function processPage(id, visit) {
   const locksBox = el('div', { id: 'locks-box' });
   const callbackBox = el('div', { id: 'callback-box' });
   const formBox = el('div', { id: 'resume-box' });
+  const patchEditor = stateEditor(id, visit);
+  const childrenBox = el('div', { id: 'children-box' });
   const stepsBody = el('tbody');
   const state = el('pre', { id: 'current-state' });
   view.replaceChildren(
     header,
     actions,
     actionError,
+    patchEditor.node,
     note.node,
     locksBox,
     callbackBox,
     formBox,
+    childrenBox,
     el('h2', { text: 'Steps' }),
     el('table', { id: 'steps' }, [
       el('thead', {}, [
@@ -47,27 +66,89 @@ export async function processPage(id, visit) {
   );
   let shownForm = '';
 
-  /** Step groups by step index, from the workflow: a step shown from its event has no group. */
-  let groupAt = [];
+  /**
+   * The workflow's steps by index (group, kind: 'sleep', 'children', …, conditional, name): a
+   * step shown from its event has no group.
+   */
+  let workflowSteps = [];
   const stepIndex = (s) => s.index ?? s.stepIndex;
-  const groupOf = (s) => s.group ?? groupAt[stepIndex(s)] ?? null;
+  const groupOf = (s) => s.group ?? workflowSteps[stepIndex(s)]?.group ?? null;
+  const kindAt = (index) => workflowSteps[index]?.kind;
+  /**
+   * A parent waiting for its children: `waiting` at a subProcesses step, without a retry time (a
+   * sleep or a retry has one).
+   */
+  const waitingForChildren = (p) =>
+    p.status === 'waiting' &&
+    !p.retryAt &&
+    (kindAt(p.stepIndex) === 'children' || (p.children ?? []).length > 0);
 
-  const stepRow = (s) =>
-    el('tr', { 'data-step': s.id ?? '', class: groupOf(s) ? 'step in-group' : 'step' }, [
-      el('td', { text: String(stepIndex(s)) }),
-      el('td', { text: s.name }),
-      el('td', {}, [statusPill(s.status)]),
-      el('td', { text: time(s.startedAt) }),
-      el('td', { text: time(s.completedAt) }),
-      el('td', { text: String(s.retries ?? 0) }),
-      el('td', { class: 'mono', text: s.stateDelta ? JSON.stringify(s.stateDelta) : '' }),
-    ]);
+  /**
+   * What a row says besides its status: who skipped a failed step, who patched the state before
+   * a retry (a `failed` row named StatePatched), why a step failed, or that a condition skipped it.
+   */
+  function stepDetails(s, previous) {
+    if (s.status === 'failed' && s.error?.name === 'StatePatched') {
+      return { kind: 'state-patched', status: 'state patched', text: s.error.message };
+    }
+    if (s.status === 'skipped') {
+      // Skipped by a user: the row after the failed row of its step (PUT …/skip).
+      if (previous && stepIndex(previous) === stepIndex(s) && previous.status === 'failed') {
+        return { kind: 'skipped-by-user', text: `skipped by ${s.createdBy ?? 'anonymous'}` };
+      }
+      if (workflowSteps[stepIndex(s)]?.conditional) {
+        return { kind: 'condition', text: 'its condition did not hold' };
+      }
+      return null;
+    }
+    if (s.status === 'failed' && s.error) {
+      const e = s.error;
+      const text =
+        typeof e === 'object' && e !== null
+          ? [e.name, e.message].filter(Boolean).join(': ')
+          : String(e);
+      return { kind: 'error', text };
+    }
+    return null;
+  }
+
+  function stepRow(s, previous) {
+    const details = stepDetails(s, previous);
+    const pill = statusPill(s.status);
+    if (details?.status) {
+      pill.textContent = details.status;
+      pill.classList.add(`status-${details.kind}`);
+      pill.title = `recorded as ${s.status}`;
+    }
+    return el(
+      'tr',
+      {
+        'data-step': s.id ?? '',
+        'data-kind': details?.kind,
+        class: groupOf(s) ? 'step in-group' : 'step',
+      },
+      [
+        el('td', { text: String(stepIndex(s)) }),
+        el('td', { text: s.name }),
+        el('td', {}, [pill]),
+        el('td', { text: time(s.startedAt) }),
+        el('td', { text: time(s.completedAt) }),
+        el('td', { text: String(s.retries ?? 0) }),
+        el('td', { class: 'mono', text: s.stateDelta ? JSON.stringify(s.stateDelta) : '' }),
+        el('td', {
+          class: details ? `step-details step-${details.kind}` : 'step-details',
+          text: details?.text ?? '',
+        }),
+      ],
+    );
+  }
 
   /** The step rows, consecutive steps of one group under a row with the group's name. */
   let steps = [];
   function showSteps() {
     const rows = [];
     let group = null;
+    let previous = null;
     for (const s of steps) {
       const g = groupOf(s);
       if (g && g !== group) {
@@ -78,7 +159,8 @@ export async function processPage(id, visit) {
         );
       }
       group = g;
-      rows.push(stepRow(s));
+      rows.push(stepRow(s, previous));
+      previous = s;
     }
     stepsBody.replaceChildren(...rows);
   }
@@ -99,34 +181,94 @@ export async function processPage(id, visit) {
     return b;
   };
 
-  /** "retry at 12:00:05 (in 4 s)", kept current by the countdown below. */
-  const retryText = (p) => `retry at ${time(p.retryAt)} (${untilText(p.retryAt)})`;
+  /** "retry at 12:00:05 (in 4 s)" ("wakes at" for a sleep), kept current by the countdown below. */
+  const retryText = (at, word) => `${word} ${time(at)} (${untilText(at)})`;
+
+  /** The children started by the step the process stands at (all of them if none match). */
+  function childrenHere(p) {
+    const all = p.children ?? [];
+    const here = all.filter((c) => c.parentStep === p.stepIndex);
+    return here.length > 0 ? here : all;
+  }
+
+  /** The parent of a child process, as a link (its workflow once fetched). */
+  let parentName = null;
 
   function showHeader(p) {
-    const waiting = p.status === 'waiting' && p.retryAt;
+    const timed = p.status === 'waiting' && p.retryAt;
+    const sleeping = timed && kindAt(p.stepIndex) === 'sleep';
+    const forChildren = waitingForChildren(p);
+    const facts = [];
+    if (timed) {
+      const word = sleeping ? 'wakes at' : 'retry at';
+      facts.push(
+        el('span', {
+          id: 'retry-at',
+          'data-at': p.retryAt,
+          'data-word': word,
+          title: new Date(p.retryAt).toLocaleString(),
+          text: retryText(p.retryAt, word),
+        }),
+      );
+    } else if (forChildren) {
+      const children = childrenHere(p);
+      facts.push(
+        el('span', {
+          id: 'waiting-children',
+          text:
+            children.length > 0
+              ? `waiting for ${children.filter(going).length} of ${children.length} child processes`
+              : 'waiting for its child processes',
+        }),
+      );
+    }
+    if (p.lastStep) facts.push(`last step ${p.lastStep}`);
+    if (p.failedReason) facts.push(el('span', { id: 'failed-reason', text: p.failedReason }));
+    if (p.workflowVersion !== null && p.workflowVersion !== undefined) {
+      facts.push(el('span', { id: 'workflow-version', text: `version ${p.workflowVersion}` }));
+    }
     header.replaceChildren(
       el('h1', {}, [`${p.workflowName} `, el('span', { class: 'mono muted', text: p.id })]),
       el('p', {}, [
         'Status ',
         el('span', { id: 'process-status', class: `status status-${p.status}`, text: p.status }),
-        waiting ? ' · ' : '',
-        waiting
-          ? el('span', {
-              id: 'retry-at',
-              'data-at': p.retryAt,
-              title: new Date(p.retryAt).toLocaleString(),
-              text: retryText(p),
-            })
-          : '',
-        p.lastStep ? ` · last step ${p.lastStep}` : '',
-        p.failedReason ? ` · ${p.failedReason}` : '',
+        ...facts.flatMap((f) => [' · ', f]),
       ]),
+      p.parentId
+        ? el('p', { id: 'parent' }, [
+            'Child process of ',
+            el('a', {
+              id: 'parent-link',
+              href: `#/process/${encodeURIComponent(p.parentId)}`,
+              text: parentName ? `${parentName} ${p.parentId}` : p.parentId,
+            }),
+          ])
+        : '',
     );
     const buttons = [];
-    if (RETRYABLE.includes(p.status)) {
-      const text = p.status === 'waiting' ? 'Retry now' : 'Retry';
+    // A parent waiting for its children goes on by itself once they end (a resume is refused).
+    if (RETRYABLE.includes(p.status) && !forChildren) {
+      const text = p.status !== 'waiting' ? 'Retry' : sleeping ? 'Wake now' : 'Retry now';
       buttons.push(button(text, 'primary', () => api('PUT', `/api/processes/${id}/resume`, {})));
     }
+    if (REPAIRABLE.includes(p.status)) {
+      const step = p.lastStep ?? `#${p.stepIndex}`;
+      buttons.push(
+        button('Skip step', '', async () => {
+          const question =
+            `Skip step "${step}" of ${p.workflowName} ${id}? It is recorded as skipped ` +
+            'and the process goes on with the next step.';
+          if (!window.confirm(question)) return;
+          await api('PUT', `/api/processes/${id}/skip`);
+        }),
+        button('Retry with changed state', '', async () => {
+          // The state as it stands now, not as the last event left it.
+          const fresh = await api('GET', `/api/processes/${id}`);
+          if (visit.alive() && REPAIRABLE.includes(fresh.status)) patchEditor.show(fresh);
+        }),
+      );
+    }
+    patchEditor.sync(p);
     if (!FINISHED.includes(p.status)) {
       buttons.push(button('Abort', 'danger', () => api('PUT', `/api/processes/${id}/abort`)));
     }
@@ -219,6 +361,49 @@ export async function processPage(id, visit) {
     );
   }
 
+  /** The children a parent started (live: each one's room is subscribed to), by step. */
+  const childIds = new Set();
+  function showChildren(p) {
+    const children = p.children ?? [];
+    for (const c of children) {
+      if (childIds.has(c.id)) continue;
+      childIds.add(c.id);
+      visit.subscribe({ processId: c.id }, reload);
+    }
+    if (children.length === 0) return childrenBox.replaceChildren();
+    const done = children.filter((c) => c.status === 'completed').length;
+    childrenBox.replaceChildren(
+      el('h2', { text: `Child processes (${done} of ${children.length} completed)` }),
+      el('table', { id: 'children' }, [
+        el('thead', {}, [
+          el(
+            'tr',
+            {},
+            ['Process', 'Workflow', 'Status', 'Started by step'].map((h) => el('th', { text: h })),
+          ),
+        ]),
+        el(
+          'tbody',
+          {},
+          children.map((c) =>
+            el('tr', { class: 'child', 'data-id': c.id }, [
+              el('td', {}, [
+                el('a', {
+                  class: 'child-link mono',
+                  href: `#/process/${encodeURIComponent(c.id)}`,
+                  text: c.id,
+                }),
+              ]),
+              el('td', { text: c.workflow }),
+              el('td', {}, [statusPill(c.status)]),
+              el('td', { text: workflowSteps[c.parentStep]?.name ?? `#${c.parentStep}` }),
+            ]),
+          ),
+        ),
+      ]),
+    );
+  }
+
   function showForm(p) {
     const key = p.form ? `${p.status}:${p.stepIndex}` : '';
     if (key === shownForm) return;
@@ -243,10 +428,18 @@ export async function processPage(id, visit) {
     if (!shown) {
       try {
         const w = await api('GET', `/api/workflows/${encodeURIComponent(p.workflowName)}`);
-        groupAt = (w.steps ?? []).map((s) => s.group ?? null);
+        workflowSteps = w.steps ?? [];
       } catch {
-        groupAt = []; // a workflow no longer loaded: its steps still show, ungrouped
+        workflowSteps = []; // a workflow no longer loaded: its steps still show, ungrouped
       }
+      if (p.parentId) {
+        try {
+          parentName = (await api('GET', `/api/processes/${p.parentId}`)).workflowName;
+        } catch {
+          parentName = null; // deleted (a task) or refused: the link names its id
+        }
+      }
+      if (!visit.alive()) return;
     }
     shown = p;
     showHeader(p);
@@ -254,6 +447,7 @@ export async function processPage(id, visit) {
     showLocks(p);
     showCallback(p);
     showForm(p);
+    showChildren(p);
     steps = p.steps;
     showSteps();
     state.textContent = JSON.stringify(p.currentState, null, 2);
@@ -262,12 +456,14 @@ export async function processPage(id, visit) {
     load().catch(visit.showError);
   }, 100);
 
-  // Countdowns to the retry and to the callback's expiry.
+  // Countdowns to the retry (or wake-up) and to the callback's expiry.
   visit.every(1000, () => {
     for (const node of view.querySelectorAll('#retry-at, #callback-expires')) {
       const at = node.dataset.at;
       node.textContent =
-        node.id === 'retry-at' ? retryText({ retryAt: at }) : `${time(at)} (${untilText(at)})`;
+        node.id === 'retry-at'
+          ? retryText(at, node.dataset.word)
+          : `${time(at)} (${untilText(at)})`;
     }
   });
 
@@ -282,6 +478,17 @@ export async function processPage(id, visit) {
       reload();
     },
     'process:updated': (e) => {
+      if (e.id !== id && childIds.has(e.id) && shown?.children) {
+        // A child's status at once (and the parent's count of those it waits for).
+        shown = {
+          ...shown,
+          children: shown.children.map((c) => (c.id === e.id ? { ...c, status: e.status } : c)),
+        };
+        showChildren(shown);
+        showHeader(shown);
+        reload();
+        return;
+      }
       if (e.id !== id) return;
       // Status and buttons follow at once; steps, state, callback progress and form with the
       // refetch.
