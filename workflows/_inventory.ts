@@ -5,10 +5,15 @@ export const INVENTORY: Record<string, string[]> = {
   'spine-1': ['Ethernet49/1', 'Ethernet50/1'],
 };
 
-export const devices = () => Object.keys(INVENTORY) as [string, ...string[]];
+/** A list with at least one entry (what `z.enum` takes); `error` when it is empty. */
+function nonEmpty(list: string[], error: string): [string, ...string[]] {
+  const [first, ...rest] = list;
+  if (first === undefined) throw new Error(error);
+  return [first, ...rest];
+}
+
+export const devices = () => nonEmpty(Object.keys(INVENTORY), 'the inventory is empty');
 
 export function portsOf(device: string): [string, ...string[]] {
-  const ports = INVENTORY[device];
-  if (!ports?.length) throw new Error(`unknown device ${JSON.stringify(device)}`);
-  return ports as [string, ...string[]];
+  return nonEmpty(INVENTORY[device] ?? [], `unknown device ${JSON.stringify(device)}`);
 }
