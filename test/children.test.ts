@@ -120,6 +120,33 @@ describe('threadpool', () => {
     const parent = await http.waitForStatus(id, 'failed');
     expect(parent.failedReason).toBe(`child ${failed!.id} (flaky) was aborted`);
   });
+
+  it('a parent failed for an aborted child, resumed, starts its children anew and counts only those', async () => {
+    const failedChild = async (id: string, not: string[] = []) => {
+      for (let i = 0; i < 200; i++) {
+        const f = (await childRows(db, id)).find(
+          (c) => c.status === 'failed' && !not.includes(c.id),
+        );
+        if (f) return f.id;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('no child failed');
+    };
+    const id = await http.start('fanout_flaky', { failTimes: [0, 1] });
+    const aborted = await failedChild(id);
+    const first = (await childRows(db, id)).map((c) => c.id);
+    expect((await http.put(`/api/processes/${aborted}/abort`)).status).toBe(204);
+    await http.waitForStatus(id, 'failed');
+    expect((await http.put(`/api/processes/${id}/resume`)).status).toBe(204);
+    const again = await failedChild(id, first);
+    expect((await http.put(`/api/processes/${again}/resume`)).status).toBe(204);
+    const done = await http.waitForStatus(id, 'completed');
+    const second = (await childRows(db, id)).filter((c) => !first.includes(c.id));
+    expect(second.map((c) => c.status)).toEqual(['completed', 'completed']);
+    expect(done.currentState.children.map((c: { id: string }) => c.id).sort()).toEqual(
+      second.map((c) => c.id).sort(),
+    );
+  });
 });
 
 describe('worker mode', () => {

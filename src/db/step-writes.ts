@@ -747,7 +747,10 @@ export async function childSummaries(
   return rows;
 }
 
-/** The children a process started at a step: where each stands and its current state. */
+/**
+ * The children a process started at a step, the last time it ran the step (a retry of the step
+ * starts them anew; they share the start's transaction time): where each stands and its state.
+ */
 export async function childrenOf(
   db: Queryable,
   parentId: string,
@@ -756,7 +759,10 @@ export async function childrenOf(
   const { rows } = await db.query(
     `SELECT p.id, p.workflow_name AS workflow, p.status, ${CURRENT_STATE} AS state
        FROM orchestrator.processes p
-      WHERE p.parent_id = $1 AND p.parent_step = $2 ORDER BY p.started_at, p.id`,
+      WHERE p.parent_id = $1 AND p.parent_step = $2
+        AND p.started_at = (SELECT max(c.started_at) FROM orchestrator.processes c
+                             WHERE c.parent_id = $1 AND c.parent_step = $2)
+      ORDER BY p.started_at, p.id`,
     [parentId, parentStep],
   );
   return rows;
