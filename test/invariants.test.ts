@@ -11,8 +11,9 @@ import {
   timeOutCallbacks,
   type StepCommit,
 } from '../src/db/step-writes.ts';
-import { loadRegistry, type Registry } from '../src/engine/registry.ts';
+import { createRegistry, loadRegistry, type Registry } from '../src/engine/registry.ts';
 import { createBoss, createQueues } from '../src/executors/boss.ts';
+import { workflow } from '../src/index.ts';
 import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
 import { root } from './support/paths.ts';
 
@@ -44,6 +45,7 @@ async function proc(status: string, stepIndex: number, rows: [number, string][],
 it('finds nothing wrong in consistent data and each kind of corruption in broken data', async () => {
   await proc('completed', 3, [
     [0, 'success'],
+    [1, 'failed'],
     [1, 'skipped'],
     [2, 'success'],
   ]);
@@ -315,7 +317,8 @@ describe('retries and callbacks', () => {
     const found = await checkInvariants(db.pool, { registry, checkJobs: true });
     const by = (id: string) => found.filter((v) => v.processId === id).map((v) => v.invariant);
     expect(by(waitingOnFailed)).toEqual(['status fits steps', 'one job per runnable process']);
-    expect(by(waitingNoTime)).toEqual(['status fits steps', 'one job per runnable process']);
+    // Waiting with no retry time is waiting for children (no job): none going here.
+    expect(by(waitingNoTime)).toEqual(['status fits steps']);
     expect(by(retryLost)).toEqual(['no lost retry', 'one job per runnable process']);
     expect(by(failedWithRetryTime)).toEqual(['status fits steps']);
     expect(by(waitingNoJob)).toEqual(['one job per runnable process']);
@@ -389,4 +392,184 @@ it('resource locks: held only by a live process that needs them, all or none, no
   expect(by(abortedQueued).map((v) => v.detail)).toEqual([
     expect.stringContaining('aborted and queued'),
   ]);
+});
+
+describe('children and repairs', () => {
+  /** A process of `workflow` at `status`, with its rows, a child of `parent` at its step when given. */
+  async function seeded(
+    workflowName: string,
+    status: string,
+    stepIndex: number,
+    rows: [number, string][],
+    parent?: { id: string; step: number | null },
+  ): Promise<string> {
+    const id = await seedProcess(db.pool, { workflowName });
+    await db.pool.query(
+      `UPDATE orchestrator.processes SET status = $2, step_index = $3, parent_id = $4, parent_step = $5
+        WHERE id = $1`,
+      [id, status, stepIndex, parent?.id ?? null, parent?.step ?? null],
+    );
+    for (const [index, st] of rows)
+      await db.pool.query(
+        `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
+         VALUES ($1, $2, 'x', $3, '{}', now())`,
+        [id, index, st],
+      );
+    return id;
+  }
+  const parent = (status: string, stepIndex: number, rows: [number, string][]) =>
+    seeded('nightly_validation', status, stepIndex, rows);
+  const child = (of: string, status: string, step: number | null = 0) =>
+    seeded(
+      'validate_device',
+      status,
+      status === 'completed' ? 1 : 0,
+      status === 'completed' ? [[0, 'success']] : status === 'aborted' ? [[0, 'abort']] : [],
+      { id: of, step },
+    );
+  const found = async (ids: string[], reg = registry) => {
+    const all = await checkInvariants(db.pool, { registry: reg });
+    return (id: string) => {
+      expect(ids).toContain(id);
+      return all.filter((v) => v.processId === id).map((v) => `${v.invariant}: ${v.detail}`);
+    };
+  };
+
+  it('children: one going only while its parent waits for it at its step; its parent exists and started it there', async () => {
+    // Good: waiting for a child going (another ended); past the step with all ended.
+    const waiting = await parent('waiting', 0, [[0, 'waiting']]);
+    const going = await child(waiting, 'created');
+    const endedEarly = await child(waiting, 'completed');
+    const done = await parent('completed', 2, [
+      [0, 'waiting'],
+      [0, 'success'],
+      [1, 'success'],
+    ]);
+    const doneKids = [await child(done, 'completed'), await child(done, 'aborted')];
+    const aborted = await parent('aborted', 0, [
+      [0, 'waiting'],
+      [0, 'abort'],
+    ]);
+    const abortedKid = await child(aborted, 'aborted');
+    // Bad: resumed, completed, aborted while a child goes; waiting without any child going.
+    const resumedEarly = await parent('resumed', 0, [[0, 'waiting']]);
+    await child(resumedEarly, 'created');
+    const completedEarly = await parent('completed', 2, [
+      [0, 'waiting'],
+      [0, 'success'],
+      [1, 'success'],
+    ]);
+    await child(completedEarly, 'completed');
+    await child(completedEarly, 'created');
+    const abortedEarly = await parent('aborted', 0, [
+      [0, 'waiting'],
+      [0, 'abort'],
+    ]);
+    await child(abortedEarly, 'created');
+    // (Its child ended while it waited: the trigger would have resumed it, so it ends first.)
+    const waitingForNothing = await parent('created', 0, []);
+    await child(waitingForNothing, 'completed');
+    await db.pool.query(
+      `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
+       VALUES ($1, 0, 'x', 'waiting', '{}', now())`,
+      [waitingForNothing],
+    );
+    await db.pool.query(`UPDATE orchestrator.processes SET status = 'waiting' WHERE id = $1`, [
+      waitingForNothing,
+    ]);
+    // Bad children: at a step its parent has not reached, where it started none, at no step, and
+    // with no parent at all (the foreign key set aside for it).
+    const early = await parent('completed', 2, [
+      [0, 'waiting'],
+      [0, 'success'],
+      [1, 'success'],
+    ]);
+    const ahead = await child(early, 'completed', 3);
+    const notStarted = await child(early, 'completed', 1);
+    const noStep = await child(early, 'completed', null);
+    const orphan = await child(early, 'completed');
+    const c = await db.pool.connect();
+    try {
+      await c.query(`SET session_replication_role = replica`);
+      await c.query(
+        `UPDATE orchestrator.processes SET parent_id = gen_random_uuid() WHERE id = $1`,
+        [orphan],
+      );
+    } finally {
+      await c.query(`RESET session_replication_role`);
+      c.release();
+    }
+
+    const by = await found([
+      waiting,
+      going,
+      endedEarly,
+      done,
+      ...doneKids,
+      aborted,
+      abortedKid,
+      resumedEarly,
+      completedEarly,
+      abortedEarly,
+      waitingForNothing,
+      early,
+      ahead,
+      notStarted,
+      noStep,
+      orphan,
+    ]);
+    for (const id of [waiting, going, endedEarly, done, ...doneKids, aborted, abortedKid, early])
+      expect(by(id)).toEqual([]);
+    const goneOn = 'children ended before their parent goes on';
+    expect(by(resumedEarly)).toEqual([expect.stringMatching(`^${goneOn}: resumed at step 0`)]);
+    expect(by(completedEarly)).toEqual([expect.stringMatching(`^${goneOn}: completed at step 2`)]);
+    expect(by(abortedEarly)).toEqual([expect.stringMatching(`^${goneOn}: aborted at step 0`)]);
+    expect(by(waitingForNothing)).toEqual([
+      'status fits steps: waiting without a retry time and without children going',
+    ]);
+    expect(by(ahead)).toEqual([expect.stringMatching(/: the parent is at step 2$/)]);
+    expect(by(notStarted)).toEqual([
+      expect.stringMatching(/: the parent started no children there$/),
+    ]);
+    expect(by(noStep)).toEqual([expect.stringMatching(/at step none: no step$/)]);
+    expect(by(orphan)).toEqual([expect.stringMatching(/: no such parent$/)]);
+  });
+
+  it('a skipped row follows a failed row at its step, unless the step is conditional', async () => {
+    const conditional = workflow({ name: 'inv_conditional', target: 'modify', description: 'x' })
+      .step('One', () => ({}))
+      .conditional(
+        () => false,
+        (b) => b.step('Two', () => ({})),
+      );
+    const reg = createRegistry([...registry.list(), conditional]);
+    const repaired = await seeded('noop', 'completed', 3, [
+      [0, 'success'],
+      [1, 'failed'],
+      [1, 'skipped'],
+      [2, 'success'],
+    ]);
+    const conditionFalse = await seeded('inv_conditional', 'completed', 2, [
+      [0, 'success'],
+      [1, 'skipped'],
+    ]);
+    const unfailed = await seeded('noop', 'completed', 3, [
+      [0, 'success'],
+      [1, 'skipped'],
+      [2, 'success'],
+    ]);
+    const failedElsewhere = await seeded('noop', 'completed', 3, [
+      [0, 'failed'],
+      [0, 'success'],
+      [1, 'skipped'],
+      [2, 'success'],
+    ]);
+    const by = await found([repaired, conditionFalse, unfailed, failedElsewhere], reg);
+    expect(by(repaired)).toEqual([]);
+    expect(by(conditionFalse)).toEqual([]);
+    for (const id of [unfailed, failedElsewhere])
+      expect(by(id)).toEqual([
+        'skipped only after a failure: step 1 (x) skipped without failing first',
+      ]);
+  });
 });

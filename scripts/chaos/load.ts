@@ -1,6 +1,7 @@
-// The mixed load: starts processes over HTTP and keeps them moving (resumes failed `flaky` and
-// suspended `hello` processes, answers the callbacks of `callback_demo` ones) until told to stop.
-// Each request goes to one of the API instances up at the time, at random.
+// The mixed load: starts processes over HTTP and keeps them moving (repairs failed `flaky` ones:
+// resumes, skips or patches the state; resumes suspended `hello` processes; answers the callbacks
+// of `callback_demo` ones; tries to resume waiting `nightly_validation` parents, aborts some)
+// until told to stop. Each request goes to one of the API instances up at the time, at random.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { answerCallbacks, type CallbackPlan, type CallbackRecord } from './callbacks.ts';
 
@@ -11,7 +12,36 @@ export interface LoadStats {
   resumes: number;
   /** callback_demo processes: how the load answers each (chosen at its start), and what it sent. */
   callbacks: Map<string, CallbackRecord>;
+  /** Failed flaky processes: how the load repairs each (chosen when first seen failed), the answers. */
+  repairs: Map<string, RepairRecord>;
+  /** nightly_validation parents seen waiting for their children: what the load did to each. */
+  parents: Map<string, ParentRecord>;
 }
+
+/** An answer of the API: its status (0: none came, the request may or may not have applied). */
+type Answer = number;
+
+export type RepairPlan = 'resume' | 'skip' | 'patch';
+export interface RepairRecord {
+  plan: RepairPlan;
+  answers: Answer[];
+}
+
+/** Shares of failed flaky processes skipped and patched (`{"state": {"failTimes": 0}}`). */
+const SKIP_SHARE = 0.2;
+const PATCH_SHARE = 0.2;
+
+export interface ParentRecord {
+  /** `abort`: aborted while waiting for its children (~15%); `wait`: left to go on by itself. */
+  plan: 'wait' | 'abort';
+  /** Answers to resuming it while it waited (status and error code): 409 waiting_for_children. */
+  resumes: string[];
+  aborts: Answer[];
+  /** Aborted by the load after it failed because a child was aborted (by a fault). */
+  abortedAfterChildAborted: boolean;
+}
+
+const PARENT_ABORT_SHARE = 0.15;
 
 /** callback_demo processes the load never answers: ~10%, with a short timeout that fails them. */
 const NEVER_SHARE = 0.1;
@@ -66,6 +96,9 @@ const MIX: [workflow: string, weight: number, start: () => Omit<Start, 'workflow
       return { input, plan };
     },
   ],
+  // Each child's step takes delayMs: faults hit parents while their children are mid-way.
+  ['nightly_validation', 2, () => ({ input: { delayMs: 100 + Math.floor(Math.random() * 700) } })],
+  ['sleep_demo', 3, () => ({ input: { seconds: 1 + Math.round(Math.random() * 20) / 10 } })],
 ];
 const TOTAL_WEIGHT = MIX.reduce((n, [, w]) => n + w, 0);
 
@@ -102,7 +135,14 @@ export function createLoad(bases: () => string[]) {
     const up = bases();
     return up[Math.floor(Math.random() * up.length)] ?? 'http://127.0.0.1:1';
   };
-  const stats: LoadStats = { started: [], refused: 0, resumes: 0, callbacks: new Map() };
+  const stats: LoadStats = {
+    started: [],
+    refused: 0,
+    resumes: 0,
+    callbacks: new Map(),
+    repairs: new Map(),
+    parents: new Map(),
+  };
   let stopStarting = false;
   let stopAll = false;
 
@@ -137,24 +177,95 @@ export function createLoad(bases: () => string[]) {
     await Promise.all(Array.from({ length: concurrency }, one));
   }
 
-  /** Resumes failed flaky and suspended hello processes, forever until stopped. */
+  const list = async (query: string): Promise<{ id: string; failedReason?: string | null }[]> => {
+    const res = await call(base(), 'GET', `/api/processes?${query}&limit=200`);
+    if (res?.status !== 200) {
+      await res?.body?.cancel();
+      return [];
+    }
+    return ((await res.json()) as { items: { id: string; failedReason?: string | null }[] }).items;
+  };
+  const put = async (path: string, body?: unknown): Promise<[Answer, string]> => {
+    const r = await call(base(), 'PUT', path, body);
+    if (!r) return [0, ''];
+    const json =
+      r.status === 204
+        ? undefined
+        : ((await r.json().catch(() => undefined)) as { error?: { code?: string } } | undefined);
+    return [r.status, json?.error?.code ?? ''];
+  };
+
+  /** A failed flaky process: resumed, skipped or patched, the same way each time it is seen. */
+  async function repair(id: string): Promise<void> {
+    let record = stats.repairs.get(id);
+    if (!record) {
+      const r = Math.random();
+      const plan: RepairPlan =
+        r < SKIP_SHARE ? 'skip' : r < SKIP_SHARE + PATCH_SHARE ? 'patch' : 'resume';
+      record = { plan, answers: [] };
+      stats.repairs.set(id, record);
+    }
+    const [answer] =
+      record.plan === 'skip'
+        ? await put(`/api/processes/${id}/skip`)
+        : await put(
+            `/api/processes/${id}/resume`,
+            record.plan === 'patch' ? { state: { failTimes: 0 } } : undefined,
+          );
+    record.answers.push(answer);
+    if (answer === 204) stats.resumes++;
+  }
+
+  /**
+   * A nightly_validation parent waiting for its children: the first time seen, either aborted or
+   * resumed (refused: it goes on by itself); aborted again while its abort got no answer.
+   */
+  async function parentWaiting(id: string): Promise<void> {
+    let record = stats.parents.get(id);
+    if (!record) {
+      const plan = Math.random() < PARENT_ABORT_SHARE ? 'abort' : 'wait';
+      record = { plan, resumes: [], aborts: [], abortedAfterChildAborted: false };
+      stats.parents.set(id, record);
+      if (plan === 'wait') {
+        const [status, code] = await put(`/api/processes/${id}/resume`);
+        record.resumes.push(`${status} ${code}`.trim());
+      }
+    }
+    if (record.plan === 'abort' && !record.aborts.includes(204)) {
+      record.aborts.push((await put(`/api/processes/${id}/abort`))[0]);
+    }
+  }
+
+  /** Resumes, repairs and aborts (see the top of the file), forever until stopped. */
   async function resumer(): Promise<void> {
     while (!stopAll) {
-      for (const [query, body] of [
-        ['status=failed&workflow=flaky', undefined],
-        ['status=suspended&workflow=hello', { confirmed: true }],
-      ] as const) {
-        const res = await call(base(), 'GET', `/api/processes?${query}&limit=200`);
-        if (res?.status !== 200) continue;
-        const { items } = (await res.json()) as { items: { id: string }[] };
-        await Promise.all(
-          items.map(async (p) => {
-            const r = await call(base(), 'PUT', `/api/processes/${p.id}/resume`, body);
-            await r?.body?.cancel();
-            if (r?.status === 204) stats.resumes++;
-          }),
-        );
-      }
+      await Promise.all((await list('status=failed&workflow=flaky')).map((p) => repair(p.id)));
+      await Promise.all(
+        (await list('status=suspended&workflow=hello')).map(async (p) => {
+          const [answer] = await put(`/api/processes/${p.id}/resume`, { confirmed: true });
+          if (answer === 204) stats.resumes++;
+        }),
+      );
+      await Promise.all(
+        (await list('status=waiting&workflow=nightly_validation')).map((p) => parentWaiting(p.id)),
+      );
+      // Failed because a fault aborted one of its children: the load ends it (a resume would
+      // start the step over); any other failure is left for the end checks to report.
+      await Promise.all(
+        (await list('status=failed&workflow=nightly_validation')).map(async (p) => {
+          if (!/^child \S+ \(validate_device\) was aborted$/.test(p.failedReason ?? '')) return;
+          const [answer] = await put(`/api/processes/${p.id}/abort`);
+          const record = stats.parents.get(p.id);
+          if (answer === 204 && record) record.abortedAfterChildAborted = true;
+          else if (answer === 204)
+            stats.parents.set(p.id, {
+              plan: 'wait',
+              resumes: [],
+              aborts: [],
+              abortedAfterChildAborted: true,
+            });
+        }),
+      );
       await sleep(300);
     }
   }

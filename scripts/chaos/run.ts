@@ -14,11 +14,13 @@ import { CALLBACK_TIMED_OUT } from '../../src/db/step-writes.ts';
 import { loadRegistry } from '../../src/engine/registry.ts';
 import { freePort } from '../support/ports.ts';
 import { OwnCluster } from '../support/cluster.ts';
+import { checkChildren } from './children.ts';
 import { root, Service } from './cluster.ts';
 import { FAULTS, type FaultContext, type FaultKind } from './faults.ts';
 import { createLoad } from './load.ts';
 import { createLocker } from './locks.ts';
 import { measureRecovery } from './recovery.ts';
+import { checkRepairs } from './repairs.ts';
 import { checkSchedule, SCHEDULE_NAME, type Timeline } from './schedules.ts';
 import { checkStepKinds } from './step-kinds.ts';
 
@@ -328,6 +330,10 @@ const exitCode = await (async () => {
   });
   const stepKinds = await checkStepKinds(pool, load.stats.callbacks, LEASE_SECONDS * 3);
   violations.push(...stepKinds.violations);
+  const children = await checkChildren(pool, load.stats.parents);
+  violations.push(...children.violations);
+  const repairs = await checkRepairs(pool, load.stats.repairs);
+  violations.push(...repairs.violations);
   await locker.check();
   violations.push(...locker.violations, ...faultViolations);
   const scheduled = await checkSchedule(pool, {
@@ -382,6 +388,8 @@ const exitCode = await (async () => {
       ]),
     ),
     stepKinds: stepKinds.summary,
+    children: children.summary,
+    repairs: repairs.summary,
     schedule: scheduled.summary,
     locks: locker.stats,
     pauses: timeline.pauses.length,

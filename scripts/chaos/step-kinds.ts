@@ -1,7 +1,8 @@
 // End-of-run checks of the step kinds in the load, against what the load did: every retry_demo
 // process completed on the attempt after its last planned failure, each attempt committed once
 // (no retry lost, none run twice); every callback answered was applied at most once, with a
-// payload the load sent, the one that got the 204; every callback never answered timed out.
+// payload the load sent, the one that got the 204; every callback never answered timed out; every
+// sleep_demo completed (or was aborted), having slept at least its seconds, its sleep cleared once.
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
 import type { Violation } from '../../src/db/invariants.ts';
@@ -121,6 +122,36 @@ export async function checkStepKinds(
     }
   }
 
+  // sleep_demo: 'Wait' sleeps `seconds` durably; 'Wake up' measures from 'Note the time'.
+  const { rows: sleeps } = await pool.query<{
+    id: string;
+    status: string;
+    seconds: number;
+    sleptMs: number | null;
+    waits: number;
+  }>(
+    `SELECT p.id, p.status,
+            (SELECT (i.input->>'seconds')::float8 FROM orchestrator.input_states i
+              WHERE i.process_id = p.id AND i.input_type = 'initial_state' ORDER BY i.id LIMIT 1) AS seconds,
+            (SELECT (s.state->>'sleptMs')::float8 FROM orchestrator.process_steps s
+              WHERE s.process_id = p.id ORDER BY s.id DESC LIMIT 1) AS "sleptMs",
+            (SELECT count(*)::int FROM orchestrator.process_steps s
+              WHERE s.process_id = p.id AND s.name = 'Wait' AND s.status = 'success') AS waits
+       FROM orchestrator.processes p WHERE p.workflow_name = 'sleep_demo'`,
+  );
+  let overslept = 0;
+  for (const r of sleeps) {
+    if (r.waits > 1) bad('sleep cleared once', r.id, `'Wait' cleared ${r.waits} times`);
+    if (r.status === 'completed') {
+      if (r.waits !== 1) bad('sleep cleared once', r.id, `completed with ${r.waits} 'Wait' rows`);
+      if (r.sleptMs === null || r.sleptMs < r.seconds * 1000)
+        bad('no early wake-up', r.id, `slept ${r.sleptMs} ms of ${r.seconds} s`);
+      else overslept = Math.max(overslept, r.sleptMs - r.seconds * 1000);
+    } else if (r.status !== 'aborted') {
+      bad('sleep woke up', r.id, `ended ${r.status}`);
+    }
+  }
+
   const plans = [...callbacks.values()];
   const summary = {
     retryDemo: {
@@ -135,6 +166,11 @@ export async function checkStepKinds(
       ),
       plans: count(plans, (r) => r.plan),
       posts: count(posts, (p) => `${p.kind} ${p.answer}`),
+    },
+    sleepDemo: {
+      processes: sleeps.length,
+      byStatus: count(sleeps, (r) => r.status),
+      maxOversleptMs: Math.round(overslept),
     },
   };
   return { violations, summary };

@@ -253,6 +253,60 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
   // or, queued for them (lockMode queue), none; a queued process has not ended, and is not left
   // queued while every key it waits for is free (their release gives them to it).
   add('resource lock held rightly', await resourceLockViolations(db));
+
+  // 8. Child processes (subProcesses): a child not ended has a parent waiting for it (status
+  // waiting, no retry time, at the child's step): a parent running, resumed or further on, or
+  // ended, has all the children of the step it went past ended. A child's parent exists, has
+  // reached the child's step and started its children there (a waiting row at that step, or the
+  // failed row it became when a child was aborted).
+  // (That a waiting process with no retry time has children going at its step is check 3.)
+  add(
+    'children ended before their parent goes on',
+    (
+      await db.query<{ id: string; detail: string }>(
+        `SELECT p.id, format('%s at step %s (retry %s) while child %s is %s', p.status, p.step_index,
+                             coalesce(p.retry_at::text, 'none'), c.id, c.status) AS detail
+           FROM orchestrator.processes c JOIN orchestrator.processes p ON p.id = c.parent_id
+          WHERE c.status NOT IN ('completed', 'aborted')
+            AND NOT (p.status = 'waiting' AND p.retry_at IS NULL AND p.step_index = c.parent_step)
+         UNION ALL
+         SELECT c.id, format('child of %s at step %s: %s', c.parent_id, coalesce(c.parent_step::text, 'none'),
+                             CASE WHEN p.id IS NULL THEN 'no such parent'
+                                  WHEN c.parent_step IS NULL THEN 'no step'
+                                  WHEN p.step_index < c.parent_step THEN format('the parent is at step %s', p.step_index)
+                                  ELSE 'the parent started no children there' END) AS detail
+           FROM orchestrator.processes c LEFT JOIN orchestrator.processes p ON p.id = c.parent_id
+          WHERE c.parent_id IS NOT NULL
+            AND (p.id IS NULL OR c.parent_step IS NULL OR p.step_index < c.parent_step
+                 OR NOT EXISTS (SELECT 1 FROM orchestrator.process_steps s
+                                 WHERE s.process_id = p.id AND s.step_index = c.parent_step
+                                   AND s.status IN ('waiting', 'failed')))`,
+      )
+    ).rows,
+  );
+
+  // 9. A `skipped` row is a repair of a failed step (a failed row at that step before it), unless
+  // the step is conditional (skipped when its condition is false) or its workflow is unknown.
+  const conditional: string[] = [];
+  for (const def of opts.registry.list())
+    def.steps.forEach((s, i) => {
+      if (s.when.length > 0) conditional.push(`${def.name}:${i}`);
+    });
+  add(
+    'skipped only after a failure',
+    (
+      await db.query<{ id: string; detail: string }>(
+        `SELECT s.process_id AS id, format('step %s (%s) skipped without failing first', s.step_index, s.name) AS detail
+           FROM orchestrator.process_steps s JOIN orchestrator.processes p ON p.id = s.process_id
+          WHERE s.status = 'skipped' AND p.workflow_name = ANY($1::text[])
+            AND NOT (p.workflow_name || ':' || s.step_index) = ANY($2::text[])
+            AND NOT EXISTS (SELECT 1 FROM orchestrator.process_steps f
+                             WHERE f.process_id = s.process_id AND f.step_index = s.step_index
+                               AND f.status = 'failed' AND f.id < s.id)`,
+        [opts.registry.list().map((d) => d.name), conditional],
+      )
+    ).rows,
+  );
   return violations;
 }
 

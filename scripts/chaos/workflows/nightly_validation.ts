@@ -1,0 +1,1 @@
+export { default } from '../../../workflows/nightly_validation.ts';

@@ -1,0 +1,1 @@
+export { default } from '../../../workflows/sleep_demo.ts';
