@@ -11,8 +11,15 @@ import type { State } from './types.ts';
  * A page refuses keys it does not name, unless its author said otherwise (`z.looseObject`, or a
  * catchall): a misspelt field is an error, not a default silently used.
  */
-const strictByDefault = (page: z.ZodObject): z.ZodObject =>
-  page._zod.def.catchall === undefined ? page.strict() : page;
+const strictByDefault = (page: z.ZodObject): z.ZodObject => {
+  if (page._zod.def.catchall !== undefined) return page;
+  // Made once per page: a new schema is compiled again at its first parse (zod's JIT), which
+  // cost a start more than the rest of the request.
+  let strict = strictPages.get(page);
+  if (!strict) strictPages.set(page, (strict = page.strict()));
+  return strict;
+};
+const strictPages = new WeakMap<z.ZodObject, z.ZodObject>();
 
 /** Builds page `i` from the state and the pages before it; a builder that fails is a 400. */
 export function buildPage(pages: FormPage[], i: number, state: State, given: State[]): z.ZodObject {

@@ -3,7 +3,7 @@
 // when the page is left.
 import { el, errorText } from './forms.js';
 
-export { STATUSES } from './statuses.js';
+export { REPAIRABLE, RESUMABLE, STATUSES, TERMINAL } from './statuses.js';
 
 export const view = document.getElementById('view');
 

@@ -5,14 +5,26 @@
 // retry with changed state (failed steps), delete (tasks), the note (shown, edited, cleared; live
 // from other pages), the locks held or awaited, its child processes (live) or its parent.
 import { el } from './forms.js';
-import { api, debounce, errorLine, statusPill, time, untilText, view } from './page.js';
+import {
+  api,
+  debounce,
+  errorLine,
+  RESUMABLE,
+  statusPill,
+  TERMINAL,
+  time,
+  untilText,
+  view,
+} from './page.js';
 import { noteEditor } from './note.js';
 import { pagedForm } from './paged-form.js';
 import { REPAIRABLE, stateEditor } from './repair.js';
 
 /** Statuses the retry button applies to (resume without input). */
-const RETRYABLE = ['failed', 'waiting', 'api_unavailable', 'inconsistent_data'];
-const FINISHED = ['completed', 'aborted'];
+// Retried from the page: every resumable status but suspended (its form resumes it) and resumed
+// (on its way already); finished: the terminal ones. Both from the engine's sets (/statuses.js).
+const RETRYABLE = RESUMABLE.filter((s) => s !== 'suspended' && s !== 'resumed');
+const FINISHED = TERMINAL;
 const STEP_COLUMNS = [
   '#',
   'Step',

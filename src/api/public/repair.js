@@ -4,10 +4,10 @@
 // PUT /api/processes/<id>/resume {state: patch}. Its errors show in place; the process's events
 // bring the page along once it is accepted. (Skip step is a button of the page itself.)
 import { el } from './forms.js';
-import { api, errorLine } from './page.js';
+import { api, errorLine, REPAIRABLE } from './page.js';
 
 /** Statuses whose failed step can be skipped or retried on a patched state. */
-export const REPAIRABLE = ['failed', 'inconsistent_data'];
+export { REPAIRABLE };
 
 const json = (v) => JSON.stringify(v);
 
