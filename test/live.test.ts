@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
-import { PROCESS_STATUSES } from '../src/engine/types.ts';
+import { PROCESS_STATUSES, RESUMABLE_STATUSES, TERMINAL_STATUSES } from '../src/engine/types.ts';
 import { createListener, type Listener } from '../src/live/listener.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';
@@ -258,12 +258,13 @@ describe('subscriptions and engine status', () => {
     const lib = await fetch(`${api.url}/socket.io/socket.io.js`);
     expect(lib.status).toBe(200);
     await lib.arrayBuffer();
-    // The page's status filter comes from the engine's own list.
+    // The page's status filter and status sets come from the engine's own lists.
     const statuses = await fetch(`${api.url}/statuses.js`);
     expect(statuses.headers.get('content-type')).toMatch(/javascript/);
-    expect(await statuses.text()).toBe(
-      `export const STATUSES = ${JSON.stringify(PROCESS_STATUSES)};\n`,
-    );
+    const text = await statuses.text();
+    expect(text).toContain(`export const STATUSES = ${JSON.stringify(PROCESS_STATUSES)};\n`);
+    expect(text).toContain(`export const RESUMABLE = ${JSON.stringify(RESUMABLE_STATUSES)};\n`);
+    expect(text).toContain(`export const TERMINAL = ${JSON.stringify(TERMINAL_STATUSES)};\n`);
   });
 });
 

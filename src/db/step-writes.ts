@@ -284,6 +284,8 @@ export async function claimProcesses(
   ids: readonly string[],
   owner: string,
   leaseSeconds: number,
+  /** Only processes of these workflows (the runner's): others are left to runners that know them. */
+  workflows?: readonly string[],
 ): Promise<Claim[]> {
   if (ids.length === 0) return [];
   const { rows } = await db.query<Claim>({
@@ -294,6 +296,7 @@ export async function claimProcesses(
               lease_expires_at = now() + make_interval(secs => $3), last_modified_at = now(),
               retry_at = NULL, version = version + 1
         WHERE id = ANY($1::uuid[]) AND ${runnable('p', '$4')} AND NOT ${PAUSED}
+          AND ($5::text[] IS NULL OR workflow_name = ANY($5::text[]))
        RETURNING *)
      SELECT c.id, c.workflow_name AS "workflowName", c.step_index AS "stepIndex", c.attempt,
             c.lease_token AS "leaseToken", coalesce(c.acting_user, c.created_by) AS "createdBy",
@@ -306,7 +309,7 @@ export async function claimProcesses(
        LEFT JOIN LATERAL (SELECT i.input FROM orchestrator.input_states i
                            WHERE i.process_id = c.id AND i.input_type = 'initial_state'
                            ORDER BY i.id LIMIT 1) init ON last.state IS NULL`,
-    values: [ids, owner, leaseSeconds, STARTABLE_STATUSES],
+    values: [ids, owner, leaseSeconds, STARTABLE_STATUSES, workflows ?? null],
   });
   return rows;
 }

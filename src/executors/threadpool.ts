@@ -73,6 +73,8 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   const maxRunning = opts.maxRunning ?? 64;
+  // Processes of workflows this instance does not have are left to an instance that has them.
+  const workflowNames = opts.registry.list().map((d) => d.name);
   // Two local queues, each insertion-ordered (first come, first run); an id is in at most one.
   // `urgent`: processes the sweeper found `running` with an expired lease. They go first, and may
   // run while fewer than 2 × maxRunning run, the backlog only while fewer than maxRunning do.
@@ -127,7 +129,7 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     if (picked.length === 0) return;
     running += picked.length;
     for (const id of picked) launched.add(id);
-    claimProcesses(opts.pool, picked, owner, opts.leaseSeconds).then(
+    claimProcesses(opts.pool, picked, owner, opts.leaseSeconds, workflowNames).then(
       (claims) => {
         opts.publish(claims.map((c) => c.event));
         const claimed = new Set(claims.map((c) => c.id));

@@ -78,6 +78,7 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
   const { boss, queues, concurrency, pool, publish } = opts;
   const logger = opts.logger.child({ component: 'worker' });
   const queueIfUnqueued = queueIfUnqueuedWith(boss, pool, opts.targetQueues);
+  const workflowNames = opts.registry.list().map((d) => d.name);
   const runner = createRunner({
     pool,
     registry: opts.registry,
@@ -211,7 +212,14 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
     }
     if (fetched === 0) return { fetched, claims: [] };
     // Processes running elsewhere or ended are not claimed: their jobs are settled all the same.
-    const claims = await claimProcesses(opts.handOffPool, ids, opts.owner, opts.leaseSeconds);
+    // Only processes of workflows this worker has: another worker (a newer deployment) may know them.
+    const claims = await claimProcesses(
+      opts.handOffPool,
+      ids,
+      opts.owner,
+      opts.leaseSeconds,
+      workflowNames,
+    );
     settle(jobs);
     return { fetched, claims };
   }
