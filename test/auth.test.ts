@@ -218,6 +218,9 @@ describe('OIDC', () => {
     const subOnly = await issuer.token({ sub: 'u-18' });
     const s = await call('POST', '/api/processes/hello', subOnly, { name: 'Sub' });
     expect((await call('GET', `/api/processes/${s.body.id}`, subOnly)).body.createdBy).toBe('u-18');
+    // Both at rest (suspended) before the counts: their first steps must not land in between.
+    for (const id of [r.body.id, s.body.id])
+      await waitFor(id, good, (p) => p.status === 'suspended');
 
     const before = await rows();
     const refused = [
