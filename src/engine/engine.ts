@@ -418,11 +418,6 @@ export function createEngine({
     return row;
   }
 
-  /** The definition of a process's workflow (undefined when no longer registered); 404 without the process. */
-  async function requireWorkflowOf(id: string) {
-    return registry.get((await requireProcess(id)).workflowName);
-  }
-
   const notAwaiting = (id: string) =>
     new ConflictError(
       'not_awaiting_callback',
@@ -854,28 +849,25 @@ export function createEngine({
     },
 
     async abortProcess(id: string, actor: Actor): Promise<void> {
-      const hook = (await requireWorkflowOf(id))?.authorize;
-      if (hook) {
-        const row = await requireProcess(id);
-        checkHook(hook, {
-          user: actor,
-          action: 'abort',
-          workflow: row.workflowName,
-          process: hookProcess(row),
-        });
-      }
+      // One read for the hook and the parent (which never changes); 404 without the process.
+      const row = await requireProcess(id);
+      checkHook(registry.get(row.workflowName)?.authorize, {
+        user: actor,
+        action: 'abort',
+        workflow: row.workflowName,
+        process: hookProcess(row),
+      });
       const done = await abortProcessRow(pool, id, actor.name);
       if (!done) {
-        const row = await requireProcess(id);
-        throw new ConflictError('already_finished', `Process ${id} is already ${row.status}`, {
-          details: { status: row.status },
+        const now = await requireProcess(id);
+        throw new ConflictError('already_finished', `Process ${id} is already ${now.status}`, {
+          details: { status: now.status },
         });
       }
       publish(done.events);
       // Its children were aborted with it; a child's parent may go on now that it ended.
       for (const aborted of done.aborted) dispatcher.aborted(aborted);
-      const parent = (await getProcessRow(pool, id))?.parentId;
-      if (parent) dispatcher.nudge?.(parent);
+      if (row.parentId) dispatcher.nudge?.(row.parentId);
     },
 
     async getProcess(id: string) {
