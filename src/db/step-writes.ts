@@ -897,9 +897,6 @@ export async function timeOutCallbacks(
        SELECT id, process_id, step_index FROM orchestrator.callbacks
         WHERE status = 'pending' AND expires_at <= now()
         ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED),
-     expired AS (
-       UPDATE orchestrator.callbacks cb SET status = 'expired', resolved_at = now()
-         FROM due WHERE cb.id = due.id),
      p AS (
        UPDATE orchestrator.processes p
           SET status = 'failed', failed_reason = $2, traceback = NULL, attempt = attempt + 1,
@@ -911,6 +908,13 @@ export async function timeOutCallbacks(
                  (SELECT s.step_group FROM orchestrator.process_steps s
                    WHERE s.process_id = p.id ORDER BY s.id DESC LIMIT 1) AS step_group,
                  ${processEventSql('p')} AS event),
+     -- Expired when its process timed out here; a callback left pending by a process that no
+     -- longer waits for it (aborted while its callback was being committed) is cancelled.
+     ended AS (
+       UPDATE orchestrator.callbacks cb
+          SET status = CASE WHEN cb.process_id IN (SELECT id FROM p) THEN 'expired' ELSE 'cancelled' END,
+              resolved_at = now()
+         FROM due WHERE cb.id = due.id),
      s AS (
        INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
        SELECT id, step_index, last_step, 'failed', state,
