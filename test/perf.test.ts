@@ -7,7 +7,6 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { publishNowhere } from '../src/db/events.ts';
-import { createPool } from '../src/db/pool.ts';
 import { statusCounts } from '../src/db/process-list.ts';
 import { claimProcess, commitStep, type StepCommit } from '../src/db/step-writes.ts';
 import { commitPlainSteps } from '../src/db/step-writes.ts';
@@ -124,37 +123,6 @@ describe('status counts', () => {
       expect(await statusCounts(other.pool)).toEqual({ processCounts: {}, taskCounts: {} });
     } finally {
       await other.drop();
-    }
-  });
-});
-
-describe('query plans', () => {
-  it('keyed look-ups use their index even when planned on a table whose statistics say empty', async () => {
-    const empty = await createTestDatabase();
-    await empty.pool.query('VACUUM ANALYZE orchestrator.processes');
-    const plan = async (sequentialScans: boolean) => {
-      const pool = createPool({
-        connectionString: empty.url,
-        logger: silentLogger,
-        sequentialScans,
-      });
-      try {
-        const { rows } = await pool.query<{ 'QUERY PLAN': string }>(
-          `EXPLAIN UPDATE orchestrator.processes SET lease_expires_at = now()
-            WHERE id = ANY($1::uuid[])`,
-          [[randomUUID()]],
-        );
-        return rows.map((r) => r['QUERY PLAN']).join('\n');
-      } finally {
-        await pool.end();
-      }
-    };
-    try {
-      expect(await plan(false)).toMatch(/Index Scan using processes_pkey/);
-      // What the engine's connections would do without it: scan the whole table.
-      expect(await plan(true)).toMatch(/Seq Scan on processes/);
-    } finally {
-      await empty.drop();
     }
   });
 });

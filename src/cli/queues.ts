@@ -39,8 +39,6 @@ try {
     max: 3,
     logger,
     applicationName: 'orchestrator-queues',
-    // The views read whole tables.
-    sequentialScans: true,
   });
   try {
     const inspected = await inspect(pool);

@@ -15,8 +15,6 @@ export interface PoolOptions {
   max?: number;
   /** Name shown in pg_stat_activity.application_name. */
   applicationName?: string;
-  /** Let the planner choose sequential scans freely (tools that read whole tables). Default false. */
-  sequentialScans?: boolean;
   /**
    * Commits that do not wait for their WAL flush (`synchronous_commit = off`): for writes that a
    * later durable commit flushes anyway, or that are harmless to lose. Default false.
@@ -31,19 +29,30 @@ export function createPool(opts: PoolOptions): Pool {
     connectionString: opts.connectionString,
     max: opts.max ?? 10,
     application_name: opts.applicationName ?? 'orchestrator',
-    // The engine's statements are keyed look-ups (by id, by status). They are prepared once per
-    // connection, and planned with the statistics of that moment: planned on an empty table (a
-    // fresh install, a truncate), they scan it sequentially for as long as the connection lives,
-    // whatever it grows to. Measured: one 3,000-process run made 25,000 sequential scans of
-    // processes reading 37 million rows, and claims took 7 ms instead of 1.6 ms. Off, the planner
-    // still scans a table sequentially where no index serves.
+    // The engine's hot statements are named (prepared once per connection). Under the default
+    // plan_cache_mode, after five executions Postgres keeps a generic plan made with the table
+    // sizes of that moment, until something invalidates it (an ANALYZE, DDL): prepared on a fresh
+    // install or a truncated table, it scans the table sequentially for as long as the
+    // connection lives, whatever it grows to (measured: one 3,000-process run made 25,000
+    // sequential scans of processes reading 37 million rows; claims took 7 ms instead of 1.6 ms).
+    // force_custom_plan plans every execution with its parameters and the table's current size,
+    // and keeps only the parse. It changes no cost: on every server the planner makes the plan it
+    // would make for the literal statement (and a JIT-capable server JITs nothing, which the old
+    // `enable_seqscan=off` made it do for every statement: 10^10 added to any plan with a
+    // sequential scan, even of a one-row table, put every plan above jit_above_cost). The price
+    // is planning each execution. Measured against generic plans (plan_cache_mode=auto, which
+    // has the trap above), noop processes through the REST API, medians of 3 runs on 2 cores:
+    // Debian's postgresql-15 (JIT on): threadpool 422 vs 443/s (0.95x), worker mode 264 vs
+    // 298/s (0.89x); embedded PostgreSQL 18: threadpool 423 vs 430/s, worker mode 244 vs 267/s.
+    // (The old enable_seqscan=off: 473 and 279/s on the embedded server, about 1/s on Debian's.)
+    // Unnamed statements (pg-boss's, the API's reads) are planned per execution anyway.
     options:
       [
-        opts.sequentialScans ? '' : '-c enable_seqscan=off',
+        '-c plan_cache_mode=force_custom_plan',
         opts.asynchronousCommit ? '-c synchronous_commit=off' : '',
       ]
         .filter(Boolean)
-        .join(' ') || undefined,
+        .join(' '),
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });

@@ -36,6 +36,9 @@ export default async function setup(project: TestProject) {
         'fsync=off',
         '-c',
         'synchronous_commit=off',
+        // Observes which statements ran and how (test/plans.test.ts); changes no plan.
+        '-c',
+        'shared_preload_libraries=pg_stat_statements',
       ],
     });
     adminUrl = embedded.connectionString;
