@@ -46,13 +46,12 @@ export function createPool(opts: PoolOptions): Pool {
     // 298/s (0.89x); embedded PostgreSQL 18: threadpool 423 vs 430/s, worker mode 244 vs 267/s.
     // (The old enable_seqscan=off: 473 and 279/s on the embedded server, about 1/s on Debian's.)
     // Unnamed statements (pg-boss's, the API's reads) are planned per execution anyway.
-    options:
-      [
-        '-c plan_cache_mode=force_custom_plan',
-        opts.asynchronousCommit ? '-c synchronous_commit=off' : '',
-      ]
-        .filter(Boolean)
-        .join(' '),
+    options: [
+      '-c plan_cache_mode=force_custom_plan',
+      opts.asynchronousCommit ? '-c synchronous_commit=off' : '',
+    ]
+      .filter(Boolean)
+      .join(' '),
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
