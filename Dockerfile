@@ -9,9 +9,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 
 FROM node:22-slim
+# `node` is the project's own (the `node` dependency, in node_modules/.bin), as under npm.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
-    PORT=8080
+    PORT=8080 \
+    PATH=/app/node_modules/.bin:$PATH
 WORKDIR /app
 # Owned by root, run as `node`: the code cannot be changed by the process that runs it.
 COPY --from=deps /app/node_modules ./node_modules

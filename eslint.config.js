@@ -22,6 +22,11 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {
+    // The entry point that checks the Node.js version before any TypeScript loads.
+    files: ['src/cli/run.js'],
+    languageOptions: { globals: { process: 'readonly' } },
+  },
+  {
     files: ['src/api/public/**/*.js'],
     languageOptions: {
       globals: {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { PROCESS_STATUSES, RESUMABLE_STATUSES, TERMINAL_STATUSES } from '../src/engine/types.ts';
@@ -133,6 +134,14 @@ describe('the process list and the process rooms', () => {
       c.events
         .filter((e) => e.event === 'process:updated' && e.data.id === id)
         .map((e) => e.data.version as number);
+    // The test's own listener is one more LISTEN connection: it may hear the last commits after
+    // the clients did (seen on a server with fsync on). Wait for it before comparing.
+    const heardAll = () =>
+      ids.every((id) => {
+        const last = Math.max(...versions(both, id));
+        return heard.some((h) => h.id === id && h.version >= last);
+      });
+    for (let waited = 0; !heardAll() && waited < 10_000; waited += 20) await sleep(20);
     for (const id of ids) {
       const all = heard.filter((h) => h.id === id).map((h) => h.version);
       expect(all.length).toBeGreaterThanOrEqual(3);

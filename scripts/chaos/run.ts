@@ -3,6 +3,8 @@
 //   --profile short|full   (default full; short is what CI runs)
 //   --out FILE             JSON report (default chaos-report.json)
 //   --phases LIST          worker,threadpool (default both, in that order)
+//   --server SPEC          embedded (default), stock (Debian's postgresql-15, stock settings),
+//                          stock:MAJOR or embedded:MAJOR (scripts/test-server.sh)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +16,7 @@ import { CALLBACK_TIMED_OUT } from '../../src/db/step-writes.ts';
 import { loadRegistry } from '../../src/engine/registry.ts';
 import { freePort } from '../support/ports.ts';
 import { OwnCluster } from '../support/cluster.ts';
+import { parseServerSpec } from '../support/test-server.ts';
 import { checkChildren } from './children.ts';
 import { root, Service } from './cluster.ts';
 import { FAULTS, type FaultContext, type FaultKind } from './faults.ts';
@@ -68,8 +71,16 @@ const { values: args } = parseArgs({
     profile: { type: 'string', default: 'full' },
     out: { type: 'string', default: 'chaos-report.json' },
     phases: { type: 'string', default: 'worker,threadpool' },
+    /** embedded (default), stock (Debian's postgresql-15), stock:MAJOR or embedded:MAJOR. */
+    server: { type: 'string', default: 'embedded' },
   },
 });
+try {
+  parseServerSpec(args.server!);
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(2);
+}
 const profileName = args.profile as keyof typeof PROFILES;
 const profile = PROFILES[profileName];
 if (!profile) {
@@ -94,8 +105,15 @@ const execLog = path.join(workDir, 'executions.log');
 Service.logDir = workDir;
 const started = Date.now();
 
-const db = new OwnCluster({ name: 'chaos', flags: ['-c', 'max_connections=300'] });
+// The embedded server gets room for the load's connections; another server keeps its own
+// configuration (Debian's: max_connections 100).
+const db = new OwnCluster({
+  name: 'chaos',
+  flags: ['-c', 'max_connections=300'],
+  server: args.server,
+});
 await db.start();
+log(`database: ${db.describe}`);
 const pool = new pg.Pool({ connectionString: db.url, max: 4, application_name: 'chaos' });
 pool.on('error', () => {});
 // Two API instances on the database, both taking load (and both running the cron pass).
