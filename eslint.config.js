@@ -17,6 +17,21 @@ export default tseslint.config(
     },
   },
   {
+    // SQL lives in src/db: the rest of the code calls its functions, so every statement the
+    // engine runs can be found, read and measured in one place.
+    files: ['src/**/*.ts'],
+    ignores: ['src/db/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name='query']",
+          message: 'Run SQL only in src/db/: add a function there and call it.',
+        },
+      ],
+    },
+  },
+  {
     // Tests read loosely typed JSON responses.
     files: ['test/**/*.ts', 'scripts/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

@@ -17,21 +17,19 @@
 // (however it exits). Each test engine gets a fresh database cloned from a migrated template
 // (migrated once per server and schema version), dropped by `close`.
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { silentLogger, type Logger } from './config/logger.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.ts';
 import type { Publish } from './db/events.ts';
-import { migrationsDir, runMigrations } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { getStepRows, type StepRow } from './db/processes.ts';
+import { cloneDatabase } from './db/templates.ts';
+import { makeRetriesDue, processTree } from './db/testkit.ts';
 import type { Actor } from './engine/actor.ts';
 import type { WorkflowDefinition } from './engine/dsl.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
@@ -273,87 +271,10 @@ function startKeeper(): Promise<string> {
 }
 
 let embedded: Promise<string> | undefined;
-const templates = new Map<string, Promise<string>>();
-
-/** A connection string to `database` on the server of `url`. */
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-/** The schema version: the migrations and the queue library that installs its own schema. */
-function schemaVersion(): string {
-  const hash = createHash('sha256');
-  for (const file of fs.readdirSync(migrationsDir).sort()) {
-    hash.update(file).update(fs.readFileSync(path.join(migrationsDir, file)));
-  }
-  try {
-    const req = createRequire(import.meta.url);
-    hash.update((req('pg-boss/package.json') as { version: string }).version);
-  } catch {
-    // Without it, only the migrations name the template.
-  }
-  return hash.digest('hex').slice(0, 12);
-}
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, application_name: 'orchestrator-testkit' });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-/**
- * The migrated template on the server of `adminUrl`, made once per schema version: kept between
- * runs (a template marked as such is complete; one left half-made by a crash is made again).
- */
-function templateOn(adminUrl: string): Promise<string> {
-  let made = templates.get(adminUrl);
-  if (!made) {
-    made = withClient(adminUrl, async (admin) => {
-      const name = `orchestrator_testkit_${schemaVersion()}`;
-      // Processes of one run (one per test file) make it once between them.
-      await admin.query(`SELECT pg_advisory_lock(hashtext('orchestrator-testkit-template'))`);
-      try {
-        const { rows } = await admin.query<{ datistemplate: boolean }>(
-          `SELECT datistemplate FROM pg_database WHERE datname = $1`,
-          [name],
-        );
-        if (rows[0]?.datistemplate) return name;
-        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await admin.query(`CREATE DATABASE ${name}`);
-        await runMigrations(withDatabase(adminUrl, name));
-        await admin.query(`ALTER DATABASE ${name} IS_TEMPLATE true`);
-        return name;
-      } finally {
-        await admin.query(`SELECT pg_advisory_unlock(hashtext('orchestrator-testkit-template'))`);
-      }
-    });
-    templates.set(adminUrl, made);
-    made.catch(() => templates.delete(adminUrl));
-  }
-  return made;
-}
 
 /** A fresh, migrated database; returns its connection string and how to drop it. */
 async function createDatabase(server: string | undefined) {
-  const adminUrl = server ?? (embedded ??= startKeeper());
-  const admin = await adminUrl;
-  const template = await templateOn(admin);
-  const name = `testkit_${randomBytes(6).toString('hex')}`;
-  await withClient(admin, (c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${template}`));
-  return {
-    url: withDatabase(admin, name),
-    drop: () =>
-      withClient(admin, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(
-        () => undefined,
-      ),
-  };
+  return cloneDatabase(await (server ?? (embedded ??= startKeeper())), 'testkit');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,22 +355,7 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
       const wakeUp = new Promise<void>((r) => (woken = r));
       waiters.add(woken);
       try {
-        const { rows } = await pool.query<{
-          id: string;
-          status: ProcessStatus;
-          retryAt: Date | null;
-          queued: boolean;
-        }>(
-          `WITH RECURSIVE tree (id) AS (
-             SELECT id FROM orchestrator.processes WHERE id = ANY($1::uuid[])
-             UNION
-             SELECT c.id FROM orchestrator.processes c JOIN tree ON c.parent_id = tree.id)
-           SELECT p.id, p.status, p.retry_at AS "retryAt",
-                  EXISTS (SELECT 1 FROM orchestrator.resource_lock_waiters w
-                           WHERE w.process_id = p.id) AS queued
-             FROM orchestrator.processes p JOIN tree USING (id)`,
-          [ids],
-        );
+        const rows = await processTree(pool, ids);
         const moving = rows.filter(
           (r) =>
             (MOVING.includes(r.status) && !(r.status === 'created' && r.queued)) ||
@@ -517,11 +423,7 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
       return token === undefined ? undefined : urlOf(id, token);
     },
     async advanceRetries() {
-      const { rows } = await pool.query<{ id: string; retryAt: Date }>(
-        `UPDATE orchestrator.processes SET retry_at = now()
-          WHERE status = 'waiting' AND retry_at IS NOT NULL
-          RETURNING id, retry_at AS "retryAt"`,
-      );
+      const rows = await makeRetriesDue(pool);
       if (rows.length === 0) return [];
       const ids = rows.map((r) => r.id);
       executor.launch(ids);

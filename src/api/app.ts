@@ -1,6 +1,6 @@
 import express, { type Request } from 'express';
 import type { Logger } from '../config/logger.ts';
-import type { Pool } from '../db/pool.ts';
+import { ping, type Pool } from '../db/pool.ts';
 import type { Engine } from '../engine/engine.ts';
 import { describeWorkflow } from '../engine/registry.ts';
 import { NotFoundError } from '../engine/errors.ts';
@@ -52,7 +52,7 @@ async function databaseReachable(pool: Pool, timeoutMs = 2_000): Promise<boolean
   const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
   try {
     return await Promise.race([
-      pool.query('SELECT 1').then(
+      ping(pool).then(
         () => true,
         () => false,
       ),

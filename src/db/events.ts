@@ -16,9 +16,15 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../config/logger.ts';
+import type { Queryable } from './pool.ts';
 
 /** The NOTIFY channel every instance listens on. */
 export const EVENTS_CHANNEL = 'orchestrator_events';
+
+/** Starts listening on `client` for the events every publisher sends. */
+export async function listenForEvents(client: Queryable): Promise<void> {
+  await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+}
 
 /** Names in events are cut to this many characters, so payloads stay small. */
 const NAME_LIMIT = 200;

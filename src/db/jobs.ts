@@ -2,6 +2,7 @@
 // run them. A job is "live" when it is waiting (created, retry), or active and fetched after the
 // process last needed one: a worker claims a process right after fetching its job, so an active job
 // older than that belongs to a worker that died.
+import { createHash } from 'node:crypto';
 import { STARTABLE_STATUSES, type ProcessStatus } from './model.ts';
 import type { Queryable } from './pool.ts';
 
@@ -126,4 +127,27 @@ export async function scheduledJobs(
     [processIds],
   );
   return rows;
+}
+
+/** Statement names by text: pg-boss's statements, prepared once per connection. */
+const statementNames = new Map<string, string>();
+const statementName = (text: string): string => {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `pgboss-${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
+    if (statementNames.size < 1_000) statementNames.set(text, name);
+  }
+  return name;
+};
+
+/**
+ * pg-boss's `db` option that runs its statements on our transaction's client, as named prepared
+ * statements: its fetch and complete are large statements, parsed and planned on every call
+ * otherwise (measured on an idle database: fetch 1.8 ms, complete 1.25 ms of a 4.6 ms hand-off).
+ */
+export function inTransaction(tx: Queryable) {
+  return {
+    executeSql: (text: string, values?: unknown[]) =>
+      tx.query({ name: statementName(text), text, values: values ?? [] }),
+  };
 }

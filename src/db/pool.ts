@@ -5,6 +5,15 @@ export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 /** Anything that runs a parameterised query: a pool or a client inside a transaction. */
 export type Queryable = Pick<pg.Pool, 'query'>;
+/** The narrow form handed to workflow code (a run predicate's `db`): text and values, rows back. */
+export interface SqlRunner {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+}
+
+/** `q` as a SqlRunner: nothing of the client (release, events) reaches the code it is given to. */
+export function sqlRunnerOf(q: Queryable): SqlRunner {
+  return { query: (text, values) => q.query(text, values) };
+}
 
 // Return int8 (counts) as numbers: our counts stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -84,6 +93,32 @@ export async function withTransaction<T>(
   } finally {
     client.release();
   }
+}
+
+/** A transaction-scoped advisory lock on `key`: held until `tx` commits or rolls back. */
+export async function lockForTransaction(tx: Queryable, key: string): Promise<void> {
+  await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [key]);
+}
+
+/**
+ * Runs `fn` inside a savepoint of the transaction on `tx`: an error rolls back what `fn` wrote
+ * (and is thrown), leaving the transaction usable.
+ */
+export async function inSavepoint<T>(tx: Queryable, fn: () => Promise<T>): Promise<T> {
+  await tx.query('SAVEPOINT orchestrator_savepoint');
+  try {
+    const result = await fn();
+    await tx.query('RELEASE SAVEPOINT orchestrator_savepoint');
+    return result;
+  } catch (err) {
+    await tx.query('ROLLBACK TO SAVEPOINT orchestrator_savepoint').catch(() => {});
+    throw err;
+  }
+}
+
+/** One round trip to the server: throws when the connection or the server is gone. */
+export async function ping(db: Queryable): Promise<void> {
+  await db.query('SELECT 1');
 }
 
 /**

@@ -1,6 +1,6 @@
 // Reads of orchestrator.processes and its step rows; every write is in ./step-writes.ts.
 import { TERMINAL_STATUSES, type ProcessStatus, type State, type StepStatus } from './model.ts';
-import type { Queryable } from './pool.ts';
+import type { Queryable, SqlRunner } from './pool.ts';
 import { CURRENT_STATE } from './step-writes.ts';
 
 export const PROCESS_COLUMNS = `p.id, p.workflow_name AS "workflowName", p.status, p.last_step AS "lastStep",
@@ -108,4 +108,37 @@ export async function unendedPositions(
     [TERMINAL_STATUSES, afterId, limit],
   );
   return rows;
+}
+
+/** A process of `workflow` that has not ended (completed or aborted), if any. */
+export async function unendedOfWorkflow(
+  db: SqlRunner,
+  workflow: string,
+): Promise<{ id: string; status: ProcessStatus } | undefined> {
+  const { rows } = await db.query(
+    `SELECT id, status FROM orchestrator.processes
+      WHERE workflow_name = $1 AND status <> ALL($2::text[]) LIMIT 1`,
+    [workflow, TERMINAL_STATUSES],
+  );
+  return rows[0] as { id: string; status: ProcessStatus } | undefined;
+}
+
+/** Whether the schedule has a process that has not ended (completed or aborted). */
+export async function unendedOfSchedule(db: Queryable, name: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `SELECT 1 FROM orchestrator.processes
+      WHERE schedule_name = $1 AND status <> ALL($2::text[]) LIMIT 1`,
+    [name, TERMINAL_STATUSES],
+  );
+  return rowCount === 1;
+}
+
+/** Waiting processes whose retry is due, oldest first (read through processes_retry_idx). */
+export async function dueRetries(db: Queryable, limit: number): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM orchestrator.processes
+      WHERE status = 'waiting' AND retry_at <= now() ORDER BY retry_at LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => r.id);
 }

@@ -52,3 +52,15 @@ export async function setGlobalLock(
   );
   return rowCount === 1 ? { type: 'engine', globalLock } : undefined;
 }
+
+/**
+ * Records that the default schedule `name` was installed: true the first time, false ever after
+ * (an operator who deleted a default schedule does not get it back at the next start).
+ */
+export async function markDefaultInstalled(tx: Queryable, name: string): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `INSERT INTO orchestrator.schedule_defaults (name) VALUES ($1) ON CONFLICT DO NOTHING`,
+    [name],
+  );
+  return rowCount === 1;
+}

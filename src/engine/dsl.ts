@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Actor } from './actor.ts';
+import type { SqlRunner } from '../db/pool.ts';
 import { TARGETS, type ProcessStatus, type State, type Target } from './types.ts';
 
 /**
@@ -234,7 +235,7 @@ export interface StartContext<I extends State = State> {
   input: I;
   user: string | null;
   /** Queries run in the start's transaction (starts of one workflow take turns). */
-  db: { query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }> };
+  db: SqlRunner;
 }
 
 /** true: the start may go ahead; false or a reason: it is refused (412 `precondition_failed`). */

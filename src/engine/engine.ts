@@ -2,12 +2,21 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../config/logger.ts';
 import type { LiveEvent, Publish } from '../db/events.ts';
-import { withSnapshot, withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import {
+  inSavepoint,
+  lockForTransaction,
+  sqlRunnerOf,
+  withSnapshot,
+  withTransaction,
+  type Pool,
+  type Queryable,
+} from '../db/pool.ts';
 import { listProcesses, statusCounts, type ListQuery } from '../db/process-list.ts';
 import {
   getProcessRow,
   getStepRows,
   processExists,
+  unendedOfSchedule,
   type ProcessRow,
   type StepRow,
 } from '../db/processes.ts';
@@ -55,13 +64,7 @@ import {
 import { firstPage, parseForm } from './forms.ts';
 import type { Registry } from './registry.ts';
 import { callbackPath, hashCallbackToken } from './runner.ts';
-import {
-  isIn,
-  RESUMABLE_STATUSES,
-  TERMINAL_STATUSES,
-  type ProcessStatus,
-  type State,
-} from './types.ts';
+import { isIn, RESUMABLE_STATUSES, type ProcessStatus, type State } from './types.ts';
 
 /** A process made runnable: what an executor needs to get it run. */
 export interface Dispatch {
@@ -231,16 +234,6 @@ function keysOf(def: WorkflowDefinition, input: State): string[] {
   return [...new Set(keys as string[])].sort();
 }
 
-/** Whether the schedule has a process that has not ended (completed or aborted). */
-async function unfinishedOfSchedule(db: Queryable, name: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `SELECT 1 FROM orchestrator.processes
-      WHERE schedule_name = $1 AND status <> ALL($2::text[]) LIMIT 1`,
-    [name, TERMINAL_STATUSES],
-  );
-  return rowCount === 1;
-}
-
 /** A callback's payload as the step stores it: checked by its `validate`, which may throw. */
 function validateCallback(step: CallbackStep, payload: unknown, state: State): unknown {
   const { validate } = step;
@@ -348,14 +341,12 @@ export function createEngine({
     const { def, input, user, id } = s;
     const lockKeys = def.lockKeys ? keysOf(def, input) : undefined;
     if (def.runPredicate) {
-      await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
-        `orchestrator.start:${def.name}`,
-      ]);
+      await lockForTransaction(tx, `orchestrator.start:${def.name}`);
       const verdict = await def.runPredicate({
         workflow: def.name,
         input,
         user,
-        db: { query: (text, values) => tx.query(text, values) },
+        db: sqlRunnerOf(tx),
       });
       if (verdict !== true)
         throw new PreconditionError(
@@ -512,28 +503,24 @@ export function createEngine({
       };
       const def = registry.get(schedule.workflow);
       if (!def) return skip(`workflow ${schedule.workflow} is not registered`);
-      await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
-        `orchestrator.schedule:${schedule.name}`,
-      ]);
+      await lockForTransaction(tx, `orchestrator.schedule:${schedule.name}`);
       if (await processExists(tx, tick.id)) return skip('started already');
-      if (!schedule.overlap && (await unfinishedOfSchedule(tx, schedule.name)))
+      if (!schedule.overlap && (await unendedOfSchedule(tx, schedule.name)))
         return skip('its previous process has not ended');
       try {
         const input = parseForm(def.input, schedule.input, {}, `workflow ${def.name}`);
         // A refusal must not undo the tick's completion: the start runs in a savepoint.
-        await tx.query('SAVEPOINT scheduled_start');
-        const started = await startInTransaction(tx, {
-          def,
-          input,
-          user: `schedule:${schedule.name}`,
-          id: tick.id,
-          scheduleName: schedule.name,
-        });
-        await tx.query('RELEASE SAVEPOINT scheduled_start');
-        return started;
+        return await inSavepoint(tx, () =>
+          startInTransaction(tx, {
+            def,
+            input,
+            user: `schedule:${schedule.name}`,
+            id: tick.id,
+            scheduleName: schedule.name,
+          }),
+        );
       } catch (err) {
         if (!(err instanceof OrchestratorError)) throw err;
-        await tx.query('ROLLBACK TO SAVEPOINT scheduled_start').catch(() => {});
         return skip(`${err.code}: ${err.message}`);
       }
     },

@@ -6,18 +6,9 @@
 // here that makes something due sooner says so with `hint`.
 import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
-import type { Pool, Queryable } from '../db/pool.ts';
+import type { Pool } from '../db/pool.ts';
+import { dueRetries } from '../db/processes.ts';
 import { nextDue, timeOutCallbacks } from '../db/step-writes.ts';
-
-/** Waiting processes whose retry is due, oldest first (read through processes_retry_idx). */
-export async function dueRetries(db: Queryable, limit: number): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM orchestrator.processes
-      WHERE status = 'waiting' AND retry_at <= now() ORDER BY retry_at LIMIT $1`,
-    [limit],
-  );
-  return rows.map((r) => r.id);
-}
 
 export interface TimekeeperOptions {
   pool: Pool;

@@ -8,10 +8,11 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../config/logger.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { markDefaultInstalled } from '../db/settings.ts';
 import type { State } from '../db/model.ts';
 import type { ScheduledStart } from '../engine/engine.ts';
 import { SCHEDULE_QUEUE } from './boss.ts';
-import { inTransaction } from './queue.ts';
+import { inTransaction } from '../db/jobs.ts';
 
 export { SCHEDULE_QUEUE };
 
@@ -232,11 +233,7 @@ export async function installDefaultSchedules(
   for (const d of defaults) {
     if (!registered(d.workflow)) continue;
     const done = await withTransaction(pool, async (tx) => {
-      const { rowCount } = await tx.query(
-        `INSERT INTO orchestrator.schedule_defaults (name) VALUES ($1) ON CONFLICT DO NOTHING`,
-        [d.name],
-      );
-      if (rowCount !== 1) return false;
+      if (!(await markDefaultInstalled(tx, d.name))) return false;
       await scheduler.put(d, tx);
       return true;
     });

@@ -12,6 +12,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
+import { inTransaction } from '../db/jobs.ts';
 import { retryOnConnectionError, type Pool } from '../db/pool.ts';
 import { claimProcesses, type Claim } from '../db/step-writes.ts';
 import type { Registry } from '../engine/registry.ts';
@@ -20,7 +21,6 @@ import type { StepPool } from '../engine/step-pool.ts';
 import type { EngineMetrics } from '../engine/metrics.ts';
 import { jobDataSchema, RESUME_QUEUES } from './boss.ts';
 import {
-  inTransaction,
   queueIfUnqueuedWith,
   requeueInTransaction,
   retryInTransaction,

@@ -6,6 +6,8 @@
 // come out in the order of its row version: a late one older than what was emitted is dropped.
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
+import { listenForEvents } from '../db/events.ts';
+import { ping } from '../db/pool.ts';
 import type { Logger } from '../config/logger.ts';
 import { EVENTS_CHANNEL, parseNotification, type Notification, type RawEvent } from './events.ts';
 
@@ -149,7 +151,7 @@ export function createListener(opts: ListenerOptions): Listener {
     });
     try {
       await c.connect();
-      await c.query(`LISTEN ${EVENTS_CHANNEL}`);
+      await listenForEvents(c);
     } catch (err) {
       await c.end().catch(() => undefined);
       throw err;
@@ -198,7 +200,7 @@ export function createListener(opts: ListenerOptions): Listener {
   function check(): void {
     const c = client;
     if (!c || reconnecting) return;
-    c.query('SELECT 1').catch(() => {
+    ping(c).catch(() => {
       if (client !== c) return;
       client = undefined;
       void c.end().catch(() => undefined);

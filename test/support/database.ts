@@ -1,17 +1,11 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import type { Queryable } from '../../src/db/pool.ts';
 import { insertProcess, type NewProcess } from '../../src/db/step-writes.ts';
+import { cloneDatabase } from '../../src/db/templates.ts';
 
-/** Migrated once per run by global-setup; cloned per test file. */
-export const TEMPLATE_DB = 'orchestrator_template';
-
-export function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
+export { withDatabase } from '../../src/db/templates.ts';
 
 export interface TestDatabase {
   url: string;
@@ -21,27 +15,18 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, migrated database cloned from the run's template: one per test file. */
+/** A fresh, migrated database cloned from the server's template (src/db/templates.ts). */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const adminUrl = inject('adminUrl');
-  const name = `test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DB}`);
-  await admin.end();
-  const url = withDatabase(adminUrl, name);
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const db = await cloneDatabase(inject('adminUrl'));
+  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
   pool.on('error', () => {});
   return {
-    url,
-    name,
+    url: db.url,
+    name: db.name,
     pool,
     async drop() {
       await pool.end();
-      const c = new pg.Client({ connectionString: adminUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
+      await db.drop();
     },
   };
 }

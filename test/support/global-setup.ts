@@ -1,14 +1,12 @@
-// Starts one Postgres for the whole run (embedded, or DATABASE_URL when given) and migrates a
-// template database once; each test file clones it (see database.ts).
+// Starts one Postgres for the whole run (embedded, or DATABASE_URL when given) and makes sure its
+// migrated template exists; each test file clones it (src/db/templates.ts).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { silentLogger } from '../../src/config/logger.ts';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
-import { runMigrations } from '../../src/db/migrate.ts';
-import { TEMPLATE_DB, withDatabase } from './database.ts';
+import { migratedTemplate } from '../../src/db/templates.ts';
 import { freePort } from './ports.ts';
 
 declare module 'vitest' {
@@ -44,12 +42,7 @@ export default async function setup(project: TestProject) {
     adminUrl = embedded.connectionString;
     stop = embedded.stop;
   }
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${TEMPLATE_DB}`);
-  await admin.end();
-  await runMigrations(withDatabase(adminUrl, TEMPLATE_DB));
+  await migratedTemplate(adminUrl);
   project.provide('adminUrl', adminUrl);
   return async () => {
     await stop();
