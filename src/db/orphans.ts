@@ -42,15 +42,3 @@ export async function findOrphanRows(
   );
   return rows;
 }
-
-/**
- * Processes a runner should pick up: with an expired lease (first), never claimed, or resumed but
- * not run. Ids only, in the order of `findOrphanRows`.
- */
-export async function findOrphans(
-  db: Queryable,
-  olderThanSeconds: number,
-  limit: number,
-): Promise<string[]> {
-  return (await findOrphanRows(db, olderThanSeconds, limit)).map((r) => r.id);
-}
