@@ -1,6 +1,5 @@
 // Checks over the database that must hold whatever crashed or raced: the durability contract,
 // stated as queries. Used by the test suite and the fault-injection suite.
-import type { Registry } from '../engine/registry.ts';
 import type { Queryable } from './pool.ts';
 import { CALLBACK_TIMED_OUT } from './step-writes.ts';
 
@@ -10,9 +9,20 @@ export interface Violation {
   detail: string;
 }
 
+/** What the checks need of the workflows (the engine's registry is one): their steps. */
+interface WorkflowShape {
+  name: string;
+  /** `when`: a conditional step's conditions (none for a step that always runs). */
+  steps: readonly { when: readonly unknown[] }[];
+}
+export interface KnownWorkflows {
+  get(name: string): WorkflowShape | undefined;
+  list(): readonly WorkflowShape[];
+}
+
 export interface InvariantOptions {
-  /** To know each workflow's step count. */
-  registry: Registry;
+  /** To know each workflow's step count and conditional steps. */
+  registry: KnownWorkflows;
   /**
    * Grace for what is due: a `running` process whose lease expired more than this long ago counts
    * as abandoned, a `waiting` one whose retry was due as long ago as lost, a pending callback past
