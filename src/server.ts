@@ -147,7 +147,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   logger.info('orchestrator listening', {
     url,
     executor: config.EXECUTOR,
-    maxWorkers: config.MAX_WORKERS,
+    stepThreads: config.STEP_THREADS,
   });
 
   let closing: Promise<void> | undefined;

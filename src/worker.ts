@@ -22,7 +22,7 @@ import { createEngineMetrics, type EngineMetrics } from './engine/metrics.ts';
 export interface WorkerOptions {
   /** Queues to consume (see resolveQueues). */
   queues: string[];
-  /** Processes run at once by this worker (step bodies run in a pool of MAX_WORKERS threads). */
+  /** Processes run at once by this worker (step bodies run in a pool of STEP_THREADS threads). */
   concurrency: number;
 }
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { configSchema, projectRoot } from '../src/config/index.ts';
+import { configSchema, configWarnings, loadConfig, projectRoot } from '../src/config/index.ts';
 import {
   END_MARKER,
   START_MARKER,
@@ -47,5 +47,20 @@ describe('npm run config-doc', () => {
     expect(fresh.endsWith(`${END_MARKER}\n\nafter\n`)).toBe(true);
     expect(renderReadme(fresh)).toBe(fresh);
     expect(() => renderReadme('no markers')).toThrow(/config:start/);
+  });
+});
+
+describe('renamed variables', () => {
+  it('MAX_WORKERS is read as STEP_THREADS while that is unset, with a warning', () => {
+    expect(loadConfig({ MAX_WORKERS: '3' }).STEP_THREADS).toBe(3);
+    expect(configWarnings({ MAX_WORKERS: '3' })).toEqual([
+      'MAX_WORKERS is deprecated: set STEP_THREADS instead (read as STEP_THREADS for now)',
+    ]);
+    expect(loadConfig({ MAX_WORKERS: '3', STEP_THREADS: '5' }).STEP_THREADS).toBe(5);
+    expect(configWarnings({ MAX_WORKERS: '3', STEP_THREADS: '5' })).toEqual([
+      'MAX_WORKERS is deprecated and ignored: STEP_THREADS is set',
+    ]);
+    expect(configWarnings({ STEP_THREADS: '5' })).toEqual([]);
+    expect(() => loadConfig({ MAX_WORKERS: '0' })).toThrow(/STEP_THREADS/);
   });
 });

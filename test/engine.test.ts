@@ -141,7 +141,7 @@ describe('restart pick-up', () => {
 
 describe('thread pool', () => {
   it('keeps the API responsive while a step burns CPU', async () => {
-    const api = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows'), MAX_WORKERS: '1' });
+    const api = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows'), STEP_THREADS: '1' });
     try {
       const http = client(api.url);
       const id = await http.start('burn', { ms: 3_000 });

@@ -1,7 +1,7 @@
 // Entry point of `npm run worker -- --queues tasks|workflows|a,b --concurrency N`.
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config/index.ts';
+import { configWarnings, loadConfig } from '../config/index.ts';
 import { createLogger } from '../config/logger.ts';
 import { resolveQueues, UnknownQueueError } from '../executors/boss.ts';
 import { startWorker } from '../worker.ts';
@@ -29,6 +29,7 @@ try {
   }
   const config = loadConfig();
   logger = createLogger(config.LOG_LEVEL, { service: 'worker' });
+  for (const warning of configWarnings()) logger.warn(warning);
   const concurrency = Number(values.concurrency ?? os.availableParallelism());
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new UsageError(`--concurrency must be a whole number ≥ 1, got ${values.concurrency}`);

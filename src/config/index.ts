@@ -26,8 +26,9 @@ export const configSchema = z.object({
     defaultText: 'the address the API listens on; workers: `http://HOST:PORT`',
   }),
   HOST: z.string().min(1).default('127.0.0.1').meta({ description: 'Address the API binds to.' }),
-  MAX_WORKERS: intFromEnv(os.availableParallelism(), 1).meta({
-    description: 'Threads in the step pool.',
+  STEP_THREADS: intFromEnv(os.availableParallelism(), 1).meta({
+    description:
+      'Threads in the step pool (of the API in threadpool mode, of each worker process in worker mode). Formerly `MAX_WORKERS`, still read (with a warning) when STEP_THREADS is unset.',
     defaultText: 'number of cores',
   }),
   STEPS_PER_THREAD: intFromEnv(16, 1).meta({
@@ -126,12 +127,30 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
+/** Variables renamed: the old name is still read when the new one is unset, with a warning. */
+const RENAMED: Readonly<Record<string, keyof Config>> = { MAX_WORKERS: 'STEP_THREADS' };
+
+/** Warnings about the environment (deprecated names) for the entry points to log. */
+export function configWarnings(env: NodeJS.ProcessEnv = process.env): string[] {
+  return Object.entries(RENAMED)
+    .filter(([old]) => env[old] !== undefined && env[old] !== '')
+    .map(([old, now]) =>
+      env[now] !== undefined && env[now] !== ''
+        ? `${old} is deprecated and ignored: ${now} is set`
+        : `${old} is deprecated: set ${now} instead (read as ${now} for now)`,
+    );
+}
+
 /** Parses the environment; a bad value fails start-up with the variable named. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable counts as unset (as compose files and shells often leave them).
-  const set = Object.fromEntries(
+  const set: Record<string, string | undefined> = Object.fromEntries(
     Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
   );
+  for (const [old, now] of Object.entries(RENAMED)) {
+    if (set[old] !== undefined && set[now] === undefined) set[now] = set[old];
+    delete set[old];
+  }
   const parsed = configSchema.safeParse(set);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);

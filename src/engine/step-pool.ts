@@ -112,11 +112,11 @@ export function createStepPool(opts: StepPoolOptions): StepPool {
   };
 }
 
-/** The step pool as configured by WORKFLOWS_DIR, MAX_WORKERS and STEPS_PER_THREAD. */
+/** The step pool as configured by WORKFLOWS_DIR, STEP_THREADS and STEPS_PER_THREAD. */
 export function stepPoolFromConfig(
   config: {
     WORKFLOWS_DIR: string;
-    MAX_WORKERS: number;
+    STEP_THREADS: number;
     STEPS_PER_THREAD: number;
   },
   connectionString?: string,
@@ -124,7 +124,7 @@ export function stepPoolFromConfig(
   return createStepPool({
     workflowsDir: config.WORKFLOWS_DIR,
     ...(connectionString ? { connectionString } : {}),
-    maxThreads: config.MAX_WORKERS,
+    maxThreads: config.STEP_THREADS,
     stepsPerThread: config.STEPS_PER_THREAD,
   });
 }

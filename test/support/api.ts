@@ -8,7 +8,7 @@ export async function startApi(
   databaseUrl: string,
   env: Record<string, string> = {},
 ): Promise<Orchestrator> {
-  const config = loadConfig({ DATABASE_URL: databaseUrl, PORT: '0', MAX_WORKERS: '2', ...env });
+  const config = loadConfig({ DATABASE_URL: databaseUrl, PORT: '0', STEP_THREADS: '2', ...env });
   return startOrchestrator(config, silentLogger);
 }
 
