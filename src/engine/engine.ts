@@ -44,7 +44,6 @@ import {
   setNote,
   skipFailedStep,
   type CallbackRow,
-  type Claim,
   type Inserted,
   type NewProcess,
 } from '../db/step-writes.ts';
@@ -61,67 +60,11 @@ import {
   UnavailableError,
   ValidationError,
 } from './errors.ts';
+import { dispatchOf, type Dispatch, type Dispatcher, type ScheduledStart } from './dispatch.ts';
 import { firstPage, parseForm } from './forms.ts';
 import type { Registry } from './registry.ts';
 import { callbackPath, hashCallbackToken } from './runner.ts';
 import { isIn, RESUMABLE_STATUSES, type ProcessStatus, type State } from './types.ts';
-
-/** A process made runnable: what an executor needs to get it run. */
-export interface Dispatch {
-  processId: string;
-  user: string | null;
-  isTask: boolean;
-  target: string;
-  kind: 'new' | 'resume';
-  /** The status it was resumed from (a `waiting` process may have a retry scheduled already). */
-  from?: ProcessStatus | undefined;
-}
-
-/** How an executor gets processes run (thread pool in this process, or a queue for workers). */
-export interface Dispatcher {
-  /**
-   * Runs inside the transaction that made the process runnable: a rollback undoes both. Without
-   * it (nothing to write), the change is its own single statement: two round trips fewer.
-   */
-  dispatch?(tx: Queryable, jobs: readonly Dispatch[]): Promise<void>;
-  /** Runs after that transaction committed. */
-  afterCommit(job: Dispatch): void;
-  /**
-   * Optional (threadpool): when a runner here has a free slot, a new process is claimed for it
-   * in the statement that inserts it (no claim commit of its own) and handed to `run`; `cancel`
-   * gives the slot back when the insert did not happen.
-   */
-  reserve?(): Reservation | undefined;
-  /** The process was aborted: stop its step if it runs here. */
-  aborted(processId: string): void;
-  /**
-   * A process may have become runnable outside this executor's view (a parent whose last child
-   * ended): get it run now rather than at the next sweep, if nobody has it. Optional.
-   */
-  nudge?(processId: string): void;
-  /**
-   * Runs inside the transaction that clears the global lock: makes runnable again what stopped
-   * for it (worker mode: jobs for the processes left without one, sent in `tx`). Returns what to
-   * do once that transaction committed (threadpool: run them here).
-   */
-  unpause(tx: Queryable): Promise<() => void>;
-}
-
-/** A run slot held for a process about to be inserted. */
-export interface Reservation {
-  owner: string;
-  leaseSeconds: number;
-  run(claim: Claim): void;
-  cancel(): void;
-}
-
-/** One tick of a schedule: the process to start, with the tick's id, in the tick's transaction. */
-export interface ScheduledStart {
-  id: string;
-  schedule: { name: string; workflow: string; input: unknown; overlap: boolean };
-  /** The transaction that completes the tick. */
-  tx: Queryable;
-}
 
 export interface EngineOptions {
   pool: Pool;
@@ -374,13 +317,7 @@ export function createEngine({
       // Queued: not runnable until given its keys; the sweep after that runs it.
       queued = held !== undefined;
     }
-    const job: Dispatch = {
-      processId: id,
-      user,
-      isTask: def.isTask,
-      target: def.target,
-      kind: 'new',
-    };
+    const job = dispatchOf('new', id, user, def);
     if (!queued) await dispatcher.dispatch?.(tx, [job]);
     return () => {
       publish([inserted.event]);
@@ -465,13 +402,7 @@ export function createEngine({
         started();
         return { id };
       }
-      const job: Dispatch = {
-        processId: id,
-        user,
-        isTask: def.isTask,
-        target: def.target,
-        kind: 'new',
-      };
+      const job = dispatchOf('new', id, user, def);
       const slot = dispatcher.reserve?.();
       let inserted: Inserted | undefined;
       try {
@@ -542,13 +473,7 @@ export function createEngine({
           `Workflow ${row.workflowName} is no longer registered`,
         );
       const stepDef = def.steps[row.stepIndex];
-      const job: Dispatch = {
-        processId: id,
-        user,
-        isTask: row.isTask,
-        target: row.target,
-        kind: 'resume',
-      };
+      const job = dispatchOf('resume', id, user, row);
 
       if (row.status === 'suspended') {
         if (stepDef?.kind !== 'input' || stepDef.name !== row.lastStep)
@@ -689,13 +614,7 @@ export function createEngine({
         publish(asEvents(events));
         return;
       }
-      const job: Dispatch = {
-        processId: id,
-        user: actor.name,
-        isTask: row.isTask,
-        target: row.target,
-        kind: 'resume',
-      };
+      const job = dispatchOf('resume', id, actor.name, row);
       if (!(await makeRunnable(job, skip))) await refused(notSkippable());
     },
 
@@ -738,13 +657,7 @@ export function createEngine({
         });
       let ok: boolean;
       if (nextStatus === 'resumed') {
-        const job: Dispatch = {
-          processId: id,
-          user,
-          isTask: row.isTask,
-          target: row.target,
-          kind: 'resume',
-        };
+        const job = dispatchOf('resume', id, user, row);
         ok = await makeRunnable(job, write);
       } else {
         const events = await write(pool);
@@ -787,14 +700,7 @@ export function createEngine({
       const done = await withTransaction(pool, async (tx) => {
         const resumed = await resumeAllTasks(tx, user, allowed);
         if (!resumed) return null;
-        const jobs = resumed.map((r): Dispatch => ({
-          processId: r.id,
-          user,
-          isTask: r.isTask,
-          target: r.target,
-          kind: 'resume',
-          from: r.from,
-        }));
+        const jobs = resumed.map((r) => dispatchOf('resume', r.id, user, r, r.from));
         if (jobs.length > 0) await dispatcher.dispatch?.(tx, jobs);
         return { resumed, jobs };
       });

@@ -3,7 +3,7 @@
 import { PgBoss } from 'pg-boss';
 import { z } from 'zod';
 import type { Logger } from '../config/logger.ts';
-import type { Dispatch } from '../engine/engine.ts';
+import type { Dispatch } from '../engine/dispatch.ts';
 
 export const WORKFLOW_QUEUES = ['new_workflows', 'resume_workflows'] as const;
 export const TASK_QUEUES = ['new_tasks', 'resume_tasks'] as const;

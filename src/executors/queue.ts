@@ -11,7 +11,7 @@ import {
   staleActiveJobs,
 } from '../db/jobs.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
-import type { Dispatch, Dispatcher } from '../engine/engine.ts';
+import { dispatchOf, type Dispatch, type Dispatcher } from '../engine/dispatch.ts';
 import type { EngineMetrics } from '../engine/metrics.ts';
 import { queueFor, type JobData } from './boss.ts';
 
@@ -70,13 +70,9 @@ export function retryInTransaction(boss: PgBoss, targetQueues: readonly string[]
   ): Promise<void> => {
     const routing = await routingOf(tx, processId);
     if (!routing) return;
-    await sendJob(
-      boss,
-      tx,
-      { processId, user: createdBy, ...routing, kind: 'resume' },
-      targetQueues,
-      { startAfter: at },
-    );
+    await sendJob(boss, tx, dispatchOf('resume', processId, createdBy, routing), targetQueues, {
+      startAfter: at,
+    });
   };
 }
 
@@ -101,12 +97,7 @@ export function requeueInTransaction(boss: PgBoss, targetQueues: readonly string
   return async (tx: Queryable, processId: string, createdBy: string | null): Promise<void> => {
     const routing = await routingOf(tx, processId);
     if (!routing) return;
-    await sendJob(
-      boss,
-      tx,
-      { processId, user: createdBy, ...routing, kind: 'resume' },
-      targetQueues,
-    );
+    await sendJob(boss, tx, dispatchOf('resume', processId, createdBy, routing), targetQueues);
   };
 }
 

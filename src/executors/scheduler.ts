@@ -10,7 +10,7 @@ import type { Logger } from '../config/logger.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { markDefaultInstalled } from '../db/settings.ts';
 import type { State } from '../db/model.ts';
-import type { ScheduledStart } from '../engine/engine.ts';
+import type { ScheduledStart } from '../engine/dispatch.ts';
 import { SCHEDULE_QUEUE } from './boss.ts';
 import { inTransaction } from '../db/jobs.ts';
 

@@ -4,7 +4,7 @@ import type { Publish } from '../db/events.ts';
 import type { Pool } from '../db/pool.ts';
 import { findOrphanRows } from '../db/orphans.ts';
 import { claimProcesses, type Claim } from '../db/step-writes.ts';
-import type { Dispatcher } from '../engine/engine.ts';
+import type { Dispatcher } from '../engine/dispatch.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
 import type { StepPool } from '../engine/step-pool.ts';

@@ -15,6 +15,7 @@ import type { Publish } from '../db/events.ts';
 import { inTransaction } from '../db/jobs.ts';
 import { retryOnConnectionError, type Pool } from '../db/pool.ts';
 import { claimProcesses, type Claim } from '../db/step-writes.ts';
+import { dispatchOf } from '../engine/dispatch.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
 import type { StepPool } from '../engine/step-pool.ts';
@@ -106,7 +107,7 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
       sendJobs(
         boss,
         tx,
-        children.map((c) => ({ ...c, kind: 'new' as const })),
+        children.map((c) => dispatchOf('new', c.processId, c.user, c)),
         opts.targetQueues,
       ),
     childEnded: (parentId) => {

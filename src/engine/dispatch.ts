@@ -1,0 +1,80 @@
+// The executor contract: what the engine hands an executor to get a process run, and what an
+// executor offers the engine (the thread pool in this process, or a queue for workers).
+import type { Queryable } from '../db/pool.ts';
+import type { Claim } from '../db/step-writes.ts';
+import type { ProcessStatus } from './types.ts';
+
+/** A process made runnable: what an executor needs to get it run. */
+export interface Dispatch {
+  processId: string;
+  user: string | null;
+  isTask: boolean;
+  target: string;
+  kind: 'new' | 'resume';
+  /** The status it was resumed from (a `waiting` process may have a retry scheduled already). */
+  from?: ProcessStatus | undefined;
+}
+
+/** How an executor gets processes run (thread pool in this process, or a queue for workers). */
+export interface Dispatcher {
+  /**
+   * Runs inside the transaction that made the process runnable: a rollback undoes both. Without
+   * it (nothing to write), the change is its own single statement: two round trips fewer.
+   */
+  dispatch?(tx: Queryable, jobs: readonly Dispatch[]): Promise<void>;
+  /** Runs after that transaction committed. */
+  afterCommit(job: Dispatch): void;
+  /**
+   * Optional (threadpool): when a runner here has a free slot, a new process is claimed for it
+   * in the statement that inserts it (no claim commit of its own) and handed to `run`; `cancel`
+   * gives the slot back when the insert did not happen.
+   */
+  reserve?(): Reservation | undefined;
+  /** The process was aborted: stop its step if it runs here. */
+  aborted(processId: string): void;
+  /**
+   * A process may have become runnable outside this executor's view (a parent whose last child
+   * ended): get it run now rather than at the next sweep, if nobody has it. Optional.
+   */
+  nudge?(processId: string): void;
+  /**
+   * Runs inside the transaction that clears the global lock: makes runnable again what stopped
+   * for it (worker mode: jobs for the processes left without one, sent in `tx`). Returns what to
+   * do once that transaction committed (threadpool: run them here).
+   */
+  unpause(tx: Queryable): Promise<() => void>;
+}
+
+/** A run slot held for a process about to be inserted. */
+export interface Reservation {
+  owner: string;
+  leaseSeconds: number;
+  run(claim: Claim): void;
+  cancel(): void;
+}
+
+/** One tick of a schedule: the process to start, with the tick's id, in the tick's transaction. */
+export interface ScheduledStart {
+  id: string;
+  schedule: { name: string; workflow: string; input: unknown; overlap: boolean };
+  /** The transaction that completes the tick. */
+  tx: Queryable;
+}
+
+/** The one way a Dispatch is made: a process of `p`'s kind and target, new or resumed. */
+export function dispatchOf(
+  kind: Dispatch['kind'],
+  processId: string,
+  user: string | null,
+  p: { isTask: boolean; target: string },
+  from?: ProcessStatus,
+): Dispatch {
+  return {
+    processId,
+    user,
+    isTask: p.isTask,
+    target: p.target,
+    kind,
+    ...(from === undefined ? {} : { from }),
+  };
+}
