@@ -15,7 +15,9 @@
 // reported as missed (clients get `resync`).
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { z } from 'zod';
 import type { Logger } from '../config/logger.ts';
+import { PROCESS_STATUSES, STEP_STATUSES } from './model.ts';
 import type { Queryable } from './pool.ts';
 
 /** The NOTIFY channel every instance listens on. */
@@ -49,38 +51,47 @@ export function stepEventSql(alias: string): string {
     'completedAt', ${alias}.completed_at)`;
 }
 
+// The events' shapes, once: the zod schemas of what the SQL builders above produce (checked
+// against them by test/live-publishers.test.ts), the TypeScript types inferred from them, and
+// the relay's parsing (src/live/events.ts) built on them.
+
 /** A process was created or changed status or position (as built by `processEventSql`). */
-export interface ProcessEventRow {
-  type: 'process';
-  id: string;
-  workflowName: string;
-  status: string;
-  lastStep: string | null;
-  stepIndex: number;
-  isTask: boolean;
-  lastModifiedAt: string;
+export const processEventSchema = z.object({
+  type: z.literal('process'),
+  id: z.uuid(),
+  workflowName: z.string(),
+  status: z.enum(PROCESS_STATUSES),
+  lastStep: z.string().nullable(),
+  stepIndex: z.number().int(),
+  isTask: z.boolean(),
+  /** As Postgres writes a timestamp in JSON (microseconds, offset). */
+  lastModifiedAt: z.string(),
   /** The row's version: grows with every change of the process. */
-  version: number;
-}
+  version: z.number().int(),
+});
+export type ProcessEventRow = z.infer<typeof processEventSchema>;
 
 /** A step row was written or updated (as built by `stepEventSql`). */
-export interface StepEventRow {
-  type: 'step';
-  id: number;
-  processId: string;
-  index: number;
-  name: string;
-  status: string;
-  retries: number;
-  startedAt: string;
-  completedAt: string;
-}
+export const stepEventSchema = z.object({
+  type: z.literal('step'),
+  /** Row id: increases with every step row of a process. */
+  id: z.number().int(),
+  processId: z.uuid(),
+  index: z.number().int(),
+  name: z.string(),
+  status: z.enum(STEP_STATUSES),
+  retries: z.number().int(),
+  startedAt: z.string(),
+  completedAt: z.string(),
+});
+export type StepEventRow = z.infer<typeof stepEventSchema>;
 
 /** The global lock was set or cleared. */
-export interface EngineEventRow {
-  type: 'engine';
-  globalLock: boolean;
-}
+export const engineEventSchema = z.object({
+  type: z.literal('engine'),
+  globalLock: z.boolean(),
+});
+export type EngineEventRow = z.infer<typeof engineEventSchema>;
 
 export type LiveEvent = ProcessEventRow | StepEventRow | EngineEventRow;
 

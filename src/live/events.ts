@@ -1,7 +1,7 @@
 // The live events: what publishers announce on `orchestrator_events` after their commits (see
 // src/db/events.ts) and what Socket.IO clients receive. Names follow DESIGN.md.
 import { z } from 'zod';
-import { PROCESS_STATUSES, STEP_STATUSES } from '../engine/types.ts';
+import { engineEventSchema, processEventSchema, stepEventSchema } from '../db/events.ts';
 
 export { EVENTS_CHANNEL } from '../db/events.ts';
 
@@ -12,36 +12,10 @@ export const processRoom = (id: string) => `process:${id}`;
 /** Timestamps arrive as JSON strings from Postgres; relayed as ISO strings. */
 const timestamp = z.string().transform((s) => new Date(s).toISOString());
 
-const processNotification = z.object({
-  type: z.literal('process'),
-  id: z.uuid(),
-  workflowName: z.string(),
-  status: z.enum(PROCESS_STATUSES),
-  lastStep: z.string().nullable(),
-  stepIndex: z.number().int(),
-  isTask: z.boolean(),
-  lastModifiedAt: timestamp,
-  /** Grows with every change of the process: a relay drops an event older than one it sent. */
-  version: z.number().int(),
-});
-
-const stepNotification = z.object({
-  type: z.literal('step'),
-  /** Row id: increases with every step row of a process. */
-  id: z.number().int(),
-  processId: z.uuid(),
-  index: z.number().int(),
-  name: z.string(),
-  status: z.enum(STEP_STATUSES),
-  retries: z.number().int(),
-  startedAt: timestamp,
-  completedAt: timestamp,
-});
-
-const engineNotification = z.object({
-  type: z.literal('engine'),
-  globalLock: z.boolean(),
-});
+// The events as published (src/db/events.ts), with their timestamps relayed as ISO strings.
+const processNotification = processEventSchema.extend({ lastModifiedAt: timestamp });
+const stepNotification = stepEventSchema.extend({ startedAt: timestamp, completedAt: timestamp });
+const engineNotification = engineEventSchema;
 
 const notification = z.discriminatedUnion('type', [
   processNotification,
