@@ -1,12 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
-import { claimProcess, commitStep, heartbeat, type StepCommit } from '../src/db/step-writes.ts';
+import { commitStep, type StepCommit } from '../src/db/step-writes.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { publishNowhere } from '../src/db/events.ts';
 import { createRunner } from '../src/engine/runner.ts';
 import { createStepPool, type StepPool } from '../src/engine/step-pool.ts';
 import { client, startApi } from './support/api.ts';
-import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
+import {
+  createTestDatabase,
+  seedProcess,
+  type TestDatabase,
+  claimProcess,
+  heartbeat,
+} from './support/database.ts';
 import { fixtures, root } from './support/paths.ts';
 
 let db: TestDatabase;
@@ -80,13 +86,13 @@ describe('fencing token', () => {
       pool: db.pool,
       registry,
       steps,
-      owner: 'runner-a',
       leaseSeconds: 1,
       logger: silentLogger,
       publish: publishNowhere,
     });
     const id = await newProcess('slow', { sleepMs: 60_000 });
-    const running = runner.run(id);
+    const claim = await claimProcess(db.pool, id, 'runner-a', 1);
+    const running = runner.runClaimed(claim!);
     await expect.poll(() => runner.active(), { timeout: 15_000 }).toEqual([id]);
     // Another runner took the process over (as after an expired lease): a new token.
     await db.pool.query(

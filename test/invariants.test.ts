@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { checkInvariants } from '../src/db/invariants.ts';
 import {
-  claimProcess,
   commitStep,
   getCallbacks,
   markResumed,
@@ -14,7 +13,12 @@ import {
 import { createRegistry, loadRegistry, type Registry } from '../src/engine/registry.ts';
 import { createBoss, createQueues } from '../src/executors/boss.ts';
 import { workflow } from '../src/index.ts';
-import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
+import {
+  createTestDatabase,
+  seedProcess,
+  type TestDatabase,
+  claimProcess,
+} from './support/database.ts';
 import { root } from './support/paths.ts';
 
 let db: TestDatabase;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { publishNowhere } from '../src/db/events.ts';
 import { statusCounts } from '../src/db/process-list.ts';
-import { claimProcess, commitStep, type StepCommit } from '../src/db/step-writes.ts';
+import { commitStep, type StepCommit } from '../src/db/step-writes.ts';
 import { commitPlainSteps } from '../src/db/step-writes.ts';
 import { createCommitBatcher } from '../src/engine/commit-batcher.ts';
 import type { Orchestrator } from '../src/server.ts';
@@ -16,7 +16,12 @@ import { loadRegistry } from '../src/engine/registry.ts';
 import { createStepPool } from '../src/engine/step-pool.ts';
 import { createThreadpoolExecutor } from '../src/executors/threadpool.ts';
 import { client, startApi } from './support/api.ts';
-import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
+import {
+  createTestDatabase,
+  seedProcess,
+  type TestDatabase,
+  claimProcess,
+} from './support/database.ts';
 import { root } from './support/paths.ts';
 
 let db: TestDatabase;

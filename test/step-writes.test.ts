@@ -10,13 +10,17 @@ import {
   TERMINAL_STATUSES,
 } from '../src/db/model.ts';
 import {
-  claimProcess,
   commitPlainSteps,
   commitStep,
   isPlainCommit,
   type StepCommit,
 } from '../src/db/step-writes.ts';
-import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
+import {
+  createTestDatabase,
+  seedProcess,
+  type TestDatabase,
+  claimProcess,
+} from './support/database.ts';
 
 let db: TestDatabase;
 beforeAll(async () => {

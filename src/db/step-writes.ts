@@ -269,11 +269,6 @@ export async function locksOf(
   return rows[0] ?? { held: [], waitingFor: [] };
 }
 
-/** Inserts one process (see insertProcesses). */
-export async function insertProcess(db: Queryable, p: NewProcess): Promise<Inserted | undefined> {
-  return (await insertProcesses(db, [p]))[0];
-}
-
 /**
  * Claims processes for running: compare-and-set from any runnable status (see `runnable`) to
  * `running` with a fresh lease token each, unless the engine is paused. Returns the claims that succeeded (the others are
@@ -314,16 +309,6 @@ export async function claimProcesses(
   return rows;
 }
 
-/** Claims one process (see claimProcesses); undefined when someone else has it. */
-export async function claimProcess(
-  db: Queryable,
-  id: string,
-  owner: string,
-  leaseSeconds: number,
-): Promise<Claim | undefined> {
-  return (await claimProcesses(db, [id], owner, leaseSeconds))[0];
-}
-
 /** A lease a runner holds: the process and its fencing token. */
 export interface Lease {
   id: string;
@@ -351,17 +336,6 @@ export async function heartbeatLeases(
     values: [leases.map((l) => l.id), leases.map((l) => l.leaseToken), leaseSeconds],
   });
   return rows.map((r) => r.id);
-}
-
-/** Extends one lease; false when it was lost (see heartbeatLeases). */
-export async function heartbeat(
-  db: Queryable,
-  id: string,
-  token: string,
-  leaseSeconds: number,
-): Promise<boolean> {
-  const lost = await heartbeatLeases(db, [{ id, leaseToken: token }], leaseSeconds);
-  return lost.length === 0;
 }
 
 /**

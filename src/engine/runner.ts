@@ -6,7 +6,6 @@ import type { Pool, Queryable } from '../db/pool.ts';
 import { isConnectionError, withTransaction } from '../db/pool.ts';
 import {
   childrenOf,
-  claimProcess,
   commitStep,
   insertChildren,
   failClaimed,
@@ -54,8 +53,6 @@ export interface RunnerOptions {
   pool: Pool;
   registry: Registry;
   steps: StepPool;
-  /** Who holds leases, e.g. `worker:host:pid`. Shown in `lease_owner`. */
-  owner: string;
   leaseSeconds: number;
   logger: Logger;
   /** Where the events of committed changes go (after their commit). */
@@ -106,8 +103,6 @@ export interface ChildJob {
 }
 
 export interface Runner {
-  /** Claims the process and runs it until it stops; never throws for step errors. */
-  run(processId: string): Promise<RunResult>;
   /**
    * Runs a process claimed elsewhere (in a fetch's transaction, or at insert) for this runner's
    * owner, whose claim has committed and been published.
@@ -132,7 +127,7 @@ interface Active {
 }
 
 export function createRunner(opts: RunnerOptions): Runner {
-  const { pool, registry, steps, owner, leaseSeconds, logger, publish } = opts;
+  const { pool, registry, steps, leaseSeconds, logger, publish } = opts;
   const active = new Map<string, Active>();
   const callbackUrl = opts.callbackUrl ?? callbackPath;
   const metrics = opts.metrics ?? noMetrics;
@@ -442,16 +437,7 @@ export function createRunner(opts: RunnerOptions): Runner {
     return done;
   }
 
-  async function run(processId: string): Promise<RunResult> {
-    if (stopping || active.has(processId)) return 'not_claimed';
-    const claim = await claimProcess(pool, processId, owner, leaseSeconds);
-    if (!claim) return 'not_claimed';
-    publish([claim.event]);
-    return runClaimed(claim);
-  }
-
   return {
-    run,
     runClaimed,
     abortLocal(processId) {
       const a = active.get(processId);

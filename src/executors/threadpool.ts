@@ -57,7 +57,6 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     pool: opts.pool,
     registry: opts.registry,
     steps: opts.steps,
-    owner,
     leaseSeconds: opts.leaseSeconds,
     logger,
     publish: opts.publish,

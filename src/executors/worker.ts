@@ -84,7 +84,6 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
     pool,
     registry: opts.registry,
     steps: opts.steps,
-    owner: opts.owner,
     leaseSeconds: opts.leaseSeconds,
     logger,
     publish,

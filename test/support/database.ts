@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import type { Queryable } from '../../src/db/pool.ts';
-import { insertProcess, type NewProcess } from '../../src/db/step-writes.ts';
+import {
+  claimProcesses,
+  heartbeatLeases,
+  insertProcesses,
+  type Claim,
+  type NewProcess,
+} from '../../src/db/step-writes.ts';
 import { cloneDatabase } from '../../src/db/templates.ts';
 
 export { withDatabase } from '../../src/db/templates.ts';
@@ -40,14 +46,36 @@ export async function seedProcess(
   fields: Partial<NewProcess> = {},
 ): Promise<string> {
   const id = fields.id ?? randomUUID();
-  await insertProcess(db, {
-    workflowName: 'noop',
-    target: 'modify',
-    isTask: false,
-    createdBy: null,
-    input: {},
-    ...fields,
-    id,
-  });
+  await insertProcesses(db, [
+    {
+      workflowName: 'noop',
+      target: 'modify',
+      isTask: false,
+      createdBy: null,
+      input: {},
+      ...fields,
+      id,
+    },
+  ]);
   return id;
+}
+
+/** Claims one process as a runner would (see claimProcesses); undefined when someone else has it. */
+export async function claimProcess(
+  db: Queryable,
+  id: string,
+  owner: string,
+  leaseSeconds: number,
+): Promise<Claim | undefined> {
+  return (await claimProcesses(db, [id], owner, leaseSeconds))[0];
+}
+
+/** Extends one lease as a runner's heartbeat would; false when it was lost. */
+export async function heartbeat(
+  db: Queryable,
+  id: string,
+  leaseToken: string,
+  leaseSeconds: number,
+): Promise<boolean> {
+  return (await heartbeatLeases(db, [{ id, leaseToken }], leaseSeconds)).length === 0;
 }
