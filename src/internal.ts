@@ -7,7 +7,7 @@ export {
   deleteCompletedTasks,
   releaseAbandonedLeases,
   resumeOverdueRetries,
-} from './db/step-writes.ts';
+} from './db/maintenance.ts';
 export { positionProblem } from './engine/registry.ts';
 export { findChangedProcesses } from './engine/validate.ts';
 export { systemDatabase, systemRegistry } from './engine/system.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
-import { commitStep, type StepCommit } from '../src/db/step-writes.ts';
+import { commitStep, type StepCommit } from '../src/db/step-commits.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { publishNowhere } from '../src/db/events.ts';
 import { createRunner } from '../src/engine/runner.ts';

@@ -2,14 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { checkInvariants } from '../src/db/invariants.ts';
-import {
-  commitStep,
-  getCallbacks,
-  markResumed,
-  resolveCallback,
-  timeOutCallbacks,
-  type StepCommit,
-} from '../src/db/step-writes.ts';
+import { getCallbacks, resolveCallback, timeOutCallbacks } from '../src/db/callbacks.ts';
+import { markResumed } from '../src/db/resumes.ts';
+import { commitStep, type StepCommit } from '../src/db/step-commits.ts';
 import { createRegistry, loadRegistry, type Registry } from '../src/engine/registry.ts';
 import { createBoss, createQueues } from '../src/executors/boss.ts';
 import { workflow } from '../src/index.ts';

@@ -1,4 +1,4 @@
-// The statements that write step rows and leases (src/db/step-writes.ts) against a real Postgres:
+// The statements that write step rows and leases (src/db/step-commits.ts, leases.ts, resumes.ts) against a real Postgres:
 // the single and the batched commit write the same rows, and the status sets the engine passes
 // to SQL are the ones the schema's CHECK constraints allow.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import {
   commitStep,
   isPlainCommit,
   type StepCommit,
-} from '../src/db/step-writes.ts';
+} from '../src/db/step-commits.ts';
 import {
   createTestDatabase,
   seedProcess,

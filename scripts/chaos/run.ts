@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { checkInvariants, type Violation } from '../../src/db/invariants.ts';
-import { CALLBACK_TIMED_OUT } from '../../src/db/step-writes.ts';
+import { CALLBACK_TIMED_OUT } from '../../src/db/callbacks.ts';
 import { loadRegistry } from '../../src/engine/registry.ts';
 import { freePort } from '../support/ports.ts';
 import { OwnCluster } from '../support/cluster.ts';

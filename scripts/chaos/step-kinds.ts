@@ -6,7 +6,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
 import type { Violation } from '../../src/db/invariants.ts';
-import { CALLBACK_TIMED_OUT } from '../../src/db/step-writes.ts';
+import { CALLBACK_TIMED_OUT } from '../../src/db/callbacks.ts';
 import type { CallbackPost, CallbackRecord } from './callbacks.ts';
 
 interface RetryRow {

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import express, { Router } from 'express';
 import { PROCESS_STATUSES, RESUMABLE_STATUSES, TERMINAL_STATUSES } from '../db/model.ts';
-import { REPAIRABLE_STATUSES } from '../db/step-writes.ts';
+import { REPAIRABLE_STATUSES } from '../db/model.ts';
 
 export const publicDir = path.join(import.meta.dirname, 'public');
 

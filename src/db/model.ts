@@ -86,3 +86,17 @@ export type Target = (typeof TARGETS)[number];
 export function isIn<T extends string>(set: readonly T[], status: string): status is T {
   return (set as readonly string[]).includes(status);
 }
+
+/** The statuses `resume-all` retries tasks from. */
+export const RETRIED_BY_RESUME_ALL = [
+  'failed',
+  'waiting',
+  'api_unavailable',
+  'inconsistent_data',
+] as const satisfies readonly ProcessStatus[];
+
+/** The statuses a step may be skipped or its state patched from. */
+export const REPAIRABLE_STATUSES = [
+  'failed',
+  'inconsistent_data',
+] as const satisfies readonly ProcessStatus[];

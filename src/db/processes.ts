@@ -1,7 +1,7 @@
-// Reads of orchestrator.processes and its step rows; every write is in ./step-writes.ts.
+// Reads of orchestrator.processes and its step rows; the writes are in the statement modules beside it (leases, step-commits, resumes, …).
 import { TERMINAL_STATUSES, type ProcessStatus, type State, type StepStatus } from './model.ts';
 import type { Queryable, SqlRunner } from './pool.ts';
-import { CURRENT_STATE } from './step-writes.ts';
+import { CURRENT_STATE } from './fragments.ts';
 
 export const PROCESS_COLUMNS = `p.id, p.workflow_name AS "workflowName", p.status, p.last_step AS "lastStep",
   p.step_index AS "stepIndex", p.attempt, p.is_task AS "isTask", p.target, p.assignee,

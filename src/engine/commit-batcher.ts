@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/pool.ts';
-import type { CommitResult, StepCommit } from '../db/step-writes.ts';
-import { commitPlainSteps } from '../db/step-writes.ts';
+import type { CommitResult, StepCommit } from '../db/step-commits.ts';
+import { commitPlainSteps } from '../db/step-commits.ts';
 import { createBatcher } from './batcher.ts';
 
 export interface CommitBatcherOptions {

@@ -1,7 +1,7 @@
 // The executor contract: what the engine hands an executor to get a process run, and what an
 // executor offers the engine (the thread pool in this process, or a queue for workers).
 import type { Queryable } from '../db/pool.ts';
-import type { Claim } from '../db/step-writes.ts';
+import type { Claim } from '../db/leases.ts';
 import type { ProcessStatus } from './types.ts';
 
 /** A process made runnable: what an executor needs to get it run. */

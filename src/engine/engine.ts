@@ -27,26 +27,23 @@ import {
   type EngineStatus,
 } from '../db/settings.ts';
 import {
-  abortProcessRow,
-  acquireLocks,
-  deleteTask,
   getCallbacks,
-  childSummaries,
-  insertProcesses,
-  locksOf,
-  markResumed,
   recordCallbackProgress,
-  patchAndResume,
-  REPAIRABLE_STATUSES,
   resolveCallback,
-  resumeAllTasks,
-  resumeSuspended,
-  setNote,
-  skipFailedStep,
   type CallbackRow,
-  type Inserted,
-  type NewProcess,
-} from '../db/step-writes.ts';
+} from '../db/callbacks.ts';
+import { childSummaries } from '../db/children.ts';
+import { insertProcesses, type Inserted, type NewProcess } from '../db/leases.ts';
+import { acquireLocks, locksOf } from '../db/locks.ts';
+import { REPAIRABLE_STATUSES } from '../db/model.ts';
+import { deleteTask, resumeAllTasks, setNote } from '../db/operator-writes.ts';
+import {
+  abortProcessRow,
+  markResumed,
+  patchAndResume,
+  resumeSuspended,
+  skipFailedStep,
+} from '../db/resumes.ts';
 import { createBatcher } from './batcher.ts';
 import type { AuthorizeContext, AuthorizeHook, CallbackStep, WorkflowDefinition } from './dsl.ts';
 import { CALLBACK, type Actor } from './actor.ts';

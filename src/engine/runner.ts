@@ -4,19 +4,14 @@ import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import type { Pool, Queryable } from '../db/pool.ts';
 import { isConnectionError, withTransaction } from '../db/pool.ts';
+import { childrenOf, insertChildren, type NewChild } from '../db/children.ts';
+import { failClaimed, heartbeatLeases, releaseLease, type Claim } from '../db/leases.ts';
 import {
-  childrenOf,
   commitStep,
-  insertChildren,
-  failClaimed,
-  heartbeatLeases,
   isPlainCommit,
-  releaseLease,
-  type Claim,
   type CommitResult,
-  type NewChild,
   type StepCommit,
-} from '../db/step-writes.ts';
+} from '../db/step-commits.ts';
 import type { ChildSpec, SubProcessesStep } from './dsl.ts';
 import { parseForm } from './forms.ts';
 import { createCommitBatcher } from './commit-batcher.ts';

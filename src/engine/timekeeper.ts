@@ -8,7 +8,7 @@ import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import type { Pool } from '../db/pool.ts';
 import { dueRetries } from '../db/processes.ts';
-import { nextDue, timeOutCallbacks } from '../db/step-writes.ts';
+import { nextDue, timeOutCallbacks } from '../db/callbacks.ts';
 
 export interface TimekeeperOptions {
   pool: Pool;

@@ -1,8 +1,9 @@
 // Where a step's outcome becomes a state change: one pure function from (step definition,
 // outcome, position) to what the commit writes. Each step kind is one case here; the statements
-// that write it are in src/db/step-writes.ts. Unit-tested without a database
+// that write it are in src/db (step-commits.ts, resumes.ts, callbacks.ts, leases.ts). Unit-tested without a database
 // (test/transitions.test.ts).
-import type { NewCallback, NewChild, StepCommit } from '../db/step-writes.ts';
+import type { NewChild } from '../db/children.ts';
+import type { NewCallback, StepCommit } from '../db/step-commits.ts';
 import type { FromState, RetryStep, StepDef } from './dsl.ts';
 import type { State, StepError } from './types.ts';
 

@@ -3,7 +3,7 @@ import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import type { Pool } from '../db/pool.ts';
 import { findOrphanRows } from '../db/orphans.ts';
-import { claimProcesses, type Claim } from '../db/step-writes.ts';
+import { claimProcesses, type Claim } from '../db/leases.ts';
 import type { Dispatcher } from '../engine/dispatch.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';

@@ -14,7 +14,7 @@ import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import { inTransaction } from '../db/jobs.ts';
 import { retryOnConnectionError, type Pool } from '../db/pool.ts';
-import { claimProcesses, type Claim } from '../db/step-writes.ts';
+import { claimProcesses, type Claim } from '../db/leases.ts';
 import { dispatchOf } from '../engine/dispatch.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';

@@ -8,7 +8,7 @@ import {
   insertProcesses,
   type Claim,
   type NewProcess,
-} from '../../src/db/step-writes.ts';
+} from '../../src/db/leases.ts';
 import { cloneDatabase } from '../../src/db/templates.ts';
 
 export { withDatabase } from '../../src/db/templates.ts';

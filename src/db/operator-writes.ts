@@ -1,0 +1,87 @@
+// Operators' writes: tasks resumed in bulk, a task deleted, a note.
+import { processEventSql, type ProcessEventRow } from './events.ts';
+import { PAUSED } from './fragments.ts';
+import { RETRIED_BY_RESUME_ALL, type ProcessStatus } from './model.ts';
+import type { Queryable } from './pool.ts';
+
+/**
+ * Inside a transaction: resumes every task in a status of RETRIED_BY_RESUME_ALL that `allowed`
+ * lets through, once, unless a resume-all runs already (then null: an advisory lock held to the
+ * end of the transaction decides). Returns each with the status it was resumed from and its event.
+ */
+export async function resumeAllTasks(
+  tx: Queryable,
+  user: string | null,
+  allowed: (task: { id: string; workflowName: string; status: ProcessStatus }) => boolean,
+): Promise<
+  | {
+      id: string;
+      from: ProcessStatus;
+      isTask: boolean;
+      target: string;
+      event: ProcessEventRow;
+    }[]
+  | null
+> {
+  const { rows: lock } = await tx.query<{ ok: boolean }>(
+    `SELECT pg_try_advisory_xact_lock(hashtext('orchestrator.resume-all')) AS ok`,
+  );
+  if (!lock[0]?.ok) return null;
+  const { rows: candidates } = await tx.query<{
+    id: string;
+    workflowName: string;
+    status: ProcessStatus;
+  }>(
+    `SELECT id, workflow_name AS "workflowName", status FROM orchestrator.processes
+      WHERE is_task AND status = ANY($1::text[]) AND NOT ${PAUSED}
+      ORDER BY id FOR UPDATE`,
+    [RETRIED_BY_RESUME_ALL],
+  );
+  const ids = candidates.filter(allowed).map((c) => c.id);
+  if (ids.length === 0) return [];
+  const { rows } = await tx.query<{
+    id: string;
+    from: ProcessStatus;
+    isTask: boolean;
+    target: string;
+    event: ProcessEventRow;
+  }>(
+    `WITH old AS (SELECT id, status FROM orchestrator.processes WHERE id = ANY($1::uuid[])),
+     p AS (
+       UPDATE orchestrator.processes p
+          SET status = 'resumed', retry_at = NULL, last_modified_at = now(), acting_user = $2,
+              version = version + 1
+         FROM old WHERE p.id = old.id
+       RETURNING p.id, old.status AS "from", p.is_task AS "isTask", p.target,
+                 ${processEventSql('p')} AS event)
+     SELECT * FROM p`,
+    [ids, user],
+  );
+  return rows;
+}
+
+/**
+ * Deletes a task that is not running, with its step rows, inputs and callbacks. Returns whether
+ * it was deleted (not: it does not exist, is a workflow, or runs).
+ */
+export async function deleteTask(db: Queryable, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `DELETE FROM orchestrator.processes WHERE id = $1 AND is_task AND status <> 'running'`,
+    [id],
+  );
+  return rowCount === 1;
+}
+
+/** Sets a process's note; its event, or undefined when there is no such process. */
+export async function setNote(
+  db: Queryable,
+  id: string,
+  note: string | null,
+): Promise<ProcessEventRow | undefined> {
+  const { rows } = await db.query<{ event: ProcessEventRow }>(
+    `UPDATE orchestrator.processes p SET note = $2, version = version + 1 WHERE id = $1
+     RETURNING ${processEventSql('p')} AS event`,
+    [id, note],
+  );
+  return rows[0]?.event;
+}
