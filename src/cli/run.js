@@ -1,4 +1,4 @@
-// The one entry point that plain JavaScript: `node src/cli/run.js <command> [args]`. It checks the
+// The one entry point in plain JavaScript: `node src/cli/run.js <command> [args]`. It checks the
 // Node.js version before anything TypeScript is loaded, so that an older `node` (Debian's is 18,
 // many machines have 20) says what it needs instead of failing on the first `.ts` import. Under
 // npm (`npm start`, `npm run worker`, …) the `node` is the project's own, installed by
