@@ -7,13 +7,18 @@ import type pg from 'pg';
 // CPU the system under test then lacked on a 2-core machine.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-function post(url: string, body: string): Promise<{ status: number; text: string }> {
+function post(
+  url: string,
+  body: string,
+  signal?: AbortSignal,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,
       {
         method: 'POST',
         agent,
+        ...(signal ? { signal } : {}),
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       },
       (res) => {
@@ -35,33 +40,56 @@ export function wallClockMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-export async function startProcess(base: string, workflow: string, body: unknown): Promise<string> {
+/** Thrown when a wait runs out of time (rather than failing otherwise). */
+export class TimeLimitError extends Error {
+  override name = 'TimeLimitError';
+}
+
+export async function startProcess(
+  base: string,
+  workflow: string,
+  body: unknown,
+  signal?: AbortSignal,
+): Promise<string> {
   const res = await post(
     `${base}/api/processes/${workflow}`,
     typeof body === 'string' ? body : JSON.stringify(body),
+    signal,
   );
   if (res.status !== 201) throw new Error(`POST ${workflow}: ${res.status} ${res.text}`);
   return (JSON.parse(res.text) as { id: string }).id;
 }
 
-/** Starts `total` processes with `concurrency` requests in flight. */
+/**
+ * Starts `total` processes with `concurrency` requests in flight; when `signal` aborts, the
+ * requests in flight are abandoned and it fails with a TimeLimitError.
+ */
 export async function startMany(
   base: string,
   workflow: string,
   body: unknown,
   total: number,
   concurrency: number,
+  signal?: AbortSignal,
 ): Promise<void> {
   const text = JSON.stringify(body);
   let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, total) }, async () => {
-      while (next < total) {
-        next++;
-        await startProcess(base, workflow, text);
-      }
-    }),
-  );
+  let done = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, total) }, async () => {
+        while (next < total) {
+          signal?.throwIfAborted();
+          next++;
+          await startProcess(base, workflow, text, signal);
+          done++;
+        }
+      }),
+    );
+  } catch (err) {
+    if (signal?.aborted) throw new TimeLimitError(`only ${done}/${total} started in time`);
+    throw err;
+  }
 }
 
 /**
@@ -84,7 +112,8 @@ export async function waitAllCompleted(
     const r = rows[0]!;
     if (r.bad > 0) throw new Error(`${r.bad} processes ended other than completed`);
     if (r.done >= total) return Number(r.last);
-    if (Date.now() > deadline) throw new Error(`only ${r.done}/${total} completed in time`);
+    if (Date.now() > deadline)
+      throw new TimeLimitError(`only ${r.done}/${total} completed in time`);
     await sleep(50);
   }
 }

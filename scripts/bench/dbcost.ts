@@ -67,25 +67,31 @@ export class CostProbe {
   static async open(url: string): Promise<CostProbe> {
     const client = new pg.Client({ connectionString: url, application_name: 'bench-cost-probe' });
     await client.connect();
-    const probe = new CostProbe(client);
-    const { rows } = await client.query<{ force: boolean; io: boolean; sync: boolean }>(
-      `SELECT to_regproc('pg_catalog.pg_stat_force_next_flush') IS NOT NULL AS force,
-              to_regclass('pg_catalog.pg_stat_io') IS NOT NULL
-                AND EXISTS (SELECT 1 FROM pg_attribute
-                             WHERE attrelid = 'pg_catalog.pg_stat_io'::regclass AND attname = 'object') AS io,
-              EXISTS (SELECT 1 FROM pg_attribute
-                       WHERE attrelid = to_regclass('pg_catalog.pg_stat_wal') AND attname = 'wal_sync') AS sync`,
-    );
-    const f = rows[0]!;
-    probe.forceFlush = f.force;
-    if (f.io) {
-      const io = await client.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_io WHERE object = 'wal'`,
+    try {
+      const probe = new CostProbe(client);
+      // to_regclass, not a ::regclass literal: before PostgreSQL 16 there is no pg_stat_io, and
+      // the literal fails the whole statement.
+      const { rows } = await client.query<{ force: boolean; io: boolean; sync: boolean }>(
+        `SELECT to_regproc('pg_catalog.pg_stat_force_next_flush') IS NOT NULL AS force,
+                EXISTS (SELECT 1 FROM pg_attribute
+                         WHERE attrelid = to_regclass('pg_catalog.pg_stat_io') AND attname = 'object') AS io,
+                EXISTS (SELECT 1 FROM pg_attribute
+                         WHERE attrelid = to_regclass('pg_catalog.pg_stat_wal') AND attname = 'wal_sync') AS sync`,
       );
-      if ((io.rows[0]?.n ?? 0) > 0) probe.flushSource = 'io';
+      const f = rows[0]!;
+      probe.forceFlush = f.force;
+      if (f.io) {
+        const io = await client.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_io WHERE object = 'wal'`,
+        );
+        if ((io.rows[0]?.n ?? 0) > 0) probe.flushSource = 'io';
+      }
+      if (!probe.flushSource && f.sync) probe.flushSource = 'wal';
+      return probe;
+    } catch (err) {
+      await client.end();
+      throw err;
     }
-    if (!probe.flushSource && f.sync) probe.flushSource = 'wal';
-    return probe;
   }
 
   /** Where WAL flushes are read from, for the report. */

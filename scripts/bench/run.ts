@@ -1,12 +1,16 @@
-// `npm run bench [-- --quick] [-- --peers] [-- --out FILE] [-- --pg-stats] [-- --only live]`:
-// measures the ceiling, the pg-boss floor, the Celery + Redis peer (`--peers`) and the orchestrator
-// side by side on one Postgres, prints a table and writes JSON. `--only live`: the ceiling, item
-// 3's threadpool noop runs (without their database cost) and item 5, nothing else.
+// `npm run bench [-- --quick] [-- --peers] [-- --out FILE] [-- --pg-stats] [-- --only live]
+// [-- --server LIST]`: measures the ceiling, the pg-boss floor, the Celery + Redis peer (`--peers`)
+// and the orchestrator side by side on one Postgres, prints a table and writes JSON. `--only
+// live`: the ceiling, item 3's threadpool noop runs (without their database cost) and item 5,
+// nothing else. `--server embedded,stock`: the whole profile on each server in turn, a table each
+// (`embedded`, the default; `stock`, `stock:MAJOR`, `embedded:MAJOR`: scripts/test-server.sh);
+// without `--server`, on DATABASE_URL's server when it is set.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { parseServerSpec, type ServerSpec } from '../support/test-server.ts';
 import {
   CEILING_CONNECTIONS,
   measureCeiling,
@@ -14,6 +18,7 @@ import {
   stepTableTriggers,
   withoutTriggers,
 } from './ceiling.ts';
+import { TimeLimitError } from './client.ts';
 import { CostProbe, type RunCost } from './dbcost.ts';
 import { cpuSeconds, LiveClients, liveAvailable, measureLiveLatency } from './live.ts';
 import { measureLatency } from './latency.ts';
@@ -40,6 +45,8 @@ const { values: args } = parseArgs({
     'pg-stats': { type: 'boolean', default: false },
     peers: { type: 'boolean', default: false },
     only: { type: 'string' },
+    /** Comma-separated: embedded (default), stock, stock:MAJOR, embedded:MAJOR. */
+    server: { type: 'string' },
   },
 });
 if (args.only !== undefined && args.only !== 'live') {
@@ -47,6 +54,19 @@ if (args.only !== undefined && args.only !== 'live') {
   process.exit(2);
 }
 const liveOnly = args.only === 'live';
+/** The servers to run on, in order; `undefined`: DATABASE_URL's server. */
+const servers: (ServerSpec | undefined)[] =
+  args.server === undefined
+    ? [process.env.DATABASE_URL ? undefined : 'embedded']
+    : args.server.split(',').map((s) => s.trim());
+for (const spec of servers) {
+  try {
+    if (spec !== undefined) parseServerSpec(spec);
+  } catch (err) {
+    process.stderr.write(`--server: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
 
 const PROFILES = {
   default: {
@@ -94,61 +114,227 @@ const WORKERS = 2;
 const benchStarted = Date.now();
 const log = (msg: string) =>
   process.stderr.write(`[bench ${((Date.now() - benchStarted) / 1000).toFixed(0)} s] ${msg}\n`);
-const figures: Figure[] = [];
+
+/** One server's run: what it is and its figures (those measured so far when it failed). */
+interface ServerRun {
+  /** Its `--server` spec; absent for DATABASE_URL's server. */
+  server?: ServerSpec;
+  /** What it runs on (BenchDatabase.describe). */
+  database: string;
+  seconds: number;
+  /** Where item 8's WAL flushes come from on this server. */
+  walFlushes?: string;
+  /** Why the run stopped part-way, when it did. */
+  error?: string;
+  figures: Figure[];
+}
+
+/** What failed in the whole run (a server, or a mode that could not warm up): the exit code is 1. */
+const failures: string[] = [];
+
+/** A mode that cannot finish this warm-up in time is reported as failed, not measured. */
+const WARM_UP_PROCESSES = 50;
+const WARM_UP_MS = 60_000;
+
+type Mode = 'threadpool' | 'worker';
+type Row = Pick<Figure, 'item' | 'label' | 'unit'>;
 
 function sizeLabel(bytes: number): string {
   return bytes >= 1_048_576 ? `${bytes / 1_048_576} MB` : `${bytes / 1_024} KB`;
 }
 
+/**
+ * An error's first line, with the next one when it ends in a colon (`the API exited…:\nwhy`), at
+ * most 120 characters: for a table cell.
+ */
+function firstLine(message: string): string {
+  const [first = '', ...rest] = message.split('\n').filter((l) => l.trim());
+  const next = rest[0];
+  const line = first.endsWith(':') && next !== undefined ? `${first} ${next.trim()}` : first;
+  return line.length > 120 ? `${line.slice(0, 119)}…` : line;
+}
+
+function modeName(mode: Mode): string {
+  return mode === 'worker' ? `worker mode, ${WORKERS} workers` : 'threadpool';
+}
+
+/** The API and workers running now: killed when the bench is interrupted or crashes. */
+const running = new Set<NodeProcess>();
+
 async function withApi<T>(
   db: BenchDatabase,
-  mode: 'threadpool' | 'worker',
+  mode: Mode,
   fn: (api: Api, workers: NodeProcess[]) => Promise<T>,
 ): Promise<T> {
   const api = await startApi(db, mode);
-  const workers =
-    mode === 'worker'
-      ? await Promise.all(Array.from({ length: WORKERS }, () => startWorker(db)))
-      : [];
+  running.add(api.process);
+  const workers: NodeProcess[] = [];
   try {
+    if (mode === 'worker') {
+      // Those that started are stopped below when another one fails.
+      const started = await Promise.allSettled(
+        Array.from({ length: WORKERS }, async () => {
+          const w = await startWorker(db);
+          running.add(w);
+          workers.push(w);
+        }),
+      );
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
     return await fn(api, workers);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     await api.process.stop();
+    for (const p of [api.process, ...workers]) running.delete(p);
+  }
+}
+
+/**
+ * withApi after a warm-up: WARM_UP_PROCESSES noop processes through the API, at most WARM_UP_MS.
+ * A mode whose API or workers do not start, or that cannot finish the warm-up in time (a hopeless
+ * server: every measured run would wait its 5 minutes), is not measured: returns why. With
+ * `settle`, the warm-up runs with a cost probe, which waits until every backend has reported its
+ * statistics, so that none of the warm-up counts in the first measured run's database cost.
+ */
+async function withWarmApi(
+  db: BenchDatabase,
+  mode: Mode,
+  opts: { settle: boolean },
+  fn: (api: Api, workers: NodeProcess[]) => Promise<void>,
+): Promise<string | undefined> {
+  const state = { warm: false };
+  try {
+    await withApi(db, mode, async (api, workers) => {
+      log(`3. ${modeName(mode)}: warm-up, ${WARM_UP_PROCESSES} noop processes`);
+      const probe = opts.settle ? await CostProbe.open(db.url) : undefined;
+      try {
+        await measureThroughput(db, api.url, {
+          processes: WARM_UP_PROCESSES,
+          stateBytes: 0,
+          timeoutMs: WARM_UP_MS,
+          ...(probe ? { cost: probe } : {}),
+        });
+      } finally {
+        await probe?.close();
+      }
+      state.warm = true;
+      await fn(api, workers);
+    });
+    return undefined;
+  } catch (err) {
+    if (state.warm) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    log(`   ${modeName(mode)} failed, not measured: ${message}`);
+    return err instanceof TimeLimitError
+      ? `failed: warm-up of ${WARM_UP_PROCESSES} noop processes did not finish in ${WARM_UP_MS / 1000} s`
+      : `failed: ${firstLine(message)}`;
   }
 }
 
 async function main(): Promise<void> {
   log(`profile ${profileName}; worker mode ${workerModeAvailable ? 'available' : 'not available'}`);
-  const db = await openBenchDatabase({ pgStats: args['pg-stats'] });
-  // Ctrl-C: stop the database this run started (the API and workers die with their pipes).
-  process.once('SIGINT', () => {
-    log('interrupted: stopping the database');
-    void db.close().finally(() => process.exit(130));
-  });
-  try {
-    await run(db);
-    if (args['pg-stats']) await printStatements(db.url);
-  } finally {
-    await db.close();
+  if (args.server !== undefined && process.env.DATABASE_URL)
+    log('--server given: DATABASE_URL is not used');
+  const runs: ServerRun[] = [];
+  /** With --pg-stats: each server's top statements, printed after its table. */
+  const statements = new Map<ServerRun, string>();
+  /** The database being opened or open, until it is closed. */
+  let current: Promise<BenchDatabase> | undefined;
+  // Ctrl-C, or a crash (e.g. an `error` event nothing listens to): kill the API and workers and
+  // stop the database this run started (for `stock`, a cluster of the system's; one being
+  // started is stopped once it is up), once; the bench's own connections that this drops may
+  // crash it again meanwhile.
+  let abandoning = false;
+  const abandon = (why: string, code: number) => {
+    if (abandoning) {
+      log(`   while stopping: ${why.split('\n')[0]}`);
+      return;
+    }
+    abandoning = true;
+    log(`${why}: stopping the database`);
+    for (const p of running) p.child.kill('SIGKILL');
+    void (current ?? Promise.resolve(undefined))
+      .then((db) => db?.close())
+      .catch((err: unknown) => log(`   stopping the database failed: ${String(err)}`))
+      .finally(() => process.exit(code));
+  };
+  process.once('SIGINT', () => abandon('interrupted', 130));
+  process.on('uncaughtException', (err) => abandon(`crashed: ${err.stack ?? err.message}`, 1));
+  for (const server of servers) {
+    if (abandoning) break;
+    const started = Date.now();
+    const result: ServerRun = {
+      ...(server === undefined ? {} : { server }),
+      database: server ?? 'DATABASE_URL server',
+      seconds: 0,
+      figures: [],
+    };
+    runs.push(result);
+    log(`server ${server ?? 'DATABASE_URL'}: starting`);
+    try {
+      current = openBenchDatabase({
+        pgStats: args['pg-stats'],
+        ...(server === undefined ? {} : { server }),
+      });
+      const db = await current;
+      result.database = db.describe;
+      log(`database: ${db.describe}`);
+      try {
+        await run(db, result);
+        if (args['pg-stats']) statements.set(result, await topStatements(db.url));
+      } finally {
+        await db.close();
+        current = undefined;
+      }
+    } catch (err) {
+      current = undefined;
+      result.error = err instanceof Error ? err.message : String(err);
+      failures.push(`${result.database}: ${firstLine(result.error)}`);
+      log(`${result.database} failed: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
+    }
+    result.seconds = (Date.now() - started) / 1000;
   }
-  const table = formatTable([...figures].sort((a, b) => a.item - b.item));
-  process.stdout.write(`\n${table}\n`);
+  for (const r of runs) {
+    const spec = r.server === undefined || r.server === r.database ? '' : ` (--server ${r.server})`;
+    process.stdout.write(`\n${r.database}${spec}, ${r.seconds.toFixed(0)} s:\n`);
+    if (r.figures.length)
+      process.stdout.write(`${formatTable([...r.figures].sort((a, b) => a.item - b.item))}\n`);
+    if (r.error) process.stdout.write(`FAILED, not measured further: ${firstLine(r.error)}\n`);
+    const top = statements.get(r);
+    if (top) process.stdout.write(top);
+  }
   const seconds = (Date.now() - benchStarted) / 1000;
   // Other work on the machine shows in every figure: say how busy it was.
   machine.loadAverage = os.loadavg().map((l) => Math.round(l * 100) / 100);
   process.stdout.write(
     `\nprofile ${profileName}, ${seconds.toFixed(0)} s, ${machine.cpus}× ${machine.cpuModel}, ` +
-      `${machine.memoryGb} GB, node ${process.version}, ${machine.database}, ` +
-      `load average ${machine.loadAverage.join(' ')}\n`,
+      `${machine.memoryGb} GB, node ${process.version}, load average ${machine.loadAverage.join(' ')}\n`,
   );
   if (args.out) {
     fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
-    fs.writeFileSync(
-      args.out,
-      `${JSON.stringify({ profile: profileName, date: new Date().toISOString(), seconds, machine, figures }, null, 2)}\n`,
-    );
+    // `figures`: the first server's, where the files of single-server runs had them.
+    const report = {
+      profile: profileName,
+      date: new Date().toISOString(),
+      seconds,
+      machine,
+      servers: runs.map(({ server, database, seconds, walFlushes, error, figures }) => ({
+        server,
+        database,
+        seconds,
+        walFlushes,
+        error,
+        figures,
+      })),
+      figures: runs[0]?.figures ?? [],
+    };
+    fs.writeFileSync(args.out, `${JSON.stringify(report, null, 2)}\n`);
     log(`wrote ${args.out}`);
+  }
+  if (failures.length) {
+    log(`failed:\n${failures.map((f) => `  ${f}`).join('\n')}`);
+    process.exitCode = 1;
   }
 }
 
@@ -157,15 +343,12 @@ const machine = {
   cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
   memoryGb: Math.round(os.totalmem() / 1024 ** 3),
   node: process.version,
-  database: '',
-  /** Where item 8's WAL flushes come from. */
-  walFlushes: '',
   loadAverage: [] as number[],
 };
 
-async function run(db: BenchDatabase): Promise<void> {
-  machine.database = db.describe;
-
+/** The whole profile on one server; its figures go to `result`. */
+async function run(db: BenchDatabase, result: ServerRun): Promise<void> {
+  const { figures } = result;
   log('1. ceiling');
   // The reference: none of the orchestrator's triggers on the two tables a step commit writes.
   const triggers = await stepTableTriggers(db.url);
@@ -299,14 +482,11 @@ async function run(db: BenchDatabase): Promise<void> {
   }
   /** A processes/s row: its ratio to the ceiling and, with the peer measured, to Celery. */
   const processesFigure = (
-    item: number,
-    label: string,
+    row: Row,
     value: ReturnType<typeof summarize>,
     withTarget: boolean,
   ): Figure => ({
-    item,
-    label,
-    unit: 'processes/s',
+    ...row,
     value,
     ratio: rate(value.median * STEPS_PER_PROCESS),
     ...(peer === undefined ? {} : { peerRatio: value.median / peer }),
@@ -318,35 +498,26 @@ async function run(db: BenchDatabase): Promise<void> {
   let threadpoolNoop: ReturnType<typeof summarize> | undefined;
   /** The API's CPU per process in those runs (ms), for item 5. */
   let threadpoolApiCpuMs = Number.NaN;
+  /** Why threadpool mode was not measured (item 6 runs on it too). */
+  let threadpoolFailed: string | undefined;
   for (const mode of liveOnly ? (['threadpool'] as const) : (['worker', 'threadpool'] as const)) {
-    const name = mode === 'worker' ? `worker mode, ${WORKERS} workers` : 'threadpool';
+    const name = modeName(mode);
+    const rows = modeRows(mode);
+    const missing = (why: string) => {
+      for (const row of modeRowList(mode, rows)) figures.push({ ...row, missing: why });
+    };
     if (mode === 'worker' && !workerModeAvailable) {
-      const missing = 'worker mode not available';
-      for (const [item, label, unit] of [
-        [3, `throughput ${name}`, 'steps/s'],
-        [3, `throughput ${name}`, 'processes/s'],
-        ...profile.payloads.map(
-          ([b]) => [3, `throughput ${name}, ${sizeLabel(b)} state`, 'steps/s'] as const,
-        ),
-        [8, `DB cost per process, ${name}: commits`, 'commits'],
-        [4, `POST → first step committed, ${name}, p50`, 'ms'],
-        [4, `POST → first step committed, ${name}, p99`, 'ms'],
-        [4, `POST → noop completed, ${name}, p50`, 'ms'],
-        [4, `POST → noop completed, ${name}, p99`, 'ms'],
-        [7, `peak RSS, API (${name})`, 'MB'],
-        [7, `peak RSS, each worker`, 'MB'],
-      ] as const)
-        figures.push({ item, label, unit, missing });
+      missing('worker mode not available');
       continue;
     }
-    await withApi(db, mode, async (api, workers) => {
+    const failed = await withWarmApi(db, mode, { settle: !liveOnly }, async (api, workers) => {
       log(
         `3. throughput, ${name}${liveOnly ? '' : ` (database cost of ${profile.costRuns} of the noop runs)`}`,
       );
       const probe = await CostProbe.open(db.url);
       let noop: ThroughputRun[];
       try {
-        machine.walFlushes = probe.walFlushSource;
+        result.walFlushes = probe.walFlushSource;
         const cpuBefore = cpuSeconds(api.process.child.pid);
         noop = await repeat(profile.runs, (run) =>
           measureThroughput(db, api.url, {
@@ -369,39 +540,37 @@ async function run(db: BenchDatabase): Promise<void> {
       const rssWorkers = workers.map((w) => w.peakRssMb());
       figures.push(
         {
-          item: 3,
-          label: `throughput ${name}, ${profile.processes} noop`,
-          unit: 'steps/s',
+          ...rows.noopSteps,
           value: steps,
           ratio: rate(steps.median),
           target: '≥ 0.5× ceiling',
           met: rate(steps.median) >= 0.5,
         },
-        processesFigure(3, `throughput ${name}, ${profile.processes} noop`, procs, true),
+        processesFigure(rows.noopProcesses, procs, true),
       );
       figures.push(
         ...costFigures(
-          name,
+          rows.cost,
           noop.flatMap((r) => (r.cost ? [r.cost] : [])),
           mode === 'worker' ? 6 : 5,
         ),
       );
-      for (const [bytes, count] of liveOnly ? [] : profile.payloads) {
-        const r = await repeat(profile.runs, () =>
-          measureThroughput(db, api.url, { processes: count, stateBytes: bytes }),
-        );
-        const s = summarize(r.map((x) => x.stepsPerSecond));
-        const sized = s.median / sizedCeiling.get(bytes)!;
-        figures.push({
-          item: 3,
-          label: `throughput ${name}, ${count} × ${sizeLabel(bytes)} state`,
-          unit: 'steps/s',
-          value: s,
-          ratio: sized,
-          target: `≥ 0.5× ${sizeLabel(bytes)} ceiling`,
-          met: sized >= 0.5,
-        });
-      }
+      if (!liveOnly)
+        for (const [i, row] of rows.payloads.entries()) {
+          const [bytes, count] = profile.payloads[i]!;
+          const r = await repeat(profile.runs, () =>
+            measureThroughput(db, api.url, { processes: count, stateBytes: bytes }),
+          );
+          const s = summarize(r.map((x) => x.stepsPerSecond));
+          const sized = s.median / sizedCeiling.get(bytes)!;
+          figures.push({
+            ...row,
+            value: s,
+            ratio: sized,
+            target: `≥ 0.5× ${sizeLabel(bytes)} ceiling`,
+            met: sized >= 0.5,
+          });
+        }
 
       if (!liveOnly) {
         log(`4. latency, ${name}`);
@@ -414,34 +583,27 @@ async function run(db: BenchDatabase): Promise<void> {
         const done = summarizeLatency(lat.completed);
         const doneTarget = mode === 'worker' ? 15 : 10;
         figures.push(
-          latencyFigure(4, `POST → first step committed, ${name}, p50`, first.p50, 5),
-          latencyFigure(4, `POST → first step committed, ${name}, p99`, first.p99, 25),
-          latencyFigure(4, `POST → noop completed, ${name}, p50`, done.p50, doneTarget),
-          latencyFigure(4, `POST → noop completed, ${name}, p99`, done.p99),
+          latencyFigure(rows.firstP50, first.p50, 5),
+          latencyFigure(rows.firstP99, first.p99, 25),
+          latencyFigure(rows.doneP50, done.p50, doneTarget),
+          latencyFigure(rows.doneP99, done.p99),
         );
       }
 
       if (mode === 'threadpool') {
         log('5. live latency');
         await db.reset();
-        if (await liveAvailable(api.url)) await live(api);
+        if (await liveAvailable(api.url)) await live(api, rows);
         else {
           for (const c of [1, profile.liveClients])
-            for (const q of ['p50', 'p99'])
-              figures.push({
-                item: 5,
-                label: `live: commit → event, ${c} clients, ${q}`,
-                unit: 'ms',
-                missing: 'live events not available',
-              });
+            for (const q of ['p50', 'p99'] as const)
+              figures.push({ ...rows.liveLatency(c, q), missing: 'live events not available' });
         }
       }
 
       const memLimit = mode === 'worker' ? 200 : 200;
       figures.push({
-        item: 7,
-        label: `peak RSS, API (${name}), noop throughput`,
-        unit: 'MB',
+        ...rows.apiNoop,
         value: summarize([rssApi]),
         target: `≤ ${memLimit} MB`,
         met: rssApi <= memLimit,
@@ -449,33 +611,26 @@ async function run(db: BenchDatabase): Promise<void> {
       if (workers.length) {
         const worst = Math.max(...rssWorkers);
         figures.push({
-          item: 7,
-          label: 'peak RSS, each worker (min–max over workers), noop throughput',
-          unit: 'MB',
+          ...rows.workerNoop,
           value: summarize(rssWorkers),
           target: '≤ 150 MB',
           met: worst <= 150,
         });
       }
       const afterPayloads = api.process.peakRssMb();
-      figures.push({
-        item: 7,
-        label: `peak RSS, API (${name}), incl. big states${mode === 'threadpool' ? ' and live clients' : ''}`,
-        unit: 'MB',
-        value: summarize([afterPayloads]),
-      });
+      figures.push({ ...rows.apiAll, value: summarize([afterPayloads]) });
       if (workers.length)
-        figures.push({
-          item: 7,
-          label: 'peak RSS, each worker, incl. big states',
-          unit: 'MB',
-          value: summarize(workers.map((w) => w.peakRssMb())),
-        });
+        figures.push({ ...rows.workerAll, value: summarize(workers.map((w) => w.peakRssMb())) });
     });
+    if (failed) {
+      failures.push(`${db.describe}: ${name}: ${failed}`);
+      missing(failed);
+      if (mode === 'threadpool') threadpoolFailed = failed;
+    }
   }
 
   /** Live latency with 1 and with 200 clients, then throughput with the 200 connected. */
-  async function live(api: Api): Promise<void> {
+  async function live(api: Api, rows: ModeRows): Promise<void> {
     for (const clients of [1, profile.liveClients]) {
       const conns = await LiveClients.start(api.url, clients);
       try {
@@ -485,18 +640,8 @@ async function run(db: BenchDatabase): Promise<void> {
         });
         const l = summarizeLatency(runs);
         figures.push(
-          latencyFigure(
-            5,
-            `live: commit → event, ${clients} clients, p50`,
-            l.p50,
-            clients > 1 ? 5 : undefined,
-          ),
-          latencyFigure(
-            5,
-            `live: commit → event, ${clients} clients, p99`,
-            l.p99,
-            clients > 1 ? 25 : undefined,
-          ),
+          latencyFigure(rows.liveLatency(clients, 'p50'), l.p50, clients > 1 ? 5 : undefined),
+          latencyFigure(rows.liveLatency(clients, 'p99'), l.p99, clients > 1 ? 25 : undefined),
         );
         if (clients === 1) continue;
         log(`5. throughput, threadpool, ${clients} live clients connected`);
@@ -512,42 +657,17 @@ async function run(db: BenchDatabase): Promise<void> {
         const base = threadpoolNoop!.median;
         const rel = summarize(r.map((x) => x.processesPerSecond / base));
         rel.median = procs.median / base;
-        figures.push(
-          processesFigure(
-            5,
-            `throughput threadpool, ${profile.processes} noop, ${clients} live clients`,
-            procs,
-            false,
-          ),
-          {
-            item: 5,
-            label: `the same ÷ no client connected (item 3's threadpool noop)`,
-            unit: '×',
-            value: rel,
-            target: '≥ 0.9×',
-            met: rel.median >= 0.9,
-          },
-        );
+        figures.push(processesFigure(rows.liveThroughput, procs, false), {
+          ...rows.liveRatio,
+          value: rel,
+          target: '≥ 0.9×',
+          met: rel.median >= 0.9,
+        });
         // Where the CPU goes (utime + stime from /proc): on 2 cores the clients share the API's.
         figures.push(
-          {
-            item: 5,
-            label: `API CPU per process, item 3's threadpool noop runs, no client`,
-            unit: 'ms',
-            value: summarize([threadpoolApiCpuMs]),
-          },
-          {
-            item: 5,
-            label: `API CPU per process, the same with ${clients} live clients`,
-            unit: 'ms',
-            value: summarize([apiCpu]),
-          },
-          {
-            item: 5,
-            label: `the ${clients} live clients' CPU per process (their child processes)`,
-            unit: 'ms',
-            value: summarize([clientsCpu]),
-          },
+          { ...rows.apiCpuNoClient, value: summarize([threadpoolApiCpuMs]) },
+          { ...rows.apiCpuClients, value: summarize([apiCpu]) },
+          { ...rows.clientsCpu, value: summarize([clientsCpu]) },
         );
       } finally {
         await conns.close();
@@ -556,7 +676,22 @@ async function run(db: BenchDatabase): Promise<void> {
   }
 
   if (liveOnly) return;
-  log(`6. scale: seeding ${profile.scaleRows.toLocaleString('en-US')} processes`);
+  const seededRows = profile.scaleRows.toLocaleString('en-US');
+  const scaleRow = (what: string, q: 'p50' | 'p99') =>
+    row(6, `${what}, ${seededRows} processes, ${q}`, 'ms');
+  const [listP50, listP99, countsP50, countsP99] = [
+    scaleRow('list failed, limit 50', 'p50'),
+    scaleRow('list failed, limit 50', 'p99'),
+    scaleRow('status counts', 'p50'),
+    scaleRow('status counts', 'p99'),
+  ] as const;
+  if (threadpoolFailed) {
+    // It runs on the threadpool API, which could not even warm up.
+    for (const r of [listP50, listP99, countsP50, countsP99])
+      figures.push({ ...r, missing: threadpoolFailed });
+    return;
+  }
+  log(`6. scale: seeding ${seededRows} processes`);
   await db.reset();
   const seeded = await seedProcesses(db.url, profile.scaleRows);
   log(`   seeded in ${seeded.toFixed(1)} s`);
@@ -564,25 +699,17 @@ async function run(db: BenchDatabase): Promise<void> {
     const s = await measureScale(api.url, { requests: profile.scaleRequests, runs: profile.runs });
     const list = summarizeLatency(s.list);
     const counts = summarizeLatency(s.counts);
-    const rows = profile.scaleRows.toLocaleString('en-US');
     figures.push(
-      latencyFigure(6, `list failed, limit 50, ${rows} processes, p50`, list.p50, 20),
-      latencyFigure(6, `list failed, limit 50, ${rows} processes, p99`, list.p99),
-      latencyFigure(6, `status counts, ${rows} processes, p50`, counts.p50, 20),
-      latencyFigure(6, `status counts, ${rows} processes, p99`, counts.p99),
+      latencyFigure(listP50, list.p50, 20),
+      latencyFigure(listP99, list.p99),
+      latencyFigure(countsP50, counts.p50, 20),
+      latencyFigure(countsP99, counts.p99),
     );
   });
 
-  function latencyFigure(
-    item: number,
-    label: string,
-    value: ReturnType<typeof summarize>,
-    targetMs?: number,
-  ): Figure {
+  function latencyFigure(row: Row, value: ReturnType<typeof summarize>, targetMs?: number): Figure {
     return {
-      item,
-      label,
-      unit: 'ms',
+      ...row,
       value,
       ratio: time(value.median),
       ...(targetMs === undefined
@@ -592,56 +719,127 @@ async function run(db: BenchDatabase): Promise<void> {
   }
 }
 
+function row(item: number, label: string, unit: string): Row {
+  return { item, label, unit };
+}
+
+/** The rows of a mode's measurements: their labels, and those of a mode that could not run. */
+function modeRows(mode: Mode) {
+  const name = modeName(mode);
+  const noop = `throughput ${name}, ${profile.processes} noop`;
+  const clients = profile.liveClients;
+  return {
+    noopSteps: row(3, noop, 'steps/s'),
+    noopProcesses: row(3, noop, 'processes/s'),
+    cost: costRows(name),
+    /** One per profile.payloads entry, in its order. */
+    payloads: profile.payloads.map(([bytes, count]) =>
+      row(3, `throughput ${name}, ${count} × ${sizeLabel(bytes)} state`, 'steps/s'),
+    ),
+    firstP50: row(4, `POST → first step committed, ${name}, p50`, 'ms'),
+    firstP99: row(4, `POST → first step committed, ${name}, p99`, 'ms'),
+    doneP50: row(4, `POST → noop completed, ${name}, p50`, 'ms'),
+    doneP99: row(4, `POST → noop completed, ${name}, p99`, 'ms'),
+    // Item 5, threadpool only.
+    liveLatency: (c: number, q: 'p50' | 'p99') =>
+      row(5, `live: commit → event, ${c} clients, ${q}`, 'ms'),
+    liveThroughput: row(
+      5,
+      `throughput threadpool, ${profile.processes} noop, ${clients} live clients`,
+      'processes/s',
+    ),
+    liveRatio: row(5, `the same ÷ no client connected (item 3's threadpool noop)`, '×'),
+    apiCpuNoClient: row(5, `API CPU per process, item 3's threadpool noop runs, no client`, 'ms'),
+    apiCpuClients: row(5, `API CPU per process, the same with ${clients} live clients`, 'ms'),
+    clientsCpu: row(
+      5,
+      `the ${clients} live clients' CPU per process (their child processes)`,
+      'ms',
+    ),
+    apiNoop: row(7, `peak RSS, API (${name}), noop throughput`, 'MB'),
+    workerNoop: row(7, 'peak RSS, each worker (min–max over workers), noop throughput', 'MB'),
+    apiAll: row(
+      7,
+      `peak RSS, API (${name}), incl. big states${mode === 'threadpool' ? ' and live clients' : ''}`,
+      'MB',
+    ),
+    workerAll: row(7, 'peak RSS, each worker, incl. big states', 'MB'),
+  };
+}
+type ModeRows = ReturnType<typeof modeRows>;
+
+/** The rows a mode measures, in order (what it shows as n/a when it cannot run). */
+function modeRowList(mode: Mode, r: ModeRows): Row[] {
+  const worker = mode === 'worker';
+  return [
+    r.noopSteps,
+    r.noopProcesses,
+    ...(liveOnly ? [] : [...r.cost, ...r.payloads, r.firstP50, r.firstP99, r.doneP50, r.doneP99]),
+    ...(worker
+      ? []
+      : [
+          ...[1, profile.liveClients].flatMap((c) => [
+            r.liveLatency(c, 'p50'),
+            r.liveLatency(c, 'p99'),
+          ]),
+          r.liveThroughput,
+          r.liveRatio,
+          r.apiCpuNoClient,
+          r.apiCpuClients,
+          r.clientsCpu,
+        ]),
+    r.apiNoop,
+    ...(worker ? [r.workerNoop] : []),
+    r.apiAll,
+    ...(worker ? [r.workerAll] : []),
+  ];
+}
+
+/** Item 8's rows of a mode, in costFigures' order. */
+function costRows(name: string): [Row, Row, Row, Row, Row] {
+  return [
+    row(8, `DB cost per process, ${name}, noop: commits (the bench's own subtracted)`, 'commits'),
+    row(8, `DB cost per process, ${name}: the bench's own commits (polls, reads)`, 'commits'),
+    row(8, `DB cost per process, ${name}: rows inserted + updated + deleted`, 'rows'),
+    row(8, `DB cost per process, ${name}: WAL`, 'bytes'),
+    row(8, `DB cost per process, ${name}: WAL flushes`, 'flushes'),
+  ];
+}
+
 /**
  * Item 8: per process, over the noop runs whose cost was read. Commits exclude the bench's own
  * transactions (its polls for completion and its reads), which get a row of their own.
  */
-function costFigures(name: string, costs: RunCost[], maxCommits: number): Figure[] {
+function costFigures(
+  [commitsRow, ownRow, rowsRow, walRow, flushesRow]: [Row, Row, Row, Row, Row],
+  costs: RunCost[],
+  maxCommits: number,
+): Figure[] {
   if (!costs.length) return [];
   const per = (f: (c: RunCost) => number) => summarize(costs.map((c) => f(c) / profile.processes));
   const commits = per((c) => c.commits - c.probeCommits);
-  const out: Figure[] = [
+  const flushes = costs.every((c) => c.walFlushes !== undefined);
+  return [
     {
-      item: 8,
-      label: `DB cost per process, ${name}, noop: commits (the bench's own subtracted)`,
-      unit: 'commits',
+      ...commitsRow,
       value: commits,
       target: `≤ ${maxCommits}`,
       met: commits.median <= maxCommits,
     },
+    { ...ownRow, value: per((c) => c.probeCommits) },
+    { ...rowsRow, value: per((c) => c.rows) },
+    { ...walRow, value: per((c) => c.walBytes) },
     {
-      item: 8,
-      label: `DB cost per process, ${name}: the bench's own commits (polls, reads)`,
-      unit: 'commits',
-      value: per((c) => c.probeCommits),
-    },
-    {
-      item: 8,
-      label: `DB cost per process, ${name}: rows inserted + updated + deleted`,
-      unit: 'rows',
-      value: per((c) => c.rows),
-    },
-    {
-      item: 8,
-      label: `DB cost per process, ${name}: WAL`,
-      unit: 'bytes',
-      value: per((c) => c.walBytes),
+      ...flushesRow,
+      ...(flushes
+        ? { value: per((c) => c.walFlushes!) }
+        : { missing: 'no WAL flush count on this server' }),
     },
   ];
-  const flushes = costs.every((c) => c.walFlushes !== undefined);
-  out.push({
-    item: 8,
-    label: `DB cost per process, ${name}: WAL flushes`,
-    unit: 'flushes',
-    ...(flushes
-      ? { value: per((c) => c.walFlushes!) }
-      : { missing: 'no WAL flush count on this server' }),
-  });
-  return out;
 }
 
-/** With --pg-stats: the statements that took the most time in the whole run. */
-async function printStatements(url: string): Promise<void> {
+/** With --pg-stats: the statements that took the most time in the server's run, as text. */
+async function topStatements(url: string): Promise<string> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
@@ -650,11 +848,13 @@ async function printStatements(url: string): Promise<void> {
               left(regexp_replace(query, '\\s+', ' ', 'g'), 140) AS query
          FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15`,
     );
-    process.stdout.write('\npg_stat_statements, top 15 by total time (ms):\n');
-    for (const r of rows)
-      process.stdout.write(
-        `${String(r.total).padStart(8)} ${String(r.calls).padStart(8)} calls ${r.mean} ms  ${r.query}\n`,
-      );
+    return [
+      '\npg_stat_statements, top 15 by total time (ms):\n',
+      ...rows.map(
+        (r) =>
+          `${String(r.total).padStart(8)} ${String(r.calls).padStart(8)} calls ${r.mean} ms  ${r.query}\n`,
+      ),
+    ].join('');
   } finally {
     await c.end();
   }

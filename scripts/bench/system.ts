@@ -1,5 +1,6 @@
 // The system under test as real processes: a Postgres of its own (embedded in a temporary
-// folder, or a fresh database on DATABASE_URL's server), the API and worker processes.
+// folder, a server of scripts/test-server.sh, or a fresh database on DATABASE_URL's server), the
+// API and worker processes.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { runMigrations } from '../../src/db/migrate.ts';
 import { NodeProcess, root } from '../support/node-process.ts';
 import { freePort } from '../support/ports.ts';
+import { startTestServer, type ServerSpec } from '../support/test-server.ts';
 
 export { NodeProcess, root };
 
@@ -38,46 +40,75 @@ function withDatabase(url: string, name: string): string {
 }
 
 /**
- * A database of its own: `DATABASE_URL`'s server gets a fresh `orchestrator_bench` database;
- * otherwise an embedded Postgres (default settings, fsync on) in a temporary folder.
+ * A database of its own, a fresh `orchestrator_bench`: on `server` when given (`embedded`: an
+ * embedded Postgres, default settings, fsync on, in a temporary folder; `stock`, `stock:MAJOR`,
+ * `embedded:MAJOR`: a server started by scripts/test-server.sh, stopped by close()); without it,
+ * on `DATABASE_URL`'s server when set, else embedded.
  */
-export async function openBenchDatabase(opts: { pgStats: boolean }): Promise<BenchDatabase> {
-  let serverUrl = process.env.DATABASE_URL;
+export async function openBenchDatabase(opts: {
+  pgStats: boolean;
+  server?: ServerSpec;
+}): Promise<BenchDatabase> {
+  let serverUrl: string;
   let stop = async () => {};
-  let describe = 'DATABASE_URL server';
-  if (!serverUrl) {
+  let describe: string;
+  if (opts.server === undefined && process.env.DATABASE_URL) {
+    serverUrl = process.env.DATABASE_URL;
+    describe = 'DATABASE_URL server';
+  } else if (opts.server === undefined || opts.server === 'embedded') {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-bench-'));
     fs.chmodSync(dir, 0o755);
     const flags = ['-c', 'max_connections=300'];
     if (opts.pgStats) flags.push('-c', 'shared_preload_libraries=pg_stat_statements');
+    const removeDir = () => fs.rmSync(dir, { recursive: true, force: true });
     const embedded = await startEmbeddedPostgres({
       dataDir: dir,
       port: await freePort(),
       logger: silentLogger,
       postgresFlags: flags,
+    }).catch((err: unknown) => {
+      removeDir();
+      throw err;
     });
     serverUrl = embedded.connectionString;
     describe = 'embedded Postgres (default settings, fsync on)';
     stop = async () => {
       await embedded.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeDir();
     };
+  } else {
+    // Its own configuration (Debian's stock one for `stock`); pg_stat_statements is preloaded.
+    const server = await startTestServer(opts.server);
+    serverUrl = server.url;
+    describe = server.describe;
+    stop = () => server.stop();
   }
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]
-    ?.server_version;
-  await admin.query(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${DB_NAME}`);
-  await admin.end();
-  const url = withDatabase(serverUrl, DB_NAME);
-  await runMigrations(url);
-  if (opts.pgStats) {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
-    await c.end();
+  let version: string | undefined;
+  let url: string;
+  try {
+    const admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    try {
+      version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]
+        ?.server_version;
+      await admin.query(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE ${DB_NAME}`);
+    } finally {
+      await admin.end();
+    }
+    url = withDatabase(serverUrl, DB_NAME);
+    await runMigrations(url);
+    if (opts.pgStats) {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+      await c.end();
+    }
+  } catch (err) {
+    await stop();
+    throw err;
   }
+  let closing: Promise<void> | undefined;
   return {
     url,
     describe: `${describe}, PostgreSQL ${version}`,
@@ -105,12 +136,20 @@ export async function openBenchDatabase(opts: { pgStats: boolean }): Promise<Ben
         if (!client) await c.end();
       }
     },
-    async close() {
-      const c = new pg.Client({ connectionString: serverUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch(() => undefined);
-      await c.end();
-      await stop();
+    close() {
+      // Once, however often called (Ctrl-C's handler and the run's own `finally` may both); the
+      // server is stopped even when it no longer answers.
+      closing ??= (async () => {
+        try {
+          const c = new pg.Client({ connectionString: serverUrl });
+          await c.connect();
+          await c.query(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch(() => undefined);
+          await c.end();
+        } finally {
+          await stop();
+        }
+      })();
+      return closing;
     },
   };
 }
@@ -144,7 +183,10 @@ export async function startApi(
       () => false,
     );
     if (ok) return { url, process: proc };
-    if (Date.now() > deadline) throw new Error(`the API did not start:\n${proc.output}`);
+    if (Date.now() > deadline) {
+      await proc.stop();
+      throw new Error(`the API did not start in 60 s:\n${proc.output}`);
+    }
     await sleep(50);
   }
 }
@@ -166,6 +208,11 @@ export async function startWorker(
     LOG_LEVEL: 'info',
     ...extraEnv,
   });
-  await proc.waitFor(/worker ready/, 'a worker');
+  try {
+    await proc.waitFor(/worker ready/, 'a worker');
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
   return proc;
 }

@@ -20,8 +20,18 @@ export const POST_CONCURRENCY = 32;
 export async function measureThroughput(
   db: BenchDatabase,
   apiUrl: string,
-  opts: { processes: number; stateBytes: number; cost?: CostProbe },
+  opts: {
+    processes: number;
+    stateBytes: number;
+    cost?: CostProbe;
+    /**
+     * Time for the starts and completions (default 5 minutes); past it the run fails with a
+     * TimeLimitError, the starts still in flight abandoned.
+     */
+    timeoutMs?: number;
+  },
 ): Promise<ThroughputRun> {
+  const timeoutMs = opts.timeoutMs ?? 300_000;
   const probe = opts.cost;
   const client = probe?.client ?? new pg.Client({ connectionString: db.url });
   if (!probe) await client.connect();
@@ -34,8 +44,16 @@ export async function measureThroughput(
         ? ['noop_payload', { payload: 'x'.repeat(opts.stateBytes) }]
         : ['noop', {}];
     const started = wallClockMs();
-    await startMany(apiUrl, workflow, body, opts.processes, POST_CONCURRENCY);
-    const last = await waitAllCompleted(client, opts.processes, 300_000);
+    const deadline = Date.now() + timeoutMs;
+    await startMany(
+      apiUrl,
+      workflow,
+      body,
+      opts.processes,
+      POST_CONCURRENCY,
+      AbortSignal.timeout(timeoutMs),
+    );
+    const last = await waitAllCompleted(client, opts.processes, deadline - Date.now());
     const { rows } = await client.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM orchestrator.process_steps WHERE status = 'success'`,
     );
