@@ -19,11 +19,12 @@ ALTER TABLE orchestrator.processes ADD COLUMN version bigint NOT NULL DEFAULT 0;
 
 -- States are stored with every step row; lz4 compresses and decompresses them several times
 -- faster than the default pglz (a 1 MB state is TOASTed on every step). Servers built without lz4
--- keep pglz.
+-- keep pglz, and so does PostgreSQL 13, which has no column compression setting (the statements
+-- are dynamic so that its syntax error is caught here too).
 DO $$
 BEGIN
-  ALTER TABLE orchestrator.process_steps ALTER COLUMN state SET COMPRESSION lz4;
-  ALTER TABLE orchestrator.input_states ALTER COLUMN input SET COMPRESSION lz4;
-EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+  EXECUTE 'ALTER TABLE orchestrator.process_steps ALTER COLUMN state SET COMPRESSION lz4';
+  EXECUTE 'ALTER TABLE orchestrator.input_states ALTER COLUMN input SET COMPRESSION lz4';
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR syntax_error THEN
   RAISE NOTICE 'lz4 is not available on this server: states keep the default compression';
 END $$;

@@ -49,6 +49,33 @@ describe('npm run migrate', () => {
     }
   });
 
+  it('accepts a database that applied a landed migration before its text was rewritten', async () => {
+    // 005 was rewritten to run on PostgreSQL 13; databases that applied its first text hold
+    // that text's hash, and must still start.
+    const url = withDatabase(adminUrl, name);
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(
+        `UPDATE migrations SET hash = '5d63bb5084bcb10e14404b9a82f9f34a1e3333a0'
+          WHERE name = 'events_after_commit'`,
+      );
+      const p = spawnNode('src/cli/migrate.ts', [], { DATABASE_URL: url });
+      expect(await p.exited).toBe(0);
+      const { rows } = await c.query(
+        `SELECT hash FROM migrations WHERE name = 'events_after_commit'`,
+      );
+      expect(rows[0].hash).not.toBe('5d63bb5084bcb10e14404b9a82f9f34a1e3333a0');
+      // Any other hash is an edited migration, refused as ever.
+      await c.query(`UPDATE migrations SET hash = 'edited' WHERE name = 'events_after_commit'`);
+      const refused = spawnNode('src/cli/migrate.ts', [], { DATABASE_URL: url });
+      expect(await refused.exited).toBe(1);
+      expect(refused.output()).toMatch(/Hashes don't match/);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('fails with exit code 1 and a clear message when the database is unreachable', async () => {
     const url = `postgres://postgres:x@127.0.0.1:${await freePort()}/none`;
     const p = spawnNode('src/cli/migrate.ts', [], { DATABASE_URL: url });
