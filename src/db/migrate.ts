@@ -43,7 +43,9 @@ async function acceptRewrittenMigrations(client: pg.Client): Promise<void> {
   if (!rows[0]?.exists) return;
   for (const [file, before] of Object.entries(REWRITTEN)) {
     const text = fs.readFileSync(path.join(migrationsDir, file), 'utf8');
-    const now = createHash('sha1').update(file + text, 'utf8').digest('hex');
+    const now = createHash('sha1')
+      .update(file + text, 'utf8')
+      .digest('hex');
     await client.query(`UPDATE public.migrations SET hash = $1 WHERE hash = $2`, [now, before]);
   }
 }
