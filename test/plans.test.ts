@@ -2,7 +2,7 @@
 // from the server itself: no statement JIT-compiled (on a server that has JIT, as Debian's
 // packages, the official image and managed services do), and no sequential scan of the big tables
 // once they hold thousands of rows, even for statements first prepared while they were empty.
-// CI runs this file on the embedded server and on Debian's stock postgresql-15 (.ci/run).
+// CI runs this file on every server of its matrix (.ci/run), Debian's stock postgresql-15 among them.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
