@@ -32,6 +32,24 @@ export default tseslint.config(
     },
   },
   {
+    // The test kit's statements and the invariant oracle serve tests and the chaos suite only.
+    files: ['src/**/*.ts'],
+    ignores: ['src/testing.ts', 'src/testkit/**', 'src/db/testkit/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/db/testkit/*', '**/testkit/*'],
+              message: 'Test-only code: production never imports it.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Tests read loosely typed JSON responses.
     files: ['test/**/*.ts', 'scripts/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

@@ -29,7 +29,7 @@ import type { Publish } from './db/events.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { getStepRows, type StepRow } from './db/processes.ts';
 import { cloneDatabase } from './db/templates.ts';
-import { makeRetriesDue, processTree } from './db/testkit.ts';
+import { makeRetriesDue, processTree } from './db/testkit/statements.ts';
 import type { Actor } from './engine/actor.ts';
 import type { WorkflowDefinition } from './engine/dsl.ts';
 import { createEngine, type Engine } from './engine/engine.ts';

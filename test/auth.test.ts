@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/invariants.ts';
+import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { startApi } from './support/api.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';

@@ -1,6 +1,6 @@
 // Child processes (subProcesses: fan-out and fan-in), end to end against a real Postgres.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/invariants.ts';
+import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';

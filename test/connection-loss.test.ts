@@ -3,7 +3,7 @@
 // between two queries of a transaction once emitted an unhandled 'error' that killed the API.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/invariants.ts';
+import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { root } from './support/paths.ts';

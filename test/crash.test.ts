@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/invariants.ts';
+import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { root } from './support/paths.ts';
 import { client, startApi } from './support/api.ts';

@@ -2,7 +2,7 @@
 // store, SQL and script fragments, malformed ids, wrong methods and content types. Each must get a
 // 4xx with a stable code (never a 5xx, a stack trace or SQL), and nothing may be written.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/invariants.ts';
+import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';

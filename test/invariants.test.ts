@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
-import { checkInvariants } from '../src/db/invariants.ts';
+import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import { getCallbacks, resolveCallback, timeOutCallbacks } from '../src/db/callbacks.ts';
 import { markResumed } from '../src/db/resumes.ts';
 import { commitStep, type StepCommit } from '../src/db/step-commits.ts';

@@ -27,3 +27,19 @@ describe('SQL only in src/db', () => {
     }
   });
 });
+
+describe('test-only code stays out of production', () => {
+  const IMPORT = `import { checkInvariants } from '../db/testkit/invariants.ts';\nexport const f = checkInvariants;\n`;
+
+  it('refuses an import of the test kit from production code', async () => {
+    for (const file of ['src/engine/engine.ts', 'src/api/app.ts']) {
+      expect(await messages(file, IMPORT)).toEqual([
+        expect.stringMatching(/^no-restricted-imports: .*Test-only code/),
+      ]);
+    }
+  });
+
+  it('lets the test kit import it', async () => {
+    expect(await messages('src/testing.ts', IMPORT.replace('../db', './db'))).toEqual([]);
+  });
+});

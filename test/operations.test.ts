@@ -1,6 +1,6 @@
 // Operators' actions on processes and tasks: delete, note, resume-all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/invariants.ts';
+import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';
 import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';

@@ -1,7 +1,7 @@
 // The step kinds beyond plain steps, end to end through the REST API against a real Postgres:
 // retry steps, callback steps, step groups and forms with pages, in both executors.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/invariants.ts';
+import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import type { Orchestrator } from '../src/server.ts';
 import { client, startApi } from './support/api.ts';

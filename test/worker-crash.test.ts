@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { createPool } from '../src/db/pool.ts';
 import { createQueueExecutor } from '../src/executors/queue.ts';
-import { checkInvariants } from '../src/db/invariants.ts';
+import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
 import { root } from './support/paths.ts';

@@ -2,7 +2,7 @@
 // a real Postgres.
 import { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/invariants.ts';
+import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { root } from './support/paths.ts';

@@ -3,7 +3,7 @@
 // once in its `validations`; no child outside a parent's list; an aborted parent left no child
 // going; a parent failed only because a fault aborted one of its children.
 import type pg from 'pg';
-import type { Violation } from '../../src/db/invariants.ts';
+import type { Violation } from '../../src/db/testkit/invariants.ts';
 import { devices, INVENTORY } from '../../workflows/_inventory.ts';
 import type { ParentRecord } from './load.ts';
 

@@ -2,7 +2,7 @@
 // is part of the fault); recovery is measured separately by the caller.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import type { Violation } from '../../src/db/invariants.ts';
+import type { Violation } from '../../src/db/testkit/invariants.ts';
 import type { OwnCluster } from '../support/cluster.ts';
 import type { Service } from './cluster.ts';
 import type { Load } from './load.ts';

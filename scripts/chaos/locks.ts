@@ -2,10 +2,10 @@
 // `provision_port` starts (spread over the API instances) whenever its key is free; the winner is
 // then confirmed or aborted (sometimes before it reaches its input step) so that the key comes
 // free for the next burst. Meanwhile the lock tables are sampled against invariant 7
-// (src/db/invariants.ts): a key never has two live holders, nor a holder that ended.
+// (src/db/testkit/invariants.ts): a key never has two live holders, nor a holder that ended.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { resourceLockViolations, type Violation } from '../../src/db/invariants.ts';
+import { resourceLockViolations, type Violation } from '../../src/db/testkit/invariants.ts';
 import { devices, portsOf } from '../../workflows/_inventory.ts';
 import type { Load } from './load.ts';
 

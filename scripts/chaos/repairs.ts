@@ -3,7 +3,7 @@
 // it patched (204) has one `StatePatched` row and completed on the patched state, with
 // `succeededOnAttempt`; no process shows a repair the load did not ask for.
 import type pg from 'pg';
-import type { Violation } from '../../src/db/invariants.ts';
+import type { Violation } from '../../src/db/testkit/invariants.ts';
 import type { RepairRecord } from './load.ts';
 
 interface FlakyRow {

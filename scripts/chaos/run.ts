@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { checkInvariants, type Violation } from '../../src/db/invariants.ts';
+import { checkInvariants, type Violation } from '../../src/db/testkit/invariants.ts';
 import { CALLBACK_TIMED_OUT } from '../../src/db/callbacks.ts';
 import { loadRegistry } from '../../src/engine/registry.ts';
 import { freePort } from '../support/ports.ts';

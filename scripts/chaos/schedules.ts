@@ -6,7 +6,7 @@
 // database; a tick that started nothing is one refused while the engine was paused (or one
 // consumed after the schedule was deleted at the end).
 import type pg from 'pg';
-import type { Violation } from '../../src/db/invariants.ts';
+import type { Violation } from '../../src/db/testkit/invariants.ts';
 import { SCHEDULE_QUEUE } from '../../src/executors/boss.ts';
 
 export const SCHEDULE_NAME = 'chaos_tick';

@@ -5,7 +5,7 @@
 // sleep_demo completed (or was aborted), having slept at least its seconds, its sleep cleared once.
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
-import type { Violation } from '../../src/db/invariants.ts';
+import type { Violation } from '../../src/db/testkit/invariants.ts';
 import { CALLBACK_TIMED_OUT } from '../../src/db/callbacks.ts';
 import type { CallbackPost, CallbackRecord } from './callbacks.ts';
 

@@ -1,7 +1,7 @@
 // Checks over the database that must hold whatever crashed or raced: the durability contract,
 // stated as queries. Used by the test suite and the fault-injection suite.
-import type { Queryable } from './pool.ts';
-import { CALLBACK_TIMED_OUT } from './callbacks.ts';
+import type { Queryable } from '../pool.ts';
+import { CALLBACK_TIMED_OUT } from '../callbacks.ts';
 
 export interface Violation {
   invariant: string;

@@ -1,6 +1,6 @@
 // The test kit's own statements (src/testing.ts): what it waits on and what it fast-forwards.
-import type { ProcessStatus } from './model.ts';
-import type { Queryable } from './pool.ts';
+import type { ProcessStatus } from '../model.ts';
+import type { Queryable } from '../pool.ts';
 
 export interface TreeMember {
   id: string;
