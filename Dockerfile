@@ -1,5 +1,5 @@
 # The orchestrator's image: the API by default, a worker with another command, e.g.
-#   docker run … pgflow-orchestrator node src/cli/worker.ts --queues tasks
+#   docker run … keelson node src/cli/worker.ts --queues tasks
 # Node 22 runs the TypeScript sources directly (type stripping): no build step, no devDependencies.
 # DATABASE_URL must be set (the embedded Postgres of `npm start` is for development).
 

@@ -28,7 +28,7 @@ const PAGE = `<!doctype html>
   <head>
     <meta charset="utf-8" />
     <meta name="viewport" content="width=device-width, initial-scale=1" />
-    <title>Workflow orchestrator API</title>
+    <title>Keelson API</title>
     <link rel="stylesheet" href="docs/swagger-ui.css" />
     <link rel="icon" type="image/png" href="docs/favicon-32x32.png" sizes="32x32" />
     <link rel="icon" type="image/png" href="docs/favicon-16x16.png" sizes="16x16" />

@@ -26,7 +26,8 @@ export function createLogger(level: LogLevel = 'info', base: Record<string, unkn
   const p = pino(
     {
       level,
-      base,
+      // Every line names the product, so that logs shipped together can be told apart.
+      base: { name: 'keelson', ...base },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       // Errors under any of these keys are written with their name, message and stack.
