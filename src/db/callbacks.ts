@@ -1,11 +1,6 @@
 // Callbacks of callback steps: the rows behind a token, an answer, progress, and the timeouts.
-import {
-  processEventSql,
-  stepEventSql,
-  type ProcessEventRow,
-  type StepEventRow,
-} from './events.ts';
-import { CURRENT_STATE, PAUSED, STEP_COLUMNS, stepAndProcess } from './fragments.ts';
+import { processEventSql, type ProcessEventRow, type StepEventRow } from './events.ts';
+import { CURRENT_STATE, PAUSED, stepAndProcess, stepWrite } from './fragments.ts';
 import type { ProcessStatus, State } from './model.ts';
 import type { Queryable } from './pool.ts';
 
@@ -58,23 +53,23 @@ export async function resolveCallback(
 ): Promise<[StepEventRow, ProcessEventRow] | undefined> {
   const cleared = r.stepStatus === 'success';
   const { rows } = await db.query<{ step: StepEventRow; process: ProcessEventRow }>(
-    `WITH p AS (
-       UPDATE orchestrator.processes p
-          SET status = $5::text, step_index = $3 + $6::int, attempt = CASE WHEN $6 = 1 THEN 1 ELSE attempt + 1 END,
+    stepWrite({
+      update: {
+        set: `status = $5::text, step_index = $3 + $6::int, attempt = CASE WHEN $6 = 1 THEN 1 ELSE attempt + 1 END,
               last_step = $4, failed_reason = $8, traceback = $9, last_modified_at = now(),
-              acting_user = $12, version = version + 1
-        WHERE id = $1 AND status = 'awaiting_callback' AND step_index = $3 AND NOT ${PAUSED}
+              acting_user = $12, version = version + 1`,
+        where: `id = $1 AND status = 'awaiting_callback' AND step_index = $3 AND NOT ${PAUSED}
           AND EXISTS (SELECT 1 FROM orchestrator.callbacks
-                       WHERE id = $2 AND process_id = $1 AND status = 'pending')
-       RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
-     cb AS (
+                       WHERE id = $2 AND process_id = $1 AND status = 'pending')`,
+        returning: 'p.last_modified_at',
+      },
+      between: [
+        `cb AS (
        UPDATE orchestrator.callbacks cb SET status = 'done', resolved_at = now()
-         FROM p WHERE cb.id = $2 AND cb.status = 'pending'),
-     s AS (
-       INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
-       SELECT id, $3, $4, $7, $10, $11, last_modified_at, $12, $13 FROM p
-       RETURNING ${stepEventSql('s')} AS event)
-     SELECT s.event AS step, p.event AS process FROM p, s`,
+         FROM p WHERE cb.id = $2 AND cb.status = 'pending')`,
+      ],
+      step: `id, $3, $4, $7, $10, $11, last_modified_at, $12, $13`,
+    }),
     [
       r.processId,
       r.callbackId,
@@ -131,36 +126,36 @@ export async function timeOutCallbacks(
   limit: number,
 ): Promise<[StepEventRow, ProcessEventRow][]> {
   const { rows } = await db.query<{ step: StepEventRow; process: ProcessEventRow }>(
-    `WITH due AS (
+    stepWrite({
+      before: [
+        `due AS (
        SELECT id, process_id, step_index FROM orchestrator.callbacks
         WHERE status = 'pending' AND expires_at <= now()
-        ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED),
-     p AS (
-       UPDATE orchestrator.processes p
-          SET status = 'failed', failed_reason = $2, traceback = NULL, attempt = attempt + 1,
-              last_modified_at = now(), version = version + 1
-         FROM due
-        WHERE p.id = due.process_id AND p.status = 'awaiting_callback'
-          AND p.step_index = due.step_index
-       RETURNING p.id, p.step_index, p.last_step, ${CURRENT_STATE} AS state,
+        ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+      ],
+      update: {
+        set: `status = 'failed', failed_reason = $2, traceback = NULL, attempt = attempt + 1,
+              last_modified_at = now(), version = version + 1`,
+        from: 'due',
+        where: `p.id = due.process_id AND p.status = 'awaiting_callback'
+          AND p.step_index = due.step_index`,
+        returning: `p.step_index, p.last_step, ${CURRENT_STATE} AS state,
                  (SELECT s.step_group FROM orchestrator.process_steps s
-                   WHERE s.process_id = p.id ORDER BY s.id DESC LIMIT 1) AS step_group,
-                 ${processEventSql('p')} AS event),
-     -- Expired when its process timed out here; a callback left pending by a process that no
-     -- longer waits for it (aborted while its callback was being committed) is cancelled.
-     ended AS (
+                   WHERE s.process_id = p.id ORDER BY s.id DESC LIMIT 1) AS step_group`,
+      },
+      between: [
+        // Expired when its process timed out here; a callback left pending by a process that no
+        // longer waits for it (aborted while its callback was being committed) is cancelled.
+        `ended AS (
        UPDATE orchestrator.callbacks cb
           SET status = CASE WHEN cb.process_id IN (SELECT id FROM p) THEN 'expired' ELSE 'cancelled' END,
               resolved_at = now()
-         FROM due WHERE cb.id = due.id),
-     s AS (
-       INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
-       SELECT id, step_index, last_step, 'failed', state,
+         FROM due WHERE cb.id = due.id)`,
+      ],
+      step: `id, step_index, last_step, 'failed', state,
               jsonb_build_object('name', 'CallbackTimeout', 'message', $2::text), now(), 'timekeeper',
-              step_group
-         FROM p
-       RETURNING s.process_id, ${stepEventSql('s')} AS event)
-     SELECT s.event AS step, p.event AS process FROM p JOIN s ON s.process_id = p.id`,
+              step_group`,
+    }),
     [limit, CALLBACK_TIMED_OUT],
   );
   return rows.map((r) => [r.step, r.process]);

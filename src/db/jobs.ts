@@ -3,6 +3,7 @@
 // process last needed one: a worker claims a process right after fetching its job, so an active job
 // older than that belongs to a worker that died.
 import { createHash } from 'node:crypto';
+import { runnable, runnableWays } from './fragments.ts';
 import { STARTABLE_STATUSES, type ProcessStatus } from './model.ts';
 import type { Queryable } from './pool.ts';
 
@@ -14,15 +15,10 @@ export interface Unqueued {
   createdBy: string | null;
 }
 
-/** A created process queued for resource locks is not runnable until it is given them. */
-const NOT_QUEUED_FOR_LOCKS = `NOT EXISTS (
-  SELECT 1 FROM orchestrator.resource_lock_waiters w WHERE w.process_id = p.id)`;
-
-const NEEDS_JOB = `(
-  (p.status = ANY($4::text[]) AND p.last_modified_at < now() - make_interval(secs => $1)
-   AND ${NOT_QUEUED_FOR_LOCKS})
-  OR (p.status = 'running' AND p.lease_expires_at < now())
-  OR (p.status = 'waiting' AND p.retry_at < now() - make_interval(secs => $1)))`;
+/** Runnable, and so for `graceSeconds` ($1) unless its lease expired: it needs a job. */
+const NEEDS_JOB = runnable('p', '$4', '$1');
+/** The same, as the branches `findUnqueued` reads one by one. */
+const WAYS = runnableWays('p', '$4', '$1');
 
 const NO_LIVE_JOB = `NOT EXISTS (
   SELECT 1 FROM pgboss.job j
@@ -46,18 +42,15 @@ export async function findUnqueued(
   const { rows } = await db.query<Unqueued>(
     `SELECT id, status, "isTask", target, "createdBy" FROM (
        (SELECT ${COLUMNS}, 0 AS rank, p.lease_expires_at AS at FROM orchestrator.processes p
-         WHERE p.status = 'running' AND p.lease_expires_at < now() AND ${NO_LIVE_JOB}
+         WHERE ${WAYS.leaseExpired} AND ${NO_LIVE_JOB}
          ORDER BY p.lease_expires_at LIMIT $3)
        UNION ALL
        (SELECT ${COLUMNS}, 1 AS rank, p.last_modified_at AS at FROM orchestrator.processes p
-         WHERE p.status = ANY($4::text[])
-           AND p.last_modified_at < now() - make_interval(secs => $1) AND ${NOT_QUEUED_FOR_LOCKS}
-           AND ${NO_LIVE_JOB}
+         WHERE ${WAYS.startable} AND ${NO_LIVE_JOB}
          ORDER BY p.last_modified_at LIMIT $3)
        UNION ALL
        (SELECT ${COLUMNS}, 1 AS rank, p.retry_at AS at FROM orchestrator.processes p
-         WHERE p.status = 'waiting' AND p.retry_at < now() - make_interval(secs => $1)
-           AND ${NO_LIVE_JOB}
+         WHERE ${WAYS.retryDue} AND ${NO_LIVE_JOB}
          ORDER BY p.retry_at LIMIT $3)) u
       ORDER BY rank, at LIMIT $3`,
     [o.graceSeconds, o.leaseSeconds, o.limit, STARTABLE_STATUSES],

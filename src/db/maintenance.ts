@@ -1,5 +1,5 @@
 // The built-in tasks' writes: a safety net and clean-up, not the normal path.
-import { RELEASE_LEASE } from './fragments.ts';
+import { RELEASE_LEASE, retryDue } from './fragments.ts';
 import type { Queryable } from './pool.ts';
 
 /**
@@ -11,10 +11,10 @@ export async function resumeOverdueRetries(
   overdueSeconds: number,
 ): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
-    `UPDATE orchestrator.processes
+    `UPDATE orchestrator.processes p
         SET status = 'resumed', retry_at = NULL, version = version + 1,
             last_modified_at = now() - interval '1 hour'
-      WHERE status = 'waiting' AND retry_at < now() - make_interval(secs => $1)
+      WHERE ${retryDue('p', '$1')}
       RETURNING id`,
     [overdueSeconds],
   );

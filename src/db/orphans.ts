@@ -1,5 +1,6 @@
 // What a runner should pick up (threadpool sweeper): processes whose runner died first, then the
 // backlog that was never started or was resumed without running.
+import { runnableWays } from './fragments.ts';
 import { STARTABLE_STATUSES } from './model.ts';
 import type { Queryable } from './pool.ts';
 
@@ -21,22 +22,20 @@ export async function findOrphanRows(
   olderThanSeconds: number,
   limit: number,
 ): Promise<Orphan[]> {
+  const ways = runnableWays('p', '$3', '$1');
   const { rows } = await db.query<Orphan>(
     `SELECT id, rank = 0 AS "leaseExpired" FROM (
-       (SELECT id, 0 AS rank, lease_expires_at AS at FROM orchestrator.processes
-         WHERE status = 'running' AND lease_expires_at < now()
-         ORDER BY lease_expires_at LIMIT $2)
+       (SELECT p.id, 0 AS rank, p.lease_expires_at AS at FROM orchestrator.processes p
+         WHERE ${ways.leaseExpired}
+         ORDER BY p.lease_expires_at LIMIT $2)
        UNION ALL
-       (SELECT id, 1 AS rank, last_modified_at AS at FROM orchestrator.processes
-         WHERE status = ANY($3::text[])
-           AND last_modified_at < now() - make_interval(secs => $1)
-           AND NOT EXISTS (SELECT 1 FROM orchestrator.resource_lock_waiters w
-                            WHERE w.process_id = processes.id)
-         ORDER BY last_modified_at LIMIT $2)
+       (SELECT p.id, 1 AS rank, p.last_modified_at AS at FROM orchestrator.processes p
+         WHERE ${ways.startable}
+         ORDER BY p.last_modified_at LIMIT $2)
        UNION ALL
-       (SELECT id, 1 AS rank, retry_at AS at FROM orchestrator.processes
-         WHERE status = 'waiting' AND retry_at < now() - make_interval(secs => $1)
-         ORDER BY retry_at LIMIT $2)) o
+       (SELECT p.id, 1 AS rank, p.retry_at AS at FROM orchestrator.processes p
+         WHERE ${ways.retryDue}
+         ORDER BY p.retry_at LIMIT $2)) o
       ORDER BY rank, at LIMIT $2`,
     [olderThanSeconds, limit, STARTABLE_STATUSES],
   );

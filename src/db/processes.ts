@@ -1,7 +1,7 @@
 // Reads of orchestrator.processes and its step rows; the writes are in the statement modules beside it (leases, step-commits, resumes, …).
 import { TERMINAL_STATUSES, type ProcessStatus, type State, type StepStatus } from './model.ts';
 import type { Queryable, SqlRunner } from './pool.ts';
-import { CURRENT_STATE } from './fragments.ts';
+import { CURRENT_STATE, retryDue } from './fragments.ts';
 
 export const PROCESS_COLUMNS = `p.id, p.workflow_name AS "workflowName", p.status, p.last_step AS "lastStep",
   p.step_index AS "stepIndex", p.attempt, p.is_task AS "isTask", p.target, p.assignee,
@@ -136,8 +136,7 @@ export async function unendedOfSchedule(db: Queryable, name: string): Promise<bo
 /** Waiting processes whose retry is due, oldest first (read through processes_retry_idx). */
 export async function dueRetries(db: Queryable, limit: number): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM orchestrator.processes
-      WHERE status = 'waiting' AND retry_at <= now() ORDER BY retry_at LIMIT $1`,
+    `SELECT p.id FROM orchestrator.processes p WHERE ${retryDue('p')} ORDER BY p.retry_at LIMIT $1`,
     [limit],
   );
   return rows.map((r) => r.id);

@@ -1,22 +1,21 @@
 // The API's resumes and repairs of a process: user input on a suspended step, a resume, an
 // abort, a skipped failed step, a patched state before a retry. Each a compare-and-set on status
 // and position, in one statement.
-import {
-  processEventSql,
-  stepEventSql,
-  type ProcessEventRow,
-  type StepEventRow,
-} from './events.ts';
+import { processEventSql, type ProcessEventRow, type StepEventRow } from './events.ts';
 import {
   CANCEL_CALLBACKS,
   CURRENT_STATE,
   PAUSED,
   RELEASE_LEASE,
-  STEP_COLUMNS,
   stepAndProcess,
+  stepWrite,
 } from './fragments.ts';
 import { REPAIRABLE_STATUSES, TERMINAL_STATUSES, type ProcessStatus, type State } from './model.ts';
 import type { Queryable } from './pool.ts';
+
+/** Keeps a user's input ($4) to the processes of CTE `p`. */
+const USER_INPUT = `i AS (INSERT INTO orchestrator.input_states (process_id, input, input_type)
+           SELECT id, $4, 'user_input' FROM p)`;
 
 /** Records user input on resume of a suspended process: the input step cleared with the merged state. */
 export async function resumeSuspended(
@@ -33,20 +32,17 @@ export async function resumeSuspended(
   },
 ): Promise<[StepEventRow, ProcessEventRow] | undefined> {
   const { rows } = await db.query<{ step: StepEventRow; process: ProcessEventRow }>(
-    `WITH p AS (
-       UPDATE orchestrator.processes p
-          SET status = $5::text, step_index = $2 + 1, attempt = 1, last_step = $3,
+    stepWrite({
+      update: {
+        set: `status = $5::text, step_index = $2 + 1, attempt = 1, last_step = $3,
               failed_reason = NULL, traceback = NULL, last_modified_at = now(),
-              acting_user = $7, version = version + 1
-        WHERE id = $1 AND status = 'suspended' AND step_index = $2 AND NOT ${PAUSED}
-       RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
-     i AS (INSERT INTO orchestrator.input_states (process_id, input, input_type)
-           SELECT id, $4, 'user_input' FROM p),
-     s AS (
-       INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
-       SELECT id, $2, $3, 'success', $6, NULL, last_modified_at, $7, $8 FROM p
-       RETURNING ${stepEventSql('s')} AS event)
-     SELECT s.event AS step, p.event AS process FROM p, s`,
+              acting_user = $7, version = version + 1`,
+        where: `id = $1 AND status = 'suspended' AND step_index = $2 AND NOT ${PAUSED}`,
+        returning: 'p.last_modified_at',
+      },
+      between: [USER_INPUT],
+      step: `id, $2, $3, 'success', $6, NULL, last_modified_at, $7, $8`,
+    }),
     [
       r.id,
       r.index,
@@ -99,25 +95,28 @@ export async function abortProcessRow(
   user: string | null,
 ): Promise<{ events: (StepEventRow | ProcessEventRow)[]; aborted: string[] } | undefined> {
   const { rows } = await db.query<{ id: string; step: StepEventRow; process: ProcessEventRow }>(
-    `WITH RECURSIVE tree AS (
+    stepWrite({
+      recursive: true,
+      before: [
+        `tree AS (
        SELECT id FROM orchestrator.processes WHERE id = $1 AND status <> ALL($3::text[])
        UNION
-       SELECT c.id FROM orchestrator.processes c JOIN tree t ON c.parent_id = t.id),
-     p AS (
-       UPDATE orchestrator.processes p
-          SET status = 'aborted', ${RELEASE_LEASE}, retry_at = NULL,
-              last_modified_at = now(), last_step = 'Abort', version = version + 1
-        WHERE id IN (SELECT id FROM tree) AND status <> ALL($3::text[])
-       RETURNING p.id, p.step_index, ${CURRENT_STATE} AS state, ${processEventSql('p')} AS event),
-     c AS (${CANCEL_CALLBACKS}),
-     -- Queued for resource keys (lockMode queue): it leaves the queue, or it would be given them.
-     w AS (DELETE FROM orchestrator.resource_lock_waiters WHERE process_id IN (SELECT id FROM p)),
-     s AS (
-       INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
-       SELECT id, step_index, 'Abort', 'abort', state, NULL, now(), $2, NULL FROM p
-       RETURNING s.process_id, ${stepEventSql('s')} AS event)
-     SELECT p.id, s.event AS step, p.event AS process FROM p JOIN s ON s.process_id = p.id
-      ORDER BY p.id = $1 DESC`,
+       SELECT c.id FROM orchestrator.processes c JOIN tree t ON c.parent_id = t.id)`,
+      ],
+      update: {
+        set: `status = 'aborted', ${RELEASE_LEASE}, retry_at = NULL,
+              last_modified_at = now(), last_step = 'Abort', version = version + 1`,
+        where: `id IN (SELECT id FROM tree) AND status <> ALL($3::text[])`,
+        returning: `p.step_index, ${CURRENT_STATE} AS state`,
+      },
+      between: [
+        `c AS (${CANCEL_CALLBACKS})`,
+        // Queued for resource keys (lockMode queue): it leaves the queue, or it would be given them.
+        `w AS (DELETE FROM orchestrator.resource_lock_waiters WHERE process_id IN (SELECT id FROM p))`,
+      ],
+      step: `id, step_index, 'Abort', 'abort', state, NULL, now(), $2, NULL`,
+      orderBy: 'p.id = $1 DESC',
+    }),
     [id, user, TERMINAL_STATUSES],
   );
   if (rows[0]?.id !== id) return undefined;
@@ -142,18 +141,16 @@ export async function skipFailedStep(
   },
 ): Promise<[StepEventRow, ProcessEventRow] | undefined> {
   const { rows } = await db.query<{ step: StepEventRow; process: ProcessEventRow }>(
-    `WITH p AS (
-       UPDATE orchestrator.processes p
-          SET status = $4::text, step_index = $2 + 1, attempt = 1, last_step = $3,
+    stepWrite({
+      update: {
+        set: `status = $4::text, step_index = $2 + 1, attempt = 1, last_step = $3,
               failed_reason = NULL, traceback = NULL, acting_user = $6,
-              last_modified_at = now(), version = version + 1
-        WHERE id = $1 AND status = ANY($8::text[]) AND step_index = $2 AND NOT ${PAUSED}
-       RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
-     s AS (
-       INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
-       SELECT id, $2, $3, 'skipped', $5, NULL, last_modified_at, $6, $7 FROM p
-       RETURNING ${stepEventSql('s')} AS event)
-     SELECT s.event AS step, p.event AS process FROM p, s`,
+              last_modified_at = now(), version = version + 1`,
+        where: `id = $1 AND status = ANY($8::text[]) AND step_index = $2 AND NOT ${PAUSED}`,
+        returning: 'p.last_modified_at',
+      },
+      step: `id, $2, $3, 'skipped', $5, NULL, last_modified_at, $6, $7`,
+    }),
     [
       r.id,
       r.index,
@@ -186,23 +183,20 @@ export async function patchAndResume(
   },
 ): Promise<[StepEventRow, ProcessEventRow] | undefined> {
   const { rows } = await db.query<{ step: StepEventRow; process: ProcessEventRow }>(
-    `WITH p AS (
-       UPDATE orchestrator.processes p
-          SET status = 'resumed', retry_at = NULL, acting_user = $6, last_modified_at = now(),
-              version = version + 1
-        WHERE id = $1 AND status = ANY($8::text[]) AND step_index = $2 AND NOT ${PAUSED}
-       RETURNING p.id, p.last_modified_at, ${processEventSql('p')} AS event),
-     i AS (INSERT INTO orchestrator.input_states (process_id, input, input_type)
-           SELECT id, $4, 'user_input' FROM p),
-     s AS (
-       INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
-       SELECT id, $2, $3, 'failed', $5,
+    stepWrite({
+      update: {
+        set: `status = 'resumed', retry_at = NULL, acting_user = $6, last_modified_at = now(),
+              version = version + 1`,
+        where: `id = $1 AND status = ANY($8::text[]) AND step_index = $2 AND NOT ${PAUSED}`,
+        returning: 'p.last_modified_at',
+      },
+      between: [USER_INPUT],
+      step: `id, $2, $3, 'failed', $5,
               jsonb_build_object('name', 'StatePatched',
                 'message', format('state patched by %s before the retry: %s', coalesce($6, 'anonymous'),
                                   (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys($4::jsonb) k))),
-              last_modified_at, $6, $7 FROM p
-       RETURNING ${stepEventSql('s')} AS event)
-     SELECT s.event AS step, p.event AS process FROM p, s`,
+              last_modified_at, $6, $7`,
+    }),
     [
       r.id,
       r.index,

@@ -8,13 +8,8 @@
 // maintenance.ts. Parameters only, no SQL built from input; status sets come from ./model.ts as
 // parameters.
 import type { NewChild } from './children.ts';
-import {
-  processEventSql,
-  stepEventSql,
-  type ProcessEventRow,
-  type StepEventRow,
-} from './events.ts';
-import { leaseAfter, statusAfter, STEP_COLUMNS } from './fragments.ts';
+import { stepEventSql, type ProcessEventRow, type StepEventRow } from './events.ts';
+import { leaseAfter, processUpdate, statusAfter, stepInsert, stepWrite } from './fragments.ts';
 import type { ProcessStatus, State, StepStatus } from './model.ts';
 import type { Queryable } from './pool.ts';
 
@@ -78,13 +73,12 @@ export type CommitResult =
 export async function commitStep(db: Queryable, c: StepCommit): Promise<CommitResult> {
   const { rows } = await db.query<{ process: ProcessEventRow | null; step: StepEventRow | null }>({
     name: 'orchestrator-commit-step',
-    text: `WITH p AS (
-       UPDATE orchestrator.processes p
-          SET step_index = $3, attempt = $4, last_step = $5, status = ${statusAfter('$6::text')},
+    text: `WITH ${processUpdate({
+      set: `step_index = $3, attempt = $4, last_step = $5, status = ${statusAfter('$6::text')},
               failed_reason = $7, traceback = $8, last_modified_at = now(), retry_at = $16,
-              ${leaseAfter(statusAfter('$6::text'), '$9', 'p')}, version = version + 1
-        WHERE id = $1 AND lease_token = $2
-       RETURNING *),
+              ${leaseAfter(statusAfter('$6::text'), '$9', 'p')}, version = version + 1`,
+      where: `id = $1 AND lease_token = $2`,
+    })},
      repeated AS (
        UPDATE orchestrator.process_steps s
           SET retries = s.retries + 1, completed_at = now(), status = $11, error = $13
@@ -95,11 +89,11 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<CommitRe
                OR s.error->>'message' = $13::jsonb->>'message')
           AND s.id = (SELECT max(id) FROM orchestrator.process_steps WHERE process_id = p.id)
        RETURNING ${stepEventSql('s')} AS event),
-     inserted AS (
-       INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
-       SELECT p.id, $10, $5, $11, $12, $13, $14, $15, $17 FROM p
-        WHERE NOT EXISTS (SELECT 1 FROM repeated)
-       RETURNING ${stepEventSql('s')} AS event),
+     ${stepInsert(
+       'p.id, $10, $5, $11, $12, $13, $14, $15, $17',
+       'p WHERE NOT EXISTS (SELECT 1 FROM repeated)',
+       'inserted',
+     )},
      superseded AS (
        UPDATE orchestrator.callbacks cb SET status = 'cancelled', resolved_at = now()
          FROM p
@@ -107,7 +101,7 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<CommitRe
      callback AS (
        INSERT INTO orchestrator.callbacks (process_id, step_index, token_hash, expires_at)
        SELECT p.id, $10, $18, $19 FROM p WHERE $11::text = 'awaiting_callback')
-     SELECT ${processEventSql('p')} AS process,
+     SELECT p.event AS process,
             coalesce((SELECT event FROM inserted), (SELECT event FROM repeated)) AS step
        FROM p`,
     values: [
@@ -164,28 +158,26 @@ export async function commitPlainSteps(
 ): Promise<CommitResult[]> {
   const { rows } = await db.query<{ id: string; process: ProcessEventRow; step: StepEventRow }>({
     name: 'orchestrator-commit-steps',
-    text: `WITH i AS (
+    text: stepWrite({
+      before: [
+        `i AS (
        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::int[],
                             $7::text[], $8::jsonb[], $9::timestamptz[], $10::text[], $12::text[])
          AS i (id, token, step_index, name, step_status, next_index, process_status, state,
-               started_at, created_by, step_group)),
-     p AS (
-       UPDATE orchestrator.processes p
-          SET step_index = i.next_index, attempt = 1, last_step = i.name,
+               started_at, created_by, step_group))`,
+      ],
+      update: {
+        set: `step_index = i.next_index, attempt = 1, last_step = i.name,
               status = ${statusAfter('i.process_status')},
               failed_reason = NULL, traceback = NULL, last_modified_at = now(), retry_at = NULL,
-              ${leaseAfter(statusAfter('i.process_status'), '$11', 'p')}, version = p.version + 1
-         FROM i
-        WHERE p.id = i.id AND p.lease_token = i.token
-       RETURNING p.id, ${processEventSql('p')} AS event),
-     inserted AS (
-       INSERT INTO orchestrator.process_steps AS s (${STEP_COLUMNS})
-       SELECT i.id, i.step_index, i.name, i.step_status, i.state, NULL, i.started_at,
-              i.created_by, i.step_group
-         FROM i JOIN p ON p.id = i.id
-       RETURNING s.process_id, ${stepEventSql('s')} AS event)
-     SELECT p.id, p.event AS process, inserted.event AS step
-       FROM p JOIN inserted ON inserted.process_id = p.id`,
+              ${leaseAfter(statusAfter('i.process_status'), '$11', 'p')}, version = p.version + 1`,
+        from: 'i',
+        where: `p.id = i.id AND p.lease_token = i.token`,
+      },
+      step: `i.id, i.step_index, i.name, i.step_status, i.state, NULL, i.started_at,
+              i.created_by, i.step_group`,
+      stepFrom: 'i JOIN p ON p.id = i.id',
+    }),
     values: [
       commits.map((c) => c.id),
       commits.map((c) => c.leaseToken),

@@ -1,4 +1,5 @@
 // The test kit's own statements (src/testing.ts): what it waits on and what it fast-forwards.
+import { queuedForLocks } from '../fragments.ts';
 import type { ProcessStatus } from '../model.ts';
 import type { Queryable } from '../pool.ts';
 
@@ -18,8 +19,7 @@ export async function processTree(db: Queryable, ids: readonly string[]): Promis
        UNION
        SELECT c.id FROM orchestrator.processes c JOIN tree ON c.parent_id = tree.id)
      SELECT p.id, p.status, p.retry_at AS "retryAt",
-            EXISTS (SELECT 1 FROM orchestrator.resource_lock_waiters w
-                     WHERE w.process_id = p.id) AS queued
+            ${queuedForLocks('p')} AS queued
        FROM orchestrator.processes p JOIN tree USING (id)`,
     [ids],
   );
