@@ -63,6 +63,12 @@ export function createStepPool(opts: StepPoolOptions): StepPool {
     maxThreads: opts.maxThreads,
     idleTimeout: 60_000,
     concurrentTasksPerWorker: opts.stepsPerThread ?? 16,
+    // A step thread must live like any Node.js event loop between its tasks: with the default
+    // ('sync') piscina parks an idle thread in Atomics.wait, so it never sees a server close an
+    // idle kept-alive socket, and the next step's fetch reuses the dead socket (UND_ERR_SOCKET,
+    // EPIPE); timers and unhandled rejections also wait for the next task. 'async' waits with
+    // Atomics.waitAsync instead, leaving the loop running (test/step-pool.test.ts).
+    atomics: 'async',
     workerData,
   });
   const aborts = new BroadcastChannel(workerData.abortChannel);
