@@ -1,10 +1,24 @@
 /**
- * Glossary.
- * - workflow: a named, ordered list of steps; a *task* is a workflow with `isTask` (target system).
- * - process: one run of a workflow, identified by a uuid; its state is a JSON object.
+ * Glossary (the words the code, the API and the docs use; src/index.ts re-exports this file's
+ * public types).
+ * - workflow: a named, ordered list of steps (`workflow({...})`, a file in workflows/).
+ * - task: a workflow with `isTask` (default for target `system`): maintenance, listed apart.
+ * - process: one instance of a workflow, identified by a uuid, with a status and a JSON state.
+ * - step: one entry of a workflow's flattened step list; each try of it writes a step row.
+ * - step kind: a step's `kind`: step, retry, input, callback, sleep, children (`subProcesses`).
  * - step index: position in the flattened step list; the process row stores the next one to run.
- * - lease: a runner's claim on a process, a fresh `lease_token` + expiry; every commit is fenced by
- *   the token, so a runner that lost its lease cannot write.
+ * - run: a runner taking a claimed process step by step until it stops (`RunResult`).
+ * - worker process: `npm run worker` (src/worker.ts), which runs processes from pg-boss queues.
+ * - fetch loop: a worker process's loop fetching jobs for its free slots and claiming their
+ *   processes (src/executors/worker.ts).
+ * - step thread: a piscina thread of the step pool running step bodies (src/engine/step-pool.ts).
+ * - STEP_THREADS: the step pool's thread count per process; MAX_WORKERS is its deprecated alias.
+ * - executor: how processes reach a runner: `threadpool` (in the API process) or `worker`
+ *   (worker mode: jobs on pg-boss queues, run by worker processes); EXECUTOR chooses.
+ * - lease: a runner's hold on a process, a fresh `lease_token` + expiry; every commit is fenced
+ *   by the token, so a runner that lost its lease cannot write.
+ * - claim: the compare-and-set that gives a runner a runnable process with a fresh lease
+ *   (`claimProcesses`, or at insert).
  * - committed step: a step row whose status clears the index (success, skipped, complete); the
  *   database allows one per index and process.
  */
