@@ -12,17 +12,11 @@ import { loadRegistry } from './engine/registry.ts';
 import { callbackPath } from './engine/runner.ts';
 import { findChangedProcesses } from './engine/validate.ts';
 import { startApiExecutor } from './executors/api-executor.ts';
-import { workerStatusRouter } from './api/worker-status.ts';
 import { allQueues } from './executors/boss.ts';
-// Live view: settings, web page and Socket.IO relay.
+// Live view: web page and Socket.IO relay.
 import { liveViewRouter } from './api/live-view.ts';
-import { settingsRouter } from './api/settings.ts';
-import { schedulesRouter } from './api/schedules.ts';
 import { DEFAULT_SCHEDULES, installDefaultSchedules } from './executors/scheduler.ts';
 import { createLiveServer, type LiveServer } from './live/live-server.ts';
-import { metricsRouter } from './api/metrics.ts';
-import { openapiRouter } from './api/openapi.ts';
-import { docsRouter } from './api/docs.ts';
 import { createEngineMetrics } from './engine/metrics.ts';
 
 export interface Orchestrator {
@@ -78,32 +72,17 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   const app = createApp({
     engine,
     pool,
+    scheduler: executor.scheduler,
+    executor: config.EXECUTOR,
+    queues: allQueues(config.TARGET_QUEUES),
+    metrics,
+    liveClients: () => liveRef.server?.io.engine.clientsCount ?? 0,
+    metricsToken: config.METRICS_TOKEN,
     logger,
     auth,
     corsOrigins: config.CORS_ORIGINS,
-    extend: (a) => {
-      a.use(
-        metricsRouter({
-          pool,
-          engine: metrics,
-          liveClients: () => liveRef.server?.io.engine.clientsCount ?? 0,
-          token: config.METRICS_TOKEN,
-        }),
-      );
-      a.use(
-        workerStatusRouter({
-          pool,
-          executor: config.EXECUTOR,
-          queues: allQueues(config.TARGET_QUEUES),
-        }),
-      );
-      a.use(schedulesRouter(executor.scheduler, registry));
-      a.use(openapiRouter(registry));
-      a.use(docsRouter());
-      // Live view: engine settings, the web page at `/`.
-      a.use(settingsRouter(engine));
-      a.use(liveViewRouter());
-    },
+    // Live view: the web page at `/`.
+    extend: (a) => a.use(liveViewRouter()),
   });
   const server = http.createServer(app);
   // Live view: Socket.IO on the same port, relaying this database's LISTEN/NOTIFY events.

@@ -11,7 +11,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { z } from 'zod';
-import { ERROR_CODES } from '../src/api/openapi.ts';
+import { ERROR_CODES } from '../src/api/errors.ts';
 import {
   engineStatusSchema,
   processListSchema,

@@ -11,6 +11,7 @@ import type { Config } from '../config/index.ts';
 import type { Logger } from '../config/logger.ts';
 import { ANONYMOUS, type Actor } from '../engine/actor.ts';
 import { errorBody } from './errors.ts';
+import { matcher, type Route } from './route.ts';
 
 export interface Authenticator {
   /** Whether any credential is required (false: AUTH=none, or nothing configured on loopback). */
@@ -148,23 +149,19 @@ export function actorOf(req: Request): Actor {
 }
 
 /**
- * Routes open without credentials: health, callback URLs (their token is the credential), and the
- * OpenAPI document and docs page (they hold no data).
- */
-const OPEN = [
-  /^\/api\/health$/,
-  /^\/api\/processes\/[^/]+\/callback\/[^/]+(\/progress)?$/,
-  /^\/api\/openapi\.json$/,
-  /^\/api\/docs(\/[^/]*)?$/,
-];
-
-/**
  * Express middleware for `/api`: a valid bearer token or 401 `unauthorized` (nothing runs, so
- * nothing is written). Failures are rate limited per address: after `maxFailures` a minute,
- * 429 `too_many_requests` until the window passes.
+ * nothing is written), except on the paths of the `open` routes of `routes`, whatever the method.
+ * Failures are rate limited per address: after `maxFailures` a minute, 429 `too_many_requests`
+ * until the window passes.
  */
-export function authenticate(auth: Authenticator, maxFailures = 20): RequestHandler[] {
+export function authenticate(
+  auth: Authenticator,
+  routes: readonly Route[],
+  maxFailures = 20,
+): RequestHandler[] {
   if (!auth.required) return [];
+  const isOpen = matcher(routes.filter((r) => r.auth === 'open'));
+  const open = (req: Request) => isOpen(undefined, req.originalUrl);
   const limiter = rateLimit({
     windowMs: 60_000,
     limit: maxFailures,
@@ -180,7 +177,7 @@ export function authenticate(auth: Authenticator, maxFailures = 20): RequestHand
     },
   });
   const check = (req: Request, res: Response, next: NextFunction) => {
-    if (OPEN.some((r) => r.test(req.originalUrl.split('?')[0] ?? ''))) return next();
+    if (open(req)) return next();
     const token = bearerOf(req.get('authorization'));
     const refuse = () => {
       res.set('WWW-Authenticate', 'Bearer');
@@ -193,11 +190,25 @@ export function authenticate(auth: Authenticator, maxFailures = 20): RequestHand
       next();
     }, next);
   };
-  return [
-    (req, res, next) =>
-      OPEN.some((r) => r.test(req.originalUrl.split('?')[0] ?? ''))
-        ? next()
-        : limiter(req, res, next),
-    check,
-  ];
+  return [(req, res, next) => (open(req) ? next() : limiter(req, res, next)), check];
+}
+
+const sameSecret = (a: string, b: string) => {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+};
+
+/** The check of the `metricsToken` routes: with a token set, only `Bearer <token>` passes. */
+export function metricsTokenCheck(token: string | undefined): RequestHandler {
+  return (req, res, next) => {
+    if (token !== undefined) {
+      const given = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1] ?? '';
+      if (!sameSecret(given, token)) {
+        res.status(401).json(errorBody('unauthorized', 'A valid metrics token is required'));
+        return;
+      }
+    }
+    next();
+  };
 }

@@ -4,8 +4,9 @@
 // /api/openapi.json. Paths are relative, so the page works behind a path prefix too.
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Router } from 'express';
+import { z } from 'zod';
 import { errorBody } from './errors.ts';
+import type { Route } from './route.ts';
 
 const swaggerUiDir = path.dirname(
   createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'),
@@ -54,27 +55,57 @@ const START = `window.addEventListener('load', function () {
 });
 `;
 
-export function docsRouter(): Router {
-  const router = Router();
-  router.get('/api/docs', (req, res) => {
-    // `/api/docs/` would resolve the page's relative paths one level too deep.
-    if (req.path.endsWith('/')) {
-      res.redirect(301, '../docs');
-      return;
-    }
-    res.type('html').set('Cache-Control', 'no-cache').send(PAGE);
-  });
-  router.get('/api/docs/:asset', (req, res) => {
-    const asset = req.params.asset;
-    if (asset === 'start.js') {
-      res.type('text/javascript').set('Cache-Control', 'no-cache').send(START);
-      return;
-    }
-    if (!(PACKAGE_FILES as readonly string[]).includes(asset)) {
-      res.status(404).json(errorBody('route_not_found', `No route ${req.method} ${req.path}`));
-      return;
-    }
-    res.sendFile(asset, { root: swaggerUiDir, maxAge: '1h' });
-  });
-  return router;
-}
+export const docsRoutes: Route[] = [
+  {
+    method: 'get',
+    path: '/api/docs',
+    auth: 'open',
+    trailingSlash: true,
+    doc: {
+      tag: 'Docs',
+      operationId: 'getDocs',
+      summary: 'The API docs page (Swagger UI, served locally)',
+      database: false,
+      responses: {
+        200: {
+          description: 'The page; it loads this document',
+          content: { 'text/html': { schema: { type: 'string' } } },
+        },
+      },
+    },
+    handler: () => (req, res) => {
+      // `/api/docs/` would resolve the page's relative paths one level too deep.
+      if (req.path.endsWith('/')) {
+        res.redirect(301, '../docs');
+        return;
+      }
+      res.type('html').set('Cache-Control', 'no-cache').send(PAGE);
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/docs/:asset',
+    auth: 'open',
+    doc: {
+      tag: 'Docs',
+      operationId: 'getDocsAsset',
+      summary: "The docs page's scripts, styles and icons",
+      database: false,
+      params: z.object({ asset: z.enum(DOCS_ASSETS) }),
+      responses: { 200: { description: 'The file' } },
+      errors: { 404: ['route_not_found'] },
+    },
+    handler: () => (req, res) => {
+      const asset = String(req.params.asset);
+      if (asset === 'start.js') {
+        res.type('text/javascript').set('Cache-Control', 'no-cache').send(START);
+        return;
+      }
+      if (!(PACKAGE_FILES as readonly string[]).includes(asset)) {
+        res.status(404).json(errorBody('route_not_found', `No route ${req.method} ${req.path}`));
+        return;
+      }
+      res.sendFile(asset, { root: swaggerUiDir, maxAge: '1h' });
+    },
+  },
+];

@@ -12,6 +12,55 @@ import {
   ValidationError,
 } from '../engine/errors.ts';
 
+/** Every stable error `code` of the API and what it means. */
+export const ERROR_CODES = {
+  validation_error:
+    'the body, the query or a form page does not validate (zod issues in `details`, with `page` for forms of several pages)',
+  invalid_json: 'the body is not valid JSON',
+  bad_request: 'the body cannot be read (an encoding or charset it does not know, or cut short)',
+  invalid_id: 'the process id is not a uuid',
+  invalid_text: 'the body or the query holds a NUL character or a lone surrogate',
+  invalid_input: 'the input cannot be stored',
+  state_too_large: 'the body is nested too deep, or the state would be too large to store',
+  not_a_task: 'the process is a workflow: only tasks are deleted',
+  invalid_schedule: 'the cron expression or the time zone cannot be read',
+  unauthorized: 'no valid bearer token',
+  forbidden:
+    "the workflow's authorization hook, or the input step's assignee role, refuses this user",
+  workflow_not_found: 'no workflow of this name is registered',
+  process_not_found: 'no process with this id',
+  callback_not_found:
+    'no callback with this token for this process (tokens are compared in constant time)',
+  schedule_not_found: 'no schedule of this name',
+  route_not_found: 'no such route',
+  not_resumable: 'the process is in a status that cannot be resumed (or is being resumed already)',
+  workflow_changed:
+    'the workflow definition changed under the process: its step is not where the process stopped',
+  already_finished: 'the process is completed or aborted already',
+  already_running: 'a resume of all tasks is running already',
+  process_running: 'the task is running: abort it first',
+  resource_locked: "another process holds one of the start's resource keys",
+  not_awaiting_callback:
+    'the process does not wait for this callback (answered already, timed out or aborted)',
+  precondition_failed: "the workflow's run predicate refuses the start",
+  payload_too_large: 'the body is larger than the route accepts',
+  unsupported_media_type: 'the body is not application/json',
+  form_incomplete:
+    'pages of the form are missing: `details.page` and `details.form` (the JSON Schema of the next page)',
+  too_many_requests: 'too many failed authentications from this address: try again in a minute',
+  internal_error: 'an unexpected error (logged)',
+  engine_paused: 'the engine is paused (global lock): nothing starts or resumes',
+  not_repairable:
+    'only the failed step of a failed or inconsistent_data process can be skipped or retried on a patched state',
+  waiting_for_children:
+    'the process waits for the child processes it started: it goes on when they have ended',
+  database_unavailable: 'the database is unreachable: try again shortly',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+/** The error codes an operation can answer, by HTTP status. */
+export type Errors = Partial<Record<number, ErrorCode[]>>;
+
 /** The one error shape of the API: `{ error: { code, message, details? } }`. */
 export function errorBody(code: string, message: string, details?: unknown) {
   return { error: { code, message, ...(details === undefined ? {} : { details }) } };

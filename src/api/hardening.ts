@@ -4,20 +4,14 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import express from 'express';
 import { errorBody } from './errors.ts';
+import { matcher, type Route } from './route.ts';
 
-/** Bodies that carry inputs (start, resume, callbacks): up to this many bytes. */
+/** Bodies that carry inputs (start, resume, callbacks): up to this many bytes (their `bodyLimit`). */
 export const INPUT_BODY_LIMIT = 4 * 1024 * 1024;
 /** Any other body (settings, notes, schedules). */
 export const SMALL_BODY_LIMIT = 64 * 1024;
 /** Nesting deeper than this is refused (a state is read and written by steps, not a tree store). */
 export const MAX_DEPTH = 32;
-
-/** Routes whose bodies are inputs (start, resume, callback and progress): the larger limit. */
-const INPUT_ROUTES: [method: string, path: RegExp][] = [
-  ['POST', /^\/api\/processes\/[^/]+$/],
-  ['PUT', /^\/api\/processes\/[^/]+\/resume$/],
-  ['POST', /^\/api\/processes\/[^/]+\/callback\/[^/]+(\/progress)?$/],
-];
 
 const refuse = (res: Response, status: number, code: string, message: string) =>
   res.status(status).json(errorBody(code, message));
@@ -51,12 +45,20 @@ export function inspectValue(
 
 /**
  * Body parsing and checks for `/api`: JSON only (415 `unsupported_media_type` for a body of
- * another type), within the route's size (413 `payload_too_large`), at most MAX_DEPTH deep
+ * another type), within the `bodyLimit` of the route of `routes` the request is for
+ * (SMALL_BODY_LIMIT when none says more; 413 `payload_too_large`), at most MAX_DEPTH deep
  * (400 `state_too_large`), and no NUL or lone surrogate in any string or key of the body or the
  * query (400 `invalid_text`).
  */
-export function hardenedJson(): RequestHandler[] {
-  const big = express.json({ limit: INPUT_BODY_LIMIT, strict: false });
+export function hardenedJson(routes: readonly Route[]): RequestHandler[] {
+  // One parser per limit; a request takes the largest limit of the routes it is for.
+  const limits = [...new Set(routes.map((r) => r.bodyLimit ?? SMALL_BODY_LIMIT))].sort(
+    (a, b) => b - a,
+  );
+  const parsers = limits.map((limit) => ({
+    isFor: matcher(routes.filter((r) => (r.bodyLimit ?? SMALL_BODY_LIMIT) === limit)),
+    parse: express.json({ limit, strict: false }),
+  }));
   const small = express.json({ limit: SMALL_BODY_LIMIT, strict: false });
   const mediaType: RequestHandler = (req, res, next) => {
     const hasBody =
@@ -66,9 +68,8 @@ export function hardenedJson(): RequestHandler[] {
     next();
   };
   const parse: RequestHandler = (req, res, next) => {
-    const path = req.originalUrl.split('?')[0] ?? '';
-    const input = INPUT_ROUTES.some(([m, r]) => m === req.method && r.test(path));
-    (input ? big : small)(req, res, next);
+    const parser = parsers.find((p) => p.isFor(req.method, req.originalUrl));
+    (parser?.parse ?? small)(req, res, next);
   };
   const check = (req: Request, res: Response, next: NextFunction) => {
     for (const [what, value] of [

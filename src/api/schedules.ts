@@ -1,10 +1,11 @@
 // Schedules: `GET/POST /api/schedules`, `DELETE /api/schedules/:name`.
-import { Router } from 'express';
 import { z } from 'zod';
 import type { Registry } from '../engine/registry.ts';
 import { NotFoundError, OrchestratorError, ValidationError } from '../engine/errors.ts';
 import { parseForm } from '../engine/forms.ts';
 import type { Scheduler } from '../executors/scheduler.ts';
+import { scheduleSchema } from './responses.ts';
+import { json, noContent, type Route } from './route.ts';
 import { parseOr } from './schemas.ts';
 
 export const scheduleNameSchema = z
@@ -57,23 +58,69 @@ export function checkSchedule(body: ScheduleBody, registry: Registry, scheduler:
   }
 }
 
-export function schedulesRouter(scheduler: Scheduler, registry: Registry): Router {
-  const router = Router();
-  router.get('/api/schedules', async (_req, res) => {
-    const rows = await scheduler.list();
-    res.json(rows.sort((a, b) => a.name.localeCompare(b.name)));
-  });
-  router.post('/api/schedules', async (req, res) => {
-    const body = parseOr(scheduleBodySchema, req.body, 'validation_error', 'Invalid schedule');
-    checkSchedule(body, registry, scheduler);
-    const outcome = await scheduler.put(body);
-    res.status(outcome === 'created' ? 201 : 200).json(await scheduler.get(body.name));
-  });
-  router.delete('/api/schedules/:name', async (req, res) => {
-    const name = String(req.params.name);
-    if (!(await scheduler.remove(name)))
-      throw new NotFoundError('schedule_not_found', `No schedule named ${JSON.stringify(name)}`);
-    res.status(204).end();
-  });
-  return router;
-}
+export const scheduleRoutes: Route[] = [
+  {
+    method: 'get',
+    path: '/api/schedules',
+    doc: {
+      tag: 'Schedules',
+      operationId: 'listSchedules',
+      summary: 'The schedules, by name',
+      responses: { 200: json(z.array(scheduleSchema), 'Each schedule with its next run') },
+    },
+    handler:
+      ({ scheduler }) =>
+      async (_req, res) => {
+        const rows = await scheduler.list();
+        res.json(rows.sort((a, b) => a.name.localeCompare(b.name)));
+      },
+  },
+  {
+    method: 'post',
+    path: '/api/schedules',
+    doc: {
+      tag: 'Schedules',
+      operationId: 'putSchedule',
+      summary: 'Create or replace a schedule',
+      description:
+        'The workflow must exist and `input` must be its complete start form (one object or an array of pages). `cron`: five fields (minute hour day month weekday) or six with seconds first, read in `timezone`.',
+      body: { schema: scheduleBodySchema },
+      responses: {
+        200: json(scheduleSchema, 'Replaced'),
+        201: json(scheduleSchema, 'Created'),
+      },
+      errors: { 400: ['validation_error', 'invalid_schedule', 'workflow_not_found'] },
+    },
+    handler:
+      ({ scheduler, engine }) =>
+      async (req, res) => {
+        const body = parseOr(scheduleBodySchema, req.body, 'validation_error', 'Invalid schedule');
+        checkSchedule(body, engine.registry, scheduler);
+        const outcome = await scheduler.put(body);
+        res.status(outcome === 'created' ? 201 : 200).json(await scheduler.get(body.name));
+      },
+  },
+  {
+    method: 'delete',
+    path: '/api/schedules/:name',
+    doc: {
+      tag: 'Schedules',
+      operationId: 'deleteSchedule',
+      summary: 'Delete a schedule',
+      params: z.object({ name: scheduleNameSchema }),
+      responses: { 204: noContent('Deleted') },
+      errors: { 404: ['schedule_not_found'] },
+    },
+    handler:
+      ({ scheduler }) =>
+      async (req, res) => {
+        const name = String(req.params.name);
+        if (!(await scheduler.remove(name)))
+          throw new NotFoundError(
+            'schedule_not_found',
+            `No schedule named ${JSON.stringify(name)}`,
+          );
+        res.status(204).end();
+      },
+  },
+];

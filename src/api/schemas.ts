@@ -1,3 +1,4 @@
+import type { Request } from 'express';
 import { z } from 'zod';
 import { SORT_COLUMNS, type ListQuery, type SortField } from '../db/process-list.ts';
 import { ValidationError } from '../engine/errors.ts';
@@ -58,4 +59,14 @@ export function parseOr<T extends z.ZodType>(
     });
   }
   return r.data;
+}
+
+/** The `:id` of a request: a process id, or 400 `invalid_id`. */
+export function processId(req: Request): string {
+  return parseOr(
+    processIdSchema,
+    req.params.id,
+    'invalid_id',
+    `Process id ${JSON.stringify(req.params.id)} is not a uuid`,
+  );
 }

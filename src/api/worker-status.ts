@@ -1,25 +1,25 @@
 // GET /api/settings/worker-status: the executor, the workers online (registered and heartbeating)
 // with their queues, and queued/active jobs per queue.
-import express from 'express';
-import type { Pool } from '../db/pool.ts';
 import { onlineWorkers, queueCounts } from '../db/workers.ts';
+import { workerStatusSchema } from './responses.ts';
+import { json, type Route } from './route.ts';
 
-export interface WorkerStatusOptions {
-  pool: Pool;
-  executor: 'threadpool' | 'worker';
-  /** The queues of this deployment, in display order. */
-  queues: readonly string[];
-}
-
-export function workerStatusRouter(opts: WorkerStatusOptions): express.Router {
-  const router = express.Router();
-  router.get('/api/settings/worker-status', async (_req, res) => {
+export const workerStatusRoute: Route = {
+  method: 'get',
+  path: '/api/settings/worker-status',
+  doc: {
+    tag: 'Settings',
+    operationId: 'getWorkerStatus',
+    summary: 'Executor, workers online and jobs per queue',
+    responses: { 200: json(workerStatusSchema, 'The worker status') },
+  },
+  handler: (ctx) => async (_req, res) => {
     const [workers, queues] = await Promise.all([
-      onlineWorkers(opts.pool),
-      queueCounts(opts.pool, opts.queues),
+      onlineWorkers(ctx.pool),
+      queueCounts(ctx.pool, ctx.queues),
     ]);
     res.json({
-      executor: opts.executor,
+      executor: ctx.executor,
       workersOnline: workers.length,
       workers: workers.map((w) => ({
         id: w.id,
@@ -32,6 +32,5 @@ export function workerStatusRouter(opts: WorkerStatusOptions): express.Router {
       })),
       queues,
     });
-  });
-  return router;
-}
+  },
+};

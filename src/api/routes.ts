@@ -1,0 +1,106 @@
+// Every route of the API, in one list: the router (app.ts), the authentication (auth.ts), the body
+// limits (hardening.ts) and the OpenAPI document (openapi.ts) are derived from it. The order is the
+// router's (a concrete path before a parameter that would match it: status-counts before :id) and
+// the document's.
+import { z } from 'zod';
+import { ping, type Pool } from '../db/pool.ts';
+import { callbackRoutes } from './callbacks.ts';
+import { docsRoutes } from './docs.ts';
+import { ERROR_CODES, errorBody } from './errors.ts';
+import { metricsRoute } from './metrics.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import { processRoutes } from './processes.ts';
+import { errorSchema, healthSchema } from './responses.ts';
+import { json, type Route } from './route.ts';
+import { scheduleRoutes } from './schedules.ts';
+import { settingsRoutes } from './settings.ts';
+import { workerStatusRoute } from './worker-status.ts';
+import { getWorkflow, listWorkflows, startProcess } from './workflows.ts';
+
+/** Checks the database with a short timeout, so a dead database answers 503 quickly. */
+async function databaseReachable(pool: Pool, timeoutMs = 2_000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+  try {
+    return await Promise.race([
+      ping(pool).then(
+        () => true,
+        () => false,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const health: Route = {
+  method: 'get',
+  path: '/api/health',
+  auth: 'open',
+  doc: {
+    tag: 'Health',
+    operationId: 'getHealth',
+    summary: 'Health check',
+    description: 'Answers 503 when the database is unreachable.',
+    database: false,
+    responses: {
+      200: json(healthSchema, 'The API and its database are up'),
+      503: json(
+        errorSchema(['database_unavailable']).extend({ status: z.literal('unavailable') }),
+        `Service unavailable:\n\n- \`database_unavailable\`: ${ERROR_CODES.database_unavailable}`,
+      ),
+    },
+  },
+  handler:
+    ({ pool }) =>
+    async (_req, res) => {
+      if (await databaseReachable(pool)) res.json({ status: 'ok' });
+      else
+        res.status(503).json({
+          status: 'unavailable',
+          ...errorBody('database_unavailable', 'The database is unreachable'),
+        });
+    },
+};
+
+/** `GET /api/openapi.json`, built at the first request (the registry is fixed once the API runs). */
+const openapi: Route = {
+  method: 'get',
+  path: '/api/openapi.json',
+  auth: 'open',
+  doc: {
+    tag: 'Docs',
+    operationId: 'getOpenApi',
+    summary: 'This document (OpenAPI 3.1)',
+    database: false,
+    responses: {
+      200: {
+        description: 'The OpenAPI document',
+        content: { 'application/json': { schema: { type: 'object' } } },
+      },
+    },
+  },
+  handler: ({ engine }) => {
+    let doc: ReturnType<typeof buildOpenApiDocument> | undefined;
+    return (_req, res) => {
+      doc ??= buildOpenApiDocument(ROUTES, engine.registry);
+      res.json(doc);
+    };
+  },
+};
+
+export const ROUTES: readonly Route[] = [
+  health,
+  listWorkflows,
+  getWorkflow,
+  startProcess,
+  ...processRoutes,
+  ...callbackRoutes,
+  ...settingsRoutes,
+  workerStatusRoute,
+  ...scheduleRoutes,
+  metricsRoute,
+  openapi,
+  ...docsRoutes,
+];
