@@ -1,5 +1,6 @@
 // Group sends: many callers' writes in one statement when the database is busy, each alone when
-// it is idle. Serves the step commits (commit-batcher.ts) and the starts of processes (engine.ts).
+// it is idle. Serves the step commits (commit-batcher.ts) and the starts of processes
+// (operations/starts.ts).
 
 export interface BatcherOptions<T, R> {
   /** Sends one item alone; `afterFailure`: a batch holding it failed first. */

@@ -1,5 +1,6 @@
-// The executor contract: what the engine hands an executor to get a process run, and what an
-// executor offers the engine (the thread pool in this process, or a queue for workers).
+// The executor contract: what the engine hands an executor to get a process run, what an
+// executor offers the engine (the thread pool in this process, or a queue for workers), and the
+// hooks it gives the runner (RunnerHooks).
 import type { Queryable } from '../db/pool.ts';
 import type { Claim } from '../db/leases.ts';
 import type { ProcessStatus } from './types.ts';
@@ -77,4 +78,45 @@ export function dispatchOf(
     kind,
     ...(from === undefined ? {} : { from }),
   };
+}
+
+/** A child process as its dispatch needs it. */
+export interface ChildJob {
+  processId: string;
+  user: string | null;
+  isTask: boolean;
+  target: string;
+}
+
+/** What an executor does at points of a run (see createRunner); each is optional. */
+export interface RunnerHooks {
+  /**
+   * Called inside the transaction that gives a process back on shutdown, so that it is queued
+   * again at once (worker mode). Default: nothing (a starting engine picks it up).
+   */
+  requeue: (tx: Queryable, processId: string, createdBy: string | null) => Promise<void>;
+  /**
+   * Called inside the transaction that commits a retry step's failure (status `waiting`), so that
+   * the retry is durable with it (worker mode: a job that starts at `at`). Default: nothing (the
+   * timekeeper finds due retries through their index).
+   */
+  scheduleRetry: (
+    tx: Queryable,
+    processId: string,
+    createdBy: string | null,
+    at: Date,
+  ) => Promise<void>;
+  /**
+   * Called inside the transaction that starts a subProcesses step's children (worker mode: their
+   * jobs). Default: nothing.
+   */
+  startChildren: (tx: Queryable, children: readonly ChildJob[]) => Promise<void>;
+  /** Children started and committed: run them (threadpool). Default: nothing. */
+  childrenStarted: (ids: readonly string[]) => void;
+  /** A child process ended (completed or aborted) here: its parent may go on. */
+  childEnded: (parentId: string) => void;
+  /** Told after a commit that something of this process is due at `at` (a retry, a callback timeout). */
+  onDue: (processId: string, at: Date) => void;
+  /** The URL a callback step hands out for `token`. Default: the path alone. */
+  callbackUrl: (processId: string, token: string) => string;
 }

@@ -1,23 +1,19 @@
+// Runs claimed processes step by step under a lease: heartbeats, the steps' outcomes and their
+// commits (step-committer.ts), the children of a subProcesses step, the give-back on shutdown.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
-import type { Pool, Queryable } from '../db/pool.ts';
-import { isConnectionError, withTransaction } from '../db/pool.ts';
-import { childrenOf, insertChildren, type NewChild } from '../db/children.ts';
+import { withTransaction, type Pool } from '../db/pool.ts';
+import { childrenOf, type NewChild } from '../db/children.ts';
 import { failClaimed, heartbeatLeases, releaseLease, type Claim } from '../db/leases.ts';
-import {
-  commitStep,
-  isPlainCommit,
-  type CommitResult,
-  type StepCommit,
-} from '../db/step-commits.ts';
+import type { StepCommit } from '../db/step-commits.ts';
+import type { RunnerHooks } from './dispatch.ts';
 import type { ChildSpec, SubProcessesStep } from './dsl.ts';
 import { parseForm } from './forms.ts';
-import { createCommitBatcher } from './commit-batcher.ts';
 import { noMetrics, type EngineMetrics } from './metrics.ts';
 import { toStepError } from './errors.ts';
 import { positionProblem, type Registry } from './registry.ts';
+import { createStepCommitter } from './step-committer.ts';
 import type { StepPool } from './step-pool.ts';
 import { transition, type Outcome } from './transitions.ts';
 import type { ProcessStatus, State, StepError } from './types.ts';
@@ -54,47 +50,12 @@ export interface RunnerOptions {
   publish: Publish;
   /** Step commit statements out at once; more wait and go together (see commit-batcher). Default 3. */
   commitsInFlight?: number;
-  /**
-   * Called inside the transaction that gives a process back on shutdown, so that it is queued
-   * again at once (worker mode). Default: nothing (a starting engine picks it up).
-   */
-  requeue?: (tx: Queryable, processId: string, createdBy: string | null) => Promise<void>;
-  /**
-   * Called inside the transaction that commits a retry step's failure (status `waiting`), so that
-   * the retry is durable with it (worker mode: a job that starts at `at`). Default: nothing (the
-   * timekeeper finds due retries through their index).
-   */
-  scheduleRetry?: (
-    tx: Queryable,
-    processId: string,
-    createdBy: string | null,
-    at: Date,
-  ) => Promise<void>;
-  /**
-   * Called inside the transaction that starts a subProcesses step's children (worker mode: their
-   * jobs). Default: nothing.
-   */
-  startChildren?: (tx: Queryable, children: readonly ChildJob[]) => Promise<void>;
-  /** Children started and committed: run them (threadpool). Default: nothing. */
-  childrenStarted?: (ids: readonly string[]) => void;
-  /** A child process ended (completed or aborted) here: its parent may go on. */
-  childEnded?: (parentId: string) => void;
-  /** Told after a commit that something of this process is due at `at` (a retry, a callback timeout). */
-  onDue?: (processId: string, at: Date) => void;
+  /** What the executor does at points of a run (see RunnerHooks, each with its default). */
+  hooks?: Partial<RunnerHooks>;
   /** Largest state as JSON; a step whose result exceeds it fails. Default 16 MiB. */
   maxStateBytes?: number;
   /** Step durations, failures and retries. Default: none. */
   metrics?: EngineMetrics;
-  /** The URL a callback step hands out for `token`. Default: the path alone. */
-  callbackUrl?: (processId: string, token: string) => string;
-}
-
-/** A child process as its dispatch needs it. */
-export interface ChildJob {
-  processId: string;
-  user: string | null;
-  isTask: boolean;
-  target: string;
 }
 
 export interface Runner {
@@ -124,7 +85,8 @@ interface Active {
 export function createRunner(opts: RunnerOptions): Runner {
   const { pool, registry, steps, leaseSeconds, logger, publish } = opts;
   const active = new Map<string, Active>();
-  const callbackUrl = opts.callbackUrl ?? callbackPath;
+  const hooks = opts.hooks ?? {};
+  const callbackUrl = hooks.callbackUrl ?? callbackPath;
   const metrics = opts.metrics ?? noMetrics;
   const maxStateBytes = opts.maxStateBytes ?? 16 * 1024 * 1024;
   const stateTooLarge = (bytes: number): StepError => ({
@@ -156,69 +118,19 @@ export function createRunner(opts: RunnerOptions): Runner {
   async function giveBack(claim: Claim): Promise<RunResult> {
     const released = await withTransaction(pool, async (tx) => {
       const event = await releaseLease(tx, claim.id, claim.leaseToken);
-      if (event && opts.requeue) await opts.requeue(tx, claim.id, claim.createdBy);
+      if (event && hooks.requeue) await hooks.requeue(tx, claim.id, claim.createdBy);
       return event;
     });
     publish([released]);
     return released ? 'released' : 'lease_lost';
   }
 
-  /**
-   * Commits, retrying through connection failures (database restart) for up to one lease. A
-   * retry that meets its own earlier, acknowledged-too-late commit sees the unique index on
-   * cleared steps: only the lease holder can have written that row, so it counts as committed.
-   */
-  async function commitWithRetry(commit: StepCommit, afterFailure = false): Promise<CommitResult> {
-    const deadline = Date.now() + leaseSeconds * 1000;
-    const { scheduleRetry } = opts;
-    const retryAt = commit.retryAt;
-    // A retry scheduled elsewhere (a queue) goes in the commit's transaction.
-    const { children } = commit;
-    const write = children
-      ? () =>
-          withTransaction(pool, async (tx) => {
-            const r = await commitStep(tx, commit);
-            if (!r.held) return r;
-            const events = await insertChildren(tx, commit.id, commit.index, children);
-            await opts.startChildren?.(
-              tx,
-              children.map((c) => ({
-                processId: c.id,
-                user: c.createdBy,
-                isTask: c.isTask,
-                target: c.target,
-              })),
-            );
-            return r.events ? { held: true as const, events: r.events, more: events } : r;
-          })
-      : scheduleRetry && retryAt
-        ? () =>
-            withTransaction(pool, async (tx) => {
-              const r = await commitStep(tx, commit);
-              if (r.held) await scheduleRetry(tx, commit.id, commit.createdBy, retryAt);
-              return r;
-            })
-        : () => commitStep(pool, commit);
-    for (let delay = 100, retried = afterFailure; ; delay = Math.min(delay * 2, 2_000)) {
-      try {
-        return await write();
-      } catch (err) {
-        // Committed by the earlier try, whose events are unknown: listeners may miss this step.
-        if (retried && (err as { constraint?: string }).constraint === 'process_steps_cleared_once')
-          return { held: true, events: null };
-        if (!isConnectionError(err) || Date.now() + delay > deadline) throw err;
-        logger.warn('commit failed, retrying', { processId: commit.id, step: commit.name, err });
-        retried = true;
-        await sleep(delay);
-      }
-    }
-  }
-
-  const batcher = createCommitBatcher({
-    db: pool,
+  const committer = createStepCommitter({
+    pool,
     leaseSeconds,
-    single: commitWithRetry,
-    maxInFlight: opts.commitsInFlight,
+    logger,
+    commitsInFlight: opts.commitsInFlight,
+    hooks,
   });
 
   /**
@@ -386,9 +298,7 @@ export function createRunner(opts: RunnerOptions): Runner {
         startedAt,
         stateJson: json,
       };
-      const result = isPlainCommit(commit)
-        ? await batcher.commit(commit)
-        : await commitWithRetry(commit);
+      const result = await committer.commit(commit);
       if (!result.held) {
         logger.warn('lease lost, step not committed', {
           processId: claim.id,
@@ -410,13 +320,13 @@ export function createRunner(opts: RunnerOptions): Runner {
           metrics.retryScheduled(def.name, stepDef.name);
       }
       const due = commit.retryAt ?? commit.callback?.expiresAt;
-      if (due) opts.onDue?.(claim.id, due);
-      if (commit.children) opts.childrenStarted?.(commit.children.map((c) => c.id));
+      if (due) hooks.onDue?.(claim.id, due);
+      if (commit.children) hooks.childrenStarted?.(commit.children.map((c) => c.id));
       // The engine was paused: the commit gave the process back before its next step.
       const status =
         (result.events?.[1].status as ProcessStatus | undefined) ?? commit.processStatus;
       if (claim.parentId && (status === 'completed' || status === 'aborted'))
-        opts.childEnded?.(claim.parentId);
+        hooks.childEnded?.(claim.parentId);
       if (status !== 'running') return status;
       index = commit.nextIndex;
       attempt = commit.nextAttempt;

@@ -60,7 +60,7 @@ export function sendJob(
   return sendJobs(boss, tx, [job], targetQueues, options);
 }
 
-/** For Runner.scheduleRetry: the retry of a waiting process, a resume job that starts at `at`. */
+/** For RunnerHooks.scheduleRetry: the retry of a waiting process, a resume job that starts at `at`. */
 export function retryInTransaction(boss: PgBoss, targetQueues: readonly string[]) {
   return async (
     tx: Queryable,
@@ -92,7 +92,7 @@ async function cancelScheduledRetries(
   }
 }
 
-/** For Runner.requeue: a process given back on shutdown goes to its resume queue at once. */
+/** For RunnerHooks.requeue: a process given back on shutdown goes to its resume queue at once. */
 export function requeueInTransaction(boss: PgBoss, targetQueues: readonly string[]) {
   return async (tx: Queryable, processId: string, createdBy: string | null): Promise<void> => {
     const routing = await routingOf(tx, processId);

@@ -29,7 +29,7 @@ export interface ThreadpoolOptions {
    * every slot cannot keep them waiting past one lease.
    */
   maxRunning?: number;
-  /** The URL a callback step hands out (see RunnerOptions.callbackUrl). */
+  /** The URL a callback step hands out (see RunnerHooks.callbackUrl). */
   callbackUrl?: (processId: string, token: string) => string;
   /** Told when a commit here made something due later (a retry, a callback timeout). */
   onDue?: (processId: string, at: Date) => void;
@@ -60,15 +60,16 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     leaseSeconds: opts.leaseSeconds,
     logger,
     publish: opts.publish,
-    callbackUrl: opts.callbackUrl,
-    onDue: opts.onDue,
     ...(opts.maxStateBytes ? { maxStateBytes: opts.maxStateBytes } : {}),
-    // Children started here run here; a parent whose last child ended here goes on at once.
-    childrenStarted: (ids) => {
-      for (const id of ids) launch(id);
+    hooks: {
+      callbackUrl: opts.callbackUrl,
+      onDue: opts.onDue,
+      // Children started here run here; a parent whose last child ended here goes on at once.
+      childrenStarted: (ids) => {
+        for (const id of ids) launch(id);
+      },
+      childEnded: (parentId) => launch(parentId),
     },
-    childEnded: (parentId) => launch(parentId),
-
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   const maxRunning = opts.maxRunning ?? 64;

@@ -48,7 +48,7 @@ export interface WorkerExecutorOptions {
   logger: Logger;
   /** Where the events of committed changes go. */
   publish: Publish;
-  /** The URL a callback step hands out (see RunnerOptions.callbackUrl). */
+  /** The URL a callback step hands out (see RunnerHooks.callbackUrl). */
   callbackUrl?: (processId: string, token: string) => string;
   metrics?: EngineMetrics;
   /** See RunnerOptions.maxStateBytes. */
@@ -90,30 +90,32 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
     // A worker runs fewer processes at once than the threadpool: with two statements out, the
     // steps finishing meanwhile go together (measured: +50 % processes/s over three).
     commitsInFlight: 2,
-    requeue: requeueInTransaction(boss, opts.targetQueues),
-    // A retry is a job that starts at its time, sent with the failure's commit; this worker
-    // looks into its queues then (others find it by polling).
-    scheduleRetry: retryInTransaction(boss, opts.targetQueues),
-    onDue: (_id, at) => {
-      const t = setTimeout(() => wake(), Math.max(0, at.getTime() - Date.now()) + 50);
-      t.unref();
-    },
-    callbackUrl: opts.callbackUrl,
     ...(opts.maxStateBytes ? { maxStateBytes: opts.maxStateBytes } : {}),
-    // Children's jobs go in the transaction that starts them; a parent whose last child ended
-    // here is queued at once (unless it has a job already).
-    startChildren: (tx, children) =>
-      sendJobs(
-        boss,
-        tx,
-        children.map((c) => dispatchOf('new', c.processId, c.user, c)),
-        opts.targetQueues,
-      ),
-    childEnded: (parentId) => {
-      queueIfUnqueued(parentId, { graceSeconds: 0, leaseSeconds: opts.leaseSeconds }).catch(
-        (err: unknown) =>
-          logger.warn('could not queue a parent; the sweep will', { parentId, err }),
-      );
+    hooks: {
+      requeue: requeueInTransaction(boss, opts.targetQueues),
+      // A retry is a job that starts at its time, sent with the failure's commit; this worker
+      // looks into its queues then (others find it by polling).
+      scheduleRetry: retryInTransaction(boss, opts.targetQueues),
+      onDue: (_id, at) => {
+        const t = setTimeout(() => wake(), Math.max(0, at.getTime() - Date.now()) + 50);
+        t.unref();
+      },
+      callbackUrl: opts.callbackUrl,
+      // Children's jobs go in the transaction that starts them; a parent whose last child ended
+      // here is queued at once (unless it has a job already).
+      startChildren: (tx, children) =>
+        sendJobs(
+          boss,
+          tx,
+          children.map((c) => dispatchOf('new', c.processId, c.user, c)),
+          opts.targetQueues,
+        ),
+      childEnded: (parentId) => {
+        queueIfUnqueued(parentId, { graceSeconds: 0, leaseSeconds: opts.leaseSeconds }).catch(
+          (err: unknown) =>
+            logger.warn('could not queue a parent; the sweep will', { parentId, err }),
+        );
+      },
     },
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
