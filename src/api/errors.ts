@@ -39,6 +39,8 @@ export const ERROR_CODES = {
   already_finished: 'the process is completed or aborted already',
   already_running: 'a resume of all tasks is running already',
   process_running: 'the task is running: abort it first',
+  has_running_children:
+    'the task has child processes that have not ended: abort it first (its children are aborted with it)',
   resource_locked: "another process holds one of the start's resource keys",
   not_awaiting_callback:
     'the process does not wait for this callback (answered already, timed out or aborted)',

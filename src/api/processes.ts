@@ -111,7 +111,7 @@ export const processRoutes: Route[] = [
         400: ['invalid_id', 'not_a_task'],
         403: ['forbidden'],
         404: ['process_not_found'],
-        409: ['process_running'],
+        409: ['process_running', 'has_running_children'],
       },
     },
     handler:

@@ -95,6 +95,17 @@ export const RETRIED_BY_RESUME_ALL = [
   'inconsistent_data',
 ] as const satisfies readonly ProcessStatus[];
 
+/**
+ * Waiting for the children it started (a subProcesses step): the end of its last child continues
+ * it, and no resume may, single or bulk. A waiting process with a time (`retryAt`) waits for a
+ * retry or a sleep instead. The one rule for every path that resumes (see resumeAllTasks, the
+ * engine's retry); the scheduled ones (timekeeper, sweeper, overdue retries) only take processes
+ * with a time or an expired lease.
+ */
+export function waitsForChildren(p: { status: string; retryAt: Date | string | null }): boolean {
+  return p.status === 'waiting' && p.retryAt === null;
+}
+
 /** The statuses a step may be skipped or its state patched from. */
 export const REPAIRABLE_STATUSES = [
   'failed',

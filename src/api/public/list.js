@@ -100,14 +100,23 @@ export async function listPage(params, visit) {
   visit.subscribe({ room: 'processes' }, reload);
 }
 
-/** The "Resume all failed tasks" button and what the API answered: the count, or why not. */
+/**
+ * The "Retry stopped tasks" button (PUT /api/processes/resume-all) and what the API answered: the
+ * count, or why not. It says which tasks it retries: failed, api_unavailable and inconsistent_data
+ * ones, and waiting ones (a retry or a sleep, at once), never one waiting for its children.
+ */
 function resumeAll(visit) {
   const result = el('span', { id: 'resume-all-result', role: 'status' });
+  const what =
+    'Retries every task that is failed, api_unavailable or inconsistent_data, and wakes every task waiting for a retry or a sleep; a task waiting for its child processes is left to them';
   const button = el('button', {
     type: 'button',
     id: 'resume-all',
-    text: 'Resume all failed tasks',
+    text: 'Retry stopped tasks',
+    title: what,
+    'aria-describedby': 'resume-all-what',
   });
+  const hint = el('span', { id: 'resume-all-what', class: 'muted', text: what });
   button.addEventListener('click', async () => {
     button.disabled = true;
     result.className = 'muted';
@@ -126,5 +135,5 @@ function resumeAll(visit) {
       button.disabled = false;
     }
   });
-  return el('div', { class: 'actions' }, [button, result]);
+  return el('div', { class: 'actions' }, [button, result, hint]);
 }

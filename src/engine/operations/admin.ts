@@ -2,6 +2,7 @@
 // global lock (pause) with the engine status.
 import { withTransaction } from '../../db/pool.ts';
 import {
+  childrenGoingOn,
   deleteTask as deleteTaskRow,
   resumeAllTasks as resumeAll,
   setNote as setNoteRow,
@@ -51,7 +52,10 @@ export async function resumeAllTasks(ctx: EngineContext, actor: Actor): Promise<
   return { count: done.jobs.length };
 }
 
-/** Deletes a task with its steps: 400 `not_a_task` for a workflow, 409 `process_running`. */
+/**
+ * Deletes a task with its steps: 400 `not_a_task` for a workflow, 409 `process_running`, 409
+ * `has_running_children` while a child it started has not ended.
+ */
 export async function deleteTask(ctx: EngineContext, id: string, actor: Actor): Promise<void> {
   const row = await ctx.requireProcess(id);
   const def = ctx.registry.get(row.workflowName);
@@ -65,6 +69,15 @@ export async function deleteTask(ctx: EngineContext, id: string, actor: Actor): 
   if (await deleteTaskRow(ctx.pool, id)) return;
   if (!row.isTask)
     throw new ValidationError('not_a_task', `Process ${id} is a workflow; only tasks are deleted`);
+  // Its children would go on without a parent: the operator aborts it first (which aborts them)
+  // or waits for them to end.
+  const children = await childrenGoingOn(ctx.pool, id);
+  if (children > 0)
+    throw new ConflictError(
+      'has_running_children',
+      `Task ${id} has ${children} child process${children === 1 ? '' : 'es'} that ha${children === 1 ? 's' : 've'} not ended; abort it first (its children are aborted with it)`,
+      { details: { status: row.status, children } },
+    );
   throw new ConflictError('process_running', `Task ${id} is running; abort it first`, {
     details: { status: row.status },
   });

@@ -2,7 +2,7 @@
 // the skip of a failed step.
 import { z } from 'zod';
 import type { Queryable } from '../../db/pool.ts';
-import { REPAIRABLE_STATUSES } from '../../db/model.ts';
+import { REPAIRABLE_STATUSES, waitsForChildren } from '../../db/model.ts';
 import { markResumed, patchAndResume, skipFailedStep } from '../../db/resumes.ts';
 import type { Actor } from '../actor.ts';
 import { dispatchOf, type Dispatch } from '../dispatch.ts';
@@ -102,7 +102,7 @@ export async function retryProcess(
   }
   // Not from `resumed` either: a resume racing this one may have just committed.
   // Waiting for the children it started: the end of its last child continues it.
-  if (row.status === 'waiting' && row.retryAt === null && stepDef?.kind === 'children')
+  if (waitsForChildren(row))
     throw new ConflictError(
       'waiting_for_children',
       `Process ${id} waits for the child processes it started at ${stepDef.name}; it goes on when they have ended`,
