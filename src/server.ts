@@ -7,6 +7,7 @@ import type { Logger } from './config/logger.ts';
 import { openDatabase } from './db/database.ts';
 import { createEventPublisher } from './db/events.ts';
 import { createPool } from './db/pool.ts';
+import { recordPublicUrl } from './db/settings.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { loadRegistry } from './engine/registry.ts';
 import { callbackPath } from './engine/runner.ts';
@@ -123,6 +124,8 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.HOST}:${port}`;
   publicUrl ||= url;
+  // Worker processes without PUBLIC_URL hand out callback URLs on it (src/worker.ts).
+  await recordPublicUrl(pool, publicUrl);
   logger.info('orchestrator listening', {
     url,
     executor: config.EXECUTOR,

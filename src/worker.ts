@@ -7,7 +7,8 @@ import type { Logger } from './config/logger.ts';
 import { embeddedConnectionString } from './db/embedded.ts';
 import { runMigrations } from './db/migrate.ts';
 import { createEventPublisher } from './db/events.ts';
-import { createPool, retryOnConnectionError } from './db/pool.ts';
+import { createPool, retryOnConnectionError, type Queryable } from './db/pool.ts';
+import { getPublicUrl } from './db/settings.ts';
 import { markWorkerStopped, pruneWorkers, registerWorker, workerHeartbeat } from './db/workers.ts';
 import { loadRegistry } from './engine/registry.ts';
 import { stepPoolFromConfig } from './engine/step-pool.ts';
@@ -101,6 +102,15 @@ export async function startWorker(
   await withStartupRetry(logger, 'queue start', () => boss.start());
   await createQueues(boss, allQueues(config.TARGET_QUEUES));
   const steps = stepPoolFromConfig(config, connectionString);
+  const callbackBase = callbackAddress(config.PUBLIC_URL, pool);
+  if (!config.PUBLIC_URL && registry.list().some((w) => w.steps.some((s) => s.kind === 'callback')))
+    await callbackBase().then(
+      (url) => logger.info('callback URLs on the address the API recorded', { url }),
+      () =>
+        logger.warn(
+          'no PUBLIC_URL, and no API has recorded its address yet: callback steps fail until one does',
+        ),
+    );
   // Events of committed changes (claims, steps), sent after each commit (see src/db/events.ts).
   const publisher = createEventPublisher({ connectionString, logger });
   await withStartupRetry(logger, 'live publisher', () => publisher.start());
@@ -120,9 +130,7 @@ export async function startWorker(
     owner: `worker:${os.hostname()}:${process.pid}`,
     logger,
     publish: publisher.publish,
-    callbackUrl: (id, token) =>
-      (config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}`).replace(/\/$/, '') +
-      callbackPath(id, token),
+    callbackUrl: async (id, token) => (await callbackBase()) + callbackPath(id, token),
   });
 
   const heartbeatSeconds = Math.max(1, Math.min(10, Math.floor(config.LEASE_SECONDS / 2)));
@@ -206,5 +214,29 @@ export async function startWorker(
       })();
       return stopped;
     },
+  };
+}
+
+/**
+ * Where callbacks reach the API: PUBLIC_URL, else the address an API recorded in the database at
+ * its start (read again at most every 30 s). With neither, a callback step fails with this
+ * message rather than hand out an address of the worker's guessing.
+ */
+function callbackAddress(publicUrl: string | undefined, pool: Queryable): () => Promise<string> {
+  if (publicUrl) {
+    const base = publicUrl.replace(/\/$/, '');
+    return async () => base;
+  }
+  let known: { url: string; at: number } | undefined;
+  return async () => {
+    if (!known || Date.now() - known.at > 30_000) {
+      const url = await getPublicUrl(pool);
+      if (url) known = { url: url.replace(/\/$/, ''), at: Date.now() };
+    }
+    if (!known)
+      throw new Error(
+        'no address for callback URLs: set PUBLIC_URL on the worker, or start an API (it records its address in the database)',
+      );
+    return known.url;
   };
 }

@@ -23,7 +23,8 @@ export const configSchema = z.object({
   PUBLIC_URL: z.url().optional().meta({
     description:
       'The address clients reach the API at, for the callback URLs that callback steps hand out (e.g. `https://orchestrator.example.net`).',
-    defaultText: 'the address the API listens on; workers: `http://HOST:PORT`',
+    defaultText:
+      'the address the API listens on; workers: the address an API recorded in the database at its start',
   }),
   HOST: z.string().min(1).default('127.0.0.1').meta({ description: 'Address the API binds to.' }),
   STEP_THREADS: intFromEnv(os.availableParallelism(), 1).meta({

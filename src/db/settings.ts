@@ -64,3 +64,16 @@ export async function markDefaultInstalled(tx: Queryable, name: string): Promise
   );
   return rowCount === 1;
 }
+
+/** Records the address the API answers at (see sql/012_public_url.sql). */
+export async function recordPublicUrl(db: Queryable, url: string): Promise<void> {
+  await db.query(`UPDATE orchestrator.engine_settings SET public_url = $1`, [url]);
+}
+
+/** The address an API recorded last, if any. */
+export async function getPublicUrl(db: Queryable): Promise<string | null> {
+  const { rows } = await db.query<{ url: string | null }>(
+    `SELECT public_url AS url FROM orchestrator.engine_settings`,
+  );
+  return rows[0]?.url ?? null;
+}

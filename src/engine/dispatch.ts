@@ -117,6 +117,10 @@ export interface RunnerHooks {
   childEnded: (parentId: string) => void;
   /** Told after a commit that something of this process is due at `at` (a retry, a callback timeout). */
   onDue: (processId: string, at: Date) => void;
-  /** The URL a callback step hands out for `token`. Default: the path alone. */
-  callbackUrl: (processId: string, token: string) => string;
+  /**
+   * The URL a callback step hands out for `token`. Default: the path alone. May be async (worker
+   * mode reads the API's address from the database); when it throws, the step fails with its
+   * message and nothing runs: never a wrong address.
+   */
+  callbackUrl: (processId: string, token: string) => string | Promise<string>;
 }

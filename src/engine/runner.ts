@@ -94,6 +94,18 @@ export function createRunner(opts: RunnerOptions): Runner {
     name: 'StateTooLarge',
     message: `the step's result makes the state ${bytes} bytes of JSON, more than MAX_STATE_BYTES (${maxStateBytes})`,
   });
+  /** A callback step's URL, or why there is none (the step fails with it and nothing runs). */
+  async function callbackAddress(
+    processId: string,
+    token: string,
+  ): Promise<{ ok: true; url: string } | { ok: false; error: StepError }> {
+    try {
+      return { ok: true, url: await callbackUrl(processId, token) };
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      return { ok: false, error: { outcome: 'failed', name: 'NoCallbackAddress', message } };
+    }
+  }
   let stopping = false;
   let stopped: Promise<void> | undefined;
 
@@ -251,31 +263,36 @@ export function createRunner(opts: RunnerOptions): Runner {
             : { kind: 'sleep' };
       else {
         const callback = stepDef.kind === 'callback' ? newCallbackToken() : undefined;
-        ran = true;
-        const result = await steps
-          .run(
-            {
-              workflow: def.name,
-              index,
-              state,
-              processId: claim.id,
-              attempt,
-              callbackUrl: callback && callbackUrl(claim.id, callback.token),
-            },
-            controller.signal,
-          )
-          // After an abort the pool may give up on a step that ignores its signal.
-          .catch((err: unknown) => {
-            if (controller.signal.aborted) return undefined;
-            throw err;
-          });
-        // Aborted: by the user or a lost lease (nothing to commit), or by shutdown (give it back).
-        if (controller.signal.aborted || !result) return stopping ? giveBack(claim) : 'lease_lost';
-        outcome = !result.ok
-          ? { kind: 'error', error: result.error }
-          : callback
-            ? { kind: 'callback', delta: result.delta, tokenHash: callback.hash }
-            : { kind: 'success', delta: result.delta };
+        const address = callback && (await callbackAddress(claim.id, callback.token));
+        if (address && !address.ok) outcome = { kind: 'error', error: address.error };
+        else {
+          ran = true;
+          const result = await steps
+            .run(
+              {
+                workflow: def.name,
+                index,
+                state,
+                processId: claim.id,
+                attempt,
+                callbackUrl: address?.url,
+              },
+              controller.signal,
+            )
+            // After an abort the pool may give up on a step that ignores its signal.
+            .catch((err: unknown) => {
+              if (controller.signal.aborted) return undefined;
+              throw err;
+            });
+          // Aborted: by the user or a lost lease (nothing to commit), or by shutdown (give it back).
+          if (controller.signal.aborted || !result)
+            return stopping ? giveBack(claim) : 'lease_lost';
+          outcome = !result.ok
+            ? { kind: 'error', error: result.error }
+            : callback
+              ? { kind: 'callback', delta: result.delta, tokenHash: callback.hash }
+              : { kind: 'success', delta: result.delta };
+        }
       }
       const at = { index, attempt, isLast, state, now: startedAt };
       let next = transition(stepDef, outcome, at);

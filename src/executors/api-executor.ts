@@ -5,7 +5,7 @@ import type { Config } from '../config/index.ts';
 import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import type { Pool } from '../db/pool.ts';
-import type { Dispatcher } from '../engine/dispatch.ts';
+import type { Dispatcher, RunnerHooks } from '../engine/dispatch.ts';
 import type { Registry } from '../engine/registry.ts';
 import { stepPoolFromConfig } from '../engine/step-pool.ts';
 import { createTimekeeper } from '../engine/timekeeper.ts';
@@ -34,7 +34,7 @@ export interface ApiExecutorDeps {
   logger: Logger;
   publish: Publish;
   /** The URL a callback step hands out (the API's public address + the callback path). */
-  callbackUrl: (processId: string, token: string) => string;
+  callbackUrl: RunnerHooks['callbackUrl'];
   metrics: EngineMetrics;
 }
 

@@ -4,7 +4,7 @@ import type { Publish } from '../db/events.ts';
 import type { Pool } from '../db/pool.ts';
 import { findOrphanRows } from '../db/orphans.ts';
 import { claimProcesses, type Claim } from '../db/leases.ts';
-import type { Dispatcher } from '../engine/dispatch.ts';
+import type { Dispatcher, RunnerHooks } from '../engine/dispatch.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
 import type { StepPool } from '../engine/step-pool.ts';
@@ -30,7 +30,7 @@ export interface ThreadpoolOptions {
    */
   maxRunning?: number;
   /** The URL a callback step hands out (see RunnerHooks.callbackUrl). */
-  callbackUrl?: (processId: string, token: string) => string;
+  callbackUrl?: RunnerHooks['callbackUrl'];
   /** Told when a commit here made something due later (a retry, a callback timeout). */
   onDue?: (processId: string, at: Date) => void;
   metrics?: EngineMetrics;

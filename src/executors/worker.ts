@@ -15,7 +15,7 @@ import type { Publish } from '../db/events.ts';
 import { inTransaction } from '../db/jobs.ts';
 import { retryOnConnectionError, type Pool } from '../db/pool.ts';
 import { claimProcesses, type Claim } from '../db/leases.ts';
-import { dispatchOf } from '../engine/dispatch.ts';
+import { dispatchOf, type RunnerHooks } from '../engine/dispatch.ts';
 import type { Registry } from '../engine/registry.ts';
 import { createRunner, type Runner } from '../engine/runner.ts';
 import type { StepPool } from '../engine/step-pool.ts';
@@ -49,7 +49,7 @@ export interface WorkerExecutorOptions {
   /** Where the events of committed changes go. */
   publish: Publish;
   /** The URL a callback step hands out (see RunnerHooks.callbackUrl). */
-  callbackUrl?: (processId: string, token: string) => string;
+  callbackUrl?: RunnerHooks['callbackUrl'];
   metrics?: EngineMetrics;
   /** See RunnerOptions.maxStateBytes. */
   maxStateBytes?: number;
