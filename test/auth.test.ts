@@ -5,10 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/testkit/invariants.ts';
-import type { Orchestrator } from '../src/server.ts';
-import { startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 import { fixtures } from './support/paths.ts';
 
 const ALICE = 'alice-token-0123456789';
@@ -56,29 +53,27 @@ async function startIssuer() {
   };
 }
 
-let db: TestDatabase;
-let api: Orchestrator;
 let issuer: Awaited<ReturnType<typeof startIssuer>>;
 
+// The issuer starts before the API, whose configuration names it, and stops after it.
 beforeAll(async () => {
-  db = await createTestDatabase();
   issuer = await startIssuer();
-  api = await startApi(db.url, {
+});
+afterAll(async () => {
+  await issuer?.close();
+});
+const h = useHarness({
+  executor: 'threadpool',
+  env: () => ({
     HOST: '0.0.0.0',
     API_TOKENS: `alice=${ALICE},ci=${CI}`,
     OIDC_ISSUER: issuer.issuer,
     OIDC_AUDIENCE: 'orchestrator',
     WORKFLOWS_DIR: fixtures('workflows-auth'),
-  });
-});
-afterAll(async () => {
-  await api?.close();
-  await issuer?.close();
-  if (db) expect(await checkInvariants(db.pool, { registry: api.engine.registry })).toEqual([]);
-  await db?.drop();
+  }),
 });
 
-const base = () => `http://127.0.0.1:${api.port}`;
+const base = () => `http://127.0.0.1:${h.api.port}`;
 async function call(method: string, path: string, token?: string, body?: unknown) {
   const res = await fetch(base() + path, {
     method,
@@ -102,14 +97,14 @@ async function waitFor(id: string, token: string, pred: (p: any) => boolean) {
 }
 const rows = async () =>
   (
-    await db.pool.query(
+    await h.db.pool.query(
       `SELECT (SELECT count(*)::int FROM orchestrator.processes) AS p,
               (SELECT count(*)::int FROM orchestrator.process_steps) AS s`,
     )
   ).rows[0];
 const stepUsers = async (id: string) =>
   (
-    await db.pool.query(
+    await h.db.pool.query(
       `SELECT name, status, created_by AS "createdBy" FROM orchestrator.process_steps
         WHERE process_id = $1 ORDER BY id`,
       [id],
@@ -118,10 +113,10 @@ const stepUsers = async (id: string) =>
 
 describe('bind guard', () => {
   it('refuses to listen beyond loopback without authentication, unless AUTH=none', async () => {
-    await expect(startApi(db.url, { HOST: '0.0.0.0' })).rejects.toThrow(
+    await expect(h.startApi({ HOST: '0.0.0.0' })).rejects.toThrow(
       /Refusing to listen on 0.0.0.0 without authentication. Set API_TOKENS/,
     );
-    const open = await startApi(db.url, { HOST: '0.0.0.0', AUTH: 'none' });
+    const open = await h.startApi({ HOST: '0.0.0.0', AUTH: 'none' });
     try {
       const r = await fetch(`http://127.0.0.1:${open.port}/api/workflows`);
       expect(r.status).toBe(200);

@@ -5,34 +5,28 @@ import { loadRegistry } from '../src/engine/registry.ts';
 import { publishNowhere } from '../src/db/events.ts';
 import { createRunner } from '../src/engine/runner.ts';
 import { createStepPool, type StepPool } from '../src/engine/step-pool.ts';
-import { client, startApi } from './support/api.ts';
-import {
-  createTestDatabase,
-  seedProcess,
-  type TestDatabase,
-  claimProcess,
-  heartbeat,
-} from './support/database.ts';
+import { client } from './support/api.ts';
+import { seedProcess, claimProcess, heartbeat } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 import { fixtures, root } from './support/paths.ts';
 
-let db: TestDatabase;
+// Processes set up by hand; the runners and APIs are the tests' own.
+const h = useHarness();
 let steps: StepPool;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
+beforeAll(() => {
   steps = createStepPool({ workflowsDir: `${root}/workflows`, maxThreads: 1 });
 });
 afterAll(async () => {
   await steps?.close();
-  await db?.drop();
 });
 
 async function newProcess(workflowName: string, input: Record<string, unknown> = {}) {
-  return seedProcess(db.pool, { workflowName, createdBy: 'test', input });
+  return seedProcess(h.db.pool, { workflowName, createdBy: 'test', input });
 }
 
 async function stepRows(id: string) {
-  const { rows } = await db.pool.query(
+  const { rows } = await h.db.pool.query(
     `SELECT step_index AS "index", name, status FROM orchestrator.process_steps WHERE process_id = $1 ORDER BY id`,
     [id],
   );
@@ -42,16 +36,16 @@ async function stepRows(id: string) {
 describe('fencing token', () => {
   it('a runner whose lease was taken over can neither commit nor heartbeat', async () => {
     const id = await newProcess('noop');
-    const a = await claimProcess(db.pool, id, 'runner-a', 30);
+    const a = await claimProcess(h.db.pool, id, 'runner-a', 30);
     expect(a).toBeDefined();
     // While A's lease is valid nobody else can claim.
-    expect(await claimProcess(db.pool, id, 'runner-b', 30)).toBeUndefined();
+    expect(await claimProcess(h.db.pool, id, 'runner-b', 30)).toBeUndefined();
     // A stalls past its lease; B takes over.
-    await db.pool.query(
+    await h.db.pool.query(
       `UPDATE orchestrator.processes SET lease_expires_at = now() - interval '1 second' WHERE id = $1`,
       [id],
     );
-    const b = await claimProcess(db.pool, id, 'runner-b', 30);
+    const b = await claimProcess(h.db.pool, id, 'runner-b', 30);
     expect(b?.leaseToken).toBeDefined();
     expect(b?.leaseToken).not.toBe(a?.leaseToken);
 
@@ -69,13 +63,13 @@ describe('fencing token', () => {
       nextAttempt: 1,
       leaseSeconds: 30,
     });
-    expect((await commitStep(db.pool, commit(a!.leaseToken))).held).toBe(false);
-    expect(await heartbeat(db.pool, id, a!.leaseToken, 30)).toBe(false);
+    expect((await commitStep(h.db.pool, commit(a!.leaseToken))).held).toBe(false);
+    expect(await heartbeat(h.db.pool, id, a!.leaseToken, 30)).toBe(false);
     expect(await stepRows(id)).toEqual([]);
-    expect((await commitStep(db.pool, commit(b!.leaseToken))).held).toBe(true);
+    expect((await commitStep(h.db.pool, commit(b!.leaseToken))).held).toBe(true);
     expect(await stepRows(id)).toEqual([{ index: 0, name: 'One', status: 'success' }]);
     // Even with a valid lease, a step index is cleared at most once (unique index).
-    await expect(commitStep(db.pool, { ...commit(b!.leaseToken) })).rejects.toThrow(
+    await expect(commitStep(h.db.pool, { ...commit(b!.leaseToken) })).rejects.toThrow(
       /process_steps_cleared_once/,
     );
   });
@@ -83,7 +77,7 @@ describe('fencing token', () => {
   it('a running runner notices the takeover at its next heartbeat, aborts its step and writes nothing', async () => {
     const registry = await loadRegistry(`${root}/workflows`);
     const runner = createRunner({
-      pool: db.pool,
+      pool: h.db.pool,
       registry,
       steps,
       leaseSeconds: 1,
@@ -91,17 +85,17 @@ describe('fencing token', () => {
       publish: publishNowhere,
     });
     const id = await newProcess('slow', { sleepMs: 60_000 });
-    const claim = await claimProcess(db.pool, id, 'runner-a', 1);
+    const claim = await claimProcess(h.db.pool, id, 'runner-a', 1);
     const running = runner.runClaimed(claim!);
     await expect.poll(() => runner.active(), { timeout: 15_000 }).toEqual([id]);
     // Another runner took the process over (as after an expired lease): a new token.
-    await db.pool.query(
+    await h.db.pool.query(
       `UPDATE orchestrator.processes SET lease_token = gen_random_uuid(), lease_owner = 'runner-b' WHERE id = $1`,
       [id],
     );
     expect(await running).toBe('lease_lost');
     expect(await stepRows(id)).toEqual([]);
-    const { rows } = await db.pool.query(
+    const { rows } = await h.db.pool.query(
       `SELECT status, lease_owner FROM orchestrator.processes WHERE id = $1`,
       [id],
     );
@@ -115,20 +109,20 @@ describe('restart pick-up', () => {
     const resumed = await newProcess('noop');
     const expired = await newProcess('noop');
     const live = await newProcess('noop');
-    await db.pool.query(`UPDATE orchestrator.processes SET status = 'resumed' WHERE id = $1`, [
+    await h.db.pool.query(`UPDATE orchestrator.processes SET status = 'resumed' WHERE id = $1`, [
       resumed,
     ]);
-    await db.pool.query(
+    await h.db.pool.query(
       `UPDATE orchestrator.processes SET status = 'running', lease_token = gen_random_uuid(), lease_owner = 'dead',
               lease_expires_at = now() - interval '1 second' WHERE id = $1`,
       [expired],
     );
-    await db.pool.query(
+    await h.db.pool.query(
       `UPDATE orchestrator.processes SET status = 'running', lease_token = gen_random_uuid(), lease_owner = 'alive',
               lease_expires_at = now() + interval '1 hour' WHERE id = $1`,
       [live],
     );
-    const api = await startApi(db.url);
+    const api = await h.startApi();
     try {
       const http = client(api.url);
       for (const id of [created, resumed, expired]) {
@@ -147,7 +141,7 @@ describe('restart pick-up', () => {
 
 describe('thread pool', () => {
   it('keeps the API responsive while a step burns CPU', async () => {
-    const api = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows'), STEP_THREADS: '1' });
+    const api = await h.startApi({ WORKFLOWS_DIR: fixtures('workflows'), STEP_THREADS: '1' });
     try {
       const http = client(api.url);
       const id = await http.start('burn', { ms: 3_000 });
@@ -165,7 +159,7 @@ describe('thread pool', () => {
 
 describe('changed workflows', () => {
   it('refuses to resume at a step whose name changed, and a runner fails such a process', async () => {
-    const v1 = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows') });
+    const v1 = await h.startApi({ WORKFLOWS_DIR: fixtures('workflows') });
     const http1 = client(v1.url);
     const suspended = await http1.start('changing');
     await http1.waitForStatus(suspended, 'suspended');
@@ -176,7 +170,7 @@ describe('changed workflows', () => {
     await http1.waitForStatus(moving, 'completed');
     await v1.close();
 
-    const v2 = await startApi(db.url, {
+    const v2 = await h.startApi({
       WORKFLOWS_DIR: fixtures('workflows-v2'),
       LEASE_SECONDS: '2',
     });
@@ -190,12 +184,12 @@ describe('changed workflows', () => {
 
       // A process whose last committed step no longer matches is failed with a clear reason.
       const stale = await newProcess('changing');
-      await db.pool.query(
+      await h.db.pool.query(
         `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
          VALUES ($1, 1, 'Approve', 'success', '{"ok":true}', now())`,
         [stale],
       );
-      await db.pool.query(
+      await h.db.pool.query(
         `UPDATE orchestrator.processes SET status = 'resumed', step_index = 2 WHERE id = $1`,
         [stale],
       );

@@ -1,39 +1,26 @@
 // Hostile input at every route: wrong types, huge and deeply nested bodies, text Postgres cannot
 // store, SQL and script fragments, malformed ids, wrong methods and content types. Each must get a
 // 4xx with a stable code (never a 5xx, a stack trace or SQL), and nothing may be written.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/testkit/invariants.ts';
-import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useHarness } from './support/harness.ts';
 
-let db: TestDatabase;
-let api: Orchestrator;
-let http: ReturnType<typeof client>;
+const h = useHarness({ executor: 'threadpool' });
 /** Processes in the states the routes act on. */
 const ids = { suspended: '', completedTask: '', awaiting: '', callbackPath: '' };
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  api = await startApi(db.url);
-  http = client(api.url);
-  ids.suspended = await http.start('hello', { name: 'Ada' });
-  await http.waitForStatus(ids.suspended, 'suspended');
-  ids.completedTask = await http.start('noop_task');
-  await http.waitForStatus(ids.completedTask, 'completed');
-  ids.awaiting = await http.start('callback_demo', {});
-  const p = await http.waitForStatus(ids.awaiting, 'awaiting_callback');
+  ids.suspended = await h.http.start('hello', { name: 'Ada' });
+  await h.http.waitForStatus(ids.suspended, 'suspended');
+  ids.completedTask = await h.http.start('noop_task');
+  await h.http.waitForStatus(ids.completedTask, 'completed');
+  ids.awaiting = await h.http.start('callback_demo', {});
+  const p = await h.http.waitForStatus(ids.awaiting, 'awaiting_callback');
   ids.callbackPath = new URL(p.currentState.callbackUrl).pathname;
-});
-afterAll(async () => {
-  await api?.close();
-  if (db) expect(await checkInvariants(db.pool, { registry: api.engine.registry })).toEqual([]);
-  await db?.drop();
 });
 
 /** Everything a request could write, to compare before and after. */
 async function snapshot() {
-  const { rows } = await db.pool.query(
+  const { rows } = await h.db.pool.query(
     `SELECT (SELECT count(*)::int FROM orchestrator.processes) AS processes,
             (SELECT count(*)::int FROM orchestrator.process_steps) AS steps,
             (SELECT count(*)::int FROM orchestrator.input_states) AS inputs,
@@ -351,7 +338,7 @@ function attacks(): Attack[] {
 
 async function send(x: Attack) {
   const raw = typeof x.body === 'string';
-  const res = await fetch(api.url + x.path, {
+  const res = await fetch(h.api.url + x.path, {
     method: x.method,
     headers: x.body === undefined ? {} : { 'content-type': x.contentType ?? 'application/json' },
     body: x.body === undefined ? undefined : raw ? (x.body as string) : JSON.stringify(x.body),
@@ -400,19 +387,19 @@ describe('hostile input', () => {
   }, 120_000);
 
   it('security headers are set, and CORS is off', async () => {
-    const res = await fetch(`${api.url}/api/health`, {
+    const res = await fetch(`${h.api.url}/api/health`, {
       headers: { origin: 'https://evil.example' },
     });
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
     expect(res.headers.get('strict-transport-security')).toBeTruthy();
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
-    const page = await fetch(`${api.url}/`);
+    const page = await fetch(`${h.api.url}/`);
     expect(page.headers.get('x-frame-options')).toBe('SAMEORIGIN');
   });
 
   it('CORS_ORIGINS lets the configured origins in, and only them', async () => {
-    const other = await startApi(db.url, { CORS_ORIGINS: 'https://ops.example.net' });
+    const other = await h.startApi({ CORS_ORIGINS: 'https://ops.example.net' });
     try {
       const pre = await fetch(`${other.url}/api/processes`, {
         method: 'OPTIONS',

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import { getCallbacks, resolveCallback, timeOutCallbacks } from '../src/db/callbacks.ts';
@@ -8,31 +8,26 @@ import { commitStep, type StepCommit } from '../src/db/step-commits.ts';
 import { createRegistry, loadRegistry, type Registry } from '../src/engine/registry.ts';
 import { createBoss, createQueues } from '../src/executors/boss.ts';
 import { workflow } from '../src/index.ts';
-import {
-  createTestDatabase,
-  seedProcess,
-  type TestDatabase,
-  claimProcess,
-} from './support/database.ts';
+import { seedProcess, claimProcess } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 import { root } from './support/paths.ts';
 
-let db: TestDatabase;
+// Rows in broken states on purpose: the checks themselves are what this file tests.
+const h = useHarness({ invariants: false });
 let registry: Registry;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   registry = await loadRegistry(`${root}/workflows`);
 });
-afterAll(() => db?.drop());
 
 async function proc(status: string, stepIndex: number, rows: [number, string][], extra = '') {
-  const id = await seedProcess(db.pool);
-  await db.pool.query(
+  const id = await seedProcess(h.db.pool);
+  await h.db.pool.query(
     `UPDATE orchestrator.processes SET status = $2, step_index = $3 ${extra} WHERE id = $1`,
     [id, status, stepIndex],
   );
   for (const [index, st] of rows) {
-    await db.pool.query(
+    await h.db.pool.query(
       `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
        VALUES ($1, $2, 'x', $3, '{}', now())`,
       [id, index, st],
@@ -53,7 +48,7 @@ it('finds nothing wrong in consistent data and each kind of corruption in broken
     [1, 'failed'],
   ]);
   await proc('created', 0, []);
-  expect(await checkInvariants(db.pool, { registry })).toEqual([]);
+  expect(await checkInvariants(h.db.pool, { registry })).toEqual([]);
 
   const gap = await proc('completed', 3, [
     [0, 'success'],
@@ -82,7 +77,7 @@ it('finds nothing wrong in consistent data and each kind of corruption in broken
     [[0, 'failed']],
     `, lease_token = gen_random_uuid()`,
   );
-  const found = await checkInvariants(db.pool, { registry });
+  const found = await checkInvariants(h.db.pool, { registry });
   const by = (id: string) => found.filter((v) => v.processId === id).map((v) => v.invariant);
   expect(by(gap)).toEqual(['steps committed in order']);
   expect(by(outOfOrder)).toEqual(['steps committed in order']);
@@ -95,8 +90,8 @@ it('finds nothing wrong in consistent data and each kind of corruption in broken
 describe('retries and callbacks', () => {
   /** A process of `workflow` claimed by a runner, as the engine leaves it before its first step. */
   async function claimed(workflow: string): Promise<{ id: string; token: string }> {
-    const id = await seedProcess(db.pool, { workflowName: workflow });
-    const claim = await claimProcess(db.pool, id, 'test', 30);
+    const id = await seedProcess(h.db.pool, { workflowName: workflow });
+    const claim = await claimProcess(h.db.pool, id, 'test', 30);
     return { id, token: claim!.leaseToken };
   }
   const commit = (p: { id: string; token: string }, c: Partial<StepCommit>): StepCommit => ({
@@ -129,7 +124,7 @@ describe('retries and callbacks', () => {
   /** A callback step's action ran: `awaiting_callback`, timing out in `timeoutMs`. */
   async function awaiting(p: { id: string; token: string }, timeoutMs: number): Promise<string> {
     const r = await commitStep(
-      db.pool,
+      h.db.pool,
       commit(p, {
         stepStatus: 'awaiting_callback',
         processStatus: 'awaiting_callback',
@@ -141,10 +136,10 @@ describe('retries and callbacks', () => {
       }),
     );
     expect(r.held).toBe(true);
-    return (await getCallbacks(db.pool, p.id))[0]!.id;
+    return (await getCallbacks(h.db.pool, p.id))[0]!.id;
   }
   const answer = (id: string, callbackId: string) =>
-    resolveCallback(db.pool, {
+    resolveCallback(h.db.pool, {
       processId: id,
       callbackId,
       index: 0,
@@ -156,14 +151,14 @@ describe('retries and callbacks', () => {
     });
   /** Inserts a step row; `at` as SQL for its started_at (default now()). */
   const row = (id: string, status: string, opts: { at?: string; error?: string } = {}) =>
-    db.pool.query(
+    h.db.pool.query(
       `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, error, started_at)
        VALUES ($1, 0, 'Run job', $2, '{}', $3, ${opts.at ?? 'now()'})`,
       [id, status, opts.error ?? null],
     );
   /** Inserts a callback row of step 0; `set` as SQL column assignments. */
   const callback = (id: string, status: string, set: Record<string, string> = {}) =>
-    db.pool.query(
+    h.db.pool.query(
       `INSERT INTO orchestrator.callbacks (process_id, step_index, token_hash, status${Object.keys(
         set,
       )
@@ -178,7 +173,7 @@ describe('retries and callbacks', () => {
 
   it('pass on what the engine writes: waiting, awaiting, answered, timed out, resumed after a timeout', async () => {
     const boss = createBoss({
-      connectionString: db.url,
+      connectionString: h.db.url,
       logger: silentLogger,
       applicationName: 'test',
     });
@@ -186,7 +181,7 @@ describe('retries and callbacks', () => {
     try {
       await createQueues(boss, ['resume_workflows']);
       const waiting = await claimed('retry_demo');
-      await commitStep(db.pool, waitingCommit(waiting, 60_000));
+      await commitStep(h.db.pool, waitingCommit(waiting, 60_000));
       // Its retry, as the worker-mode runner schedules it.
       await boss.send(
         'resume_workflows',
@@ -208,21 +203,21 @@ describe('retries and callbacks', () => {
       await awaiting(resumedAfterTimeout, -1_000);
       const awaitingAgain = await claimed('callback_demo');
       await awaiting(awaitingAgain, -1_000);
-      expect(await timeOutCallbacks(db.pool, 100)).toHaveLength(3);
-      expect(await markResumed(db.pool, resumedAfterTimeout.id, ['failed'], null)).toBeDefined();
+      expect(await timeOutCallbacks(h.db.pool, 100)).toHaveLength(3);
+      expect(await markResumed(h.db.pool, resumedAfterTimeout.id, ['failed'], null)).toBeDefined();
       // Resumed, run again: a new callback; the old one stays expired.
-      expect(await markResumed(db.pool, awaitingAgain.id, ['failed'], null)).toBeDefined();
-      const again = await claimProcess(db.pool, awaitingAgain.id, 'test', 30);
+      expect(await markResumed(h.db.pool, awaitingAgain.id, ['failed'], null)).toBeDefined();
+      const again = await claimProcess(h.db.pool, awaitingAgain.id, 'test', 30);
       await awaiting({ id: awaitingAgain.id, token: again!.leaseToken }, 300_000);
 
       // The jobs the API sends with the answer and the resume.
       for (const p of [answered, resumedAfterTimeout])
         await boss.send('resume_workflows', { processId: p.id, user: null });
 
-      const found = await checkInvariants(db.pool, { registry, checkJobs: true });
+      const found = await checkInvariants(h.db.pool, { registry, checkJobs: true });
       for (const p of [waiting, pending, answered, timedOut, resumedAfterTimeout, awaitingAgain])
         expect(found.filter((v) => v.processId === p.id)).toEqual([]);
-      const { rows } = await db.pool.query(
+      const { rows } = await h.db.pool.query(
         `SELECT status, failed_reason FROM orchestrator.processes WHERE id = $1`,
         [timedOut.id],
       );
@@ -313,7 +308,7 @@ describe('retries and callbacks', () => {
     });
     await row(notFailedForIt, 'failed', { error: timeoutError });
 
-    const found = await checkInvariants(db.pool, { registry, checkJobs: true });
+    const found = await checkInvariants(h.db.pool, { registry, checkJobs: true });
     const by = (id: string) => found.filter((v) => v.processId === id).map((v) => v.invariant);
     expect(by(waitingOnFailed)).toEqual(['status fits steps', 'one job per runnable process']);
     // Waiting with no retry time is waiting for children (no job): none going here.
@@ -335,18 +330,18 @@ describe('retries and callbacks', () => {
 
 it('resource locks: held only by a live process that needs them, all or none, none left queued for free keys', async () => {
   const locked = async (status: string, keys: string[], held: string[], queued: string[] = []) => {
-    const id = await seedProcess(db.pool, { lockKeys: keys });
-    await db.pool.query(`UPDATE orchestrator.processes SET status = $2 WHERE id = $1`, [
+    const id = await seedProcess(h.db.pool, { lockKeys: keys });
+    await h.db.pool.query(`UPDATE orchestrator.processes SET status = $2 WHERE id = $1`, [
       id,
       status,
     ]);
     for (const key of held)
-      await db.pool.query(
+      await h.db.pool.query(
         `INSERT INTO orchestrator.resource_locks (key, process_id) VALUES ($1, $2)`,
         [key, id],
       );
     for (const key of queued)
-      await db.pool.query(
+      await h.db.pool.query(
         `INSERT INTO orchestrator.resource_lock_waiters (process_id, key) VALUES ($1, $2)`,
         [id, key],
       );
@@ -369,7 +364,7 @@ it('resource locks: held only by a live process that needs them, all or none, no
   const queuedAndHolding = await locked('created', [e, a], [e], [a]);
   const abortedQueued = await locked('aborted', [a], [], [a]);
 
-  const found = await checkInvariants(db.pool, { registry });
+  const found = await checkInvariants(h.db.pool, { registry });
   const by = (id: string) =>
     found.filter((v) => v.processId === id && v.invariant === 'resource lock held rightly');
   for (const id of [holder, queuedBehind]) expect(by(id)).toEqual([]);
@@ -402,14 +397,14 @@ describe('children and repairs', () => {
     rows: [number, string][],
     parent?: { id: string; step: number | null },
   ): Promise<string> {
-    const id = await seedProcess(db.pool, { workflowName });
-    await db.pool.query(
+    const id = await seedProcess(h.db.pool, { workflowName });
+    await h.db.pool.query(
       `UPDATE orchestrator.processes SET status = $2, step_index = $3, parent_id = $4, parent_step = $5
         WHERE id = $1`,
       [id, status, stepIndex, parent?.id ?? null, parent?.step ?? null],
     );
     for (const [index, st] of rows)
-      await db.pool.query(
+      await h.db.pool.query(
         `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
          VALUES ($1, $2, 'x', $3, '{}', now())`,
         [id, index, st],
@@ -427,7 +422,7 @@ describe('children and repairs', () => {
       { id: of, step },
     );
   const found = async (ids: string[], reg = registry) => {
-    const all = await checkInvariants(db.pool, { registry: reg });
+    const all = await checkInvariants(h.db.pool, { registry: reg });
     return (id: string) => {
       expect(ids).toContain(id);
       return all.filter((v) => v.processId === id).map((v) => `${v.invariant}: ${v.detail}`);
@@ -468,12 +463,12 @@ describe('children and repairs', () => {
     // (Its child ended while it waited: the trigger would have resumed it, so it ends first.)
     const waitingForNothing = await parent('created', 0, []);
     await child(waitingForNothing, 'completed');
-    await db.pool.query(
+    await h.db.pool.query(
       `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
        VALUES ($1, 0, 'x', 'waiting', '{}', now())`,
       [waitingForNothing],
     );
-    await db.pool.query(`UPDATE orchestrator.processes SET status = 'waiting' WHERE id = $1`, [
+    await h.db.pool.query(`UPDATE orchestrator.processes SET status = 'waiting' WHERE id = $1`, [
       waitingForNothing,
     ]);
     // Bad children: at a step its parent has not reached, where it started none, at no step, and
@@ -487,7 +482,7 @@ describe('children and repairs', () => {
     const notStarted = await child(early, 'completed', 1);
     const noStep = await child(early, 'completed', null);
     const orphan = await child(early, 'completed');
-    const c = await db.pool.connect();
+    const c = await h.db.pool.connect();
     try {
       await c.query(`SET session_replication_role = replica`);
       await c.query(

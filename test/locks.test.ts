@@ -1,44 +1,34 @@
 // Start predicates and per-resource locks, against a real Postgres.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/testkit/invariants.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createRegistry } from '../src/engine/registry.ts';
 import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { client } from './support/api.ts';
+import { useHarness } from './support/harness.ts';
 import { fixtures } from './support/paths.ts';
 
-let db: TestDatabase;
-let main: Orchestrator;
+const h = useHarness({
+  executor: 'threadpool',
+  env: { LEASE_SECONDS: '2' },
+  invariants: {
+    registry: () =>
+      createRegistry([...h.api.engine.registry.list(), ...locks.engine.registry.list()]),
+  },
+});
 let locks: Orchestrator;
-let http: ReturnType<typeof client>;
 let fx: ReturnType<typeof client>;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  main = await startApi(db.url, { LEASE_SECONDS: '2' });
   // The fixtures' workflows in an instance of their own on the same database.
-  locks = await startApi(db.url, {
+  locks = await h.startApi({
     WORKFLOWS_DIR: fixtures('workflows-locks'),
     LEASE_SECONDS: '2',
   });
-  http = client(main.url);
   fx = client(locks.url);
-});
-afterAll(async () => {
-  await Promise.all([main?.close(), locks?.close()]);
-  if (db) {
-    const registry = createRegistry([
-      ...main.engine.registry.list(),
-      ...locks.engine.registry.list(),
-    ]);
-    expect(await checkInvariants(db.pool, { registry })).toEqual([]);
-  }
-  await db?.drop();
 });
 
 const counts = async () =>
   (
-    await db.pool.query(
+    await h.db.pool.query(
       `SELECT (SELECT count(*)::int FROM orchestrator.processes) AS p,
               (SELECT count(*)::int FROM orchestrator.input_states) AS i,
               (SELECT count(*)::int FROM orchestrator.resource_locks) AS l`,
@@ -47,10 +37,13 @@ const counts = async () =>
 
 describe('lockKeys', () => {
   it('a second provision_port for a device in use is refused with 409 naming the holder', async () => {
-    const first = await http.start('provision_port', [{ device: 'leaf-1' }, { port: 'Ethernet1' }]);
-    await http.waitForStatus(first, 'suspended');
+    const first = await h.http.start('provision_port', [
+      { device: 'leaf-1' },
+      { port: 'Ethernet1' },
+    ]);
+    await h.http.waitForStatus(first, 'suspended');
     const before = await counts();
-    const second = await http.post('/api/processes/provision_port', [
+    const second = await h.http.post('/api/processes/provision_port', [
       { device: 'leaf-1' },
       { port: 'Ethernet2' },
     ]);
@@ -60,26 +53,32 @@ describe('lockKeys', () => {
     expect(second.body.error.details.held).toEqual([{ key: 'device:leaf-1', holder: first }]);
     expect(await counts()).toEqual(before);
     // Another device is free.
-    const other = await http.start('provision_port', [{ device: 'leaf-2' }, { port: 'Ethernet1' }]);
-    expect((await http.get(`/api/processes/${first}`)).body.locks).toEqual({
+    const other = await h.http.start('provision_port', [
+      { device: 'leaf-2' },
+      { port: 'Ethernet1' },
+    ]);
+    expect((await h.http.get(`/api/processes/${first}`)).body.locks).toEqual({
       held: ['device:leaf-1'],
       waitingFor: [],
     });
     // Completed: the key is free again.
-    expect((await http.put(`/api/processes/${first}/resume`, { confirmed: true })).status).toBe(
+    expect((await h.http.put(`/api/processes/${first}/resume`, { confirmed: true })).status).toBe(
       204,
     );
-    await http.waitForStatus(first, 'completed');
-    const third = await http.start('provision_port', [{ device: 'leaf-1' }, { port: 'Ethernet3' }]);
-    await http.waitForStatus(third, 'suspended');
-    for (const id of [other, third]) await http.put(`/api/processes/${id}/abort`);
+    await h.http.waitForStatus(first, 'completed');
+    const third = await h.http.start('provision_port', [
+      { device: 'leaf-1' },
+      { port: 'Ethernet3' },
+    ]);
+    await h.http.waitForStatus(third, 'suspended');
+    for (const id of [other, third]) await h.http.put(`/api/processes/${id}/abort`);
     expect((await counts()).l).toBe(0);
   });
 
   it('of many starts for one key at once exactly one wins', async () => {
     const answers = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
-        http.post('/api/processes/provision_port', [
+        h.http.post('/api/processes/provision_port', [
           { device: 'spine-1' },
           { port: i % 2 ? 'Ethernet49/1' : 'Ethernet50/1' },
         ]),
@@ -88,13 +87,13 @@ describe('lockKeys', () => {
     const statuses = answers.map((r) => r.status).sort();
     expect(statuses.filter((s) => s === 201)).toHaveLength(1);
     expect(statuses.filter((s) => s === 409)).toHaveLength(11);
-    const { rows } = await db.pool.query(
+    const { rows } = await h.db.pool.query(
       `SELECT count(*)::int AS n FROM orchestrator.processes
         WHERE workflow_name = 'provision_port' AND 'device:spine-1' = ANY(lock_keys)`,
     );
     expect(rows[0].n).toBe(1);
     const winner = answers.find((r) => r.status === 201)!.body.id as string;
-    await http.put(`/api/processes/${winner}/abort`);
+    await h.http.put(`/api/processes/${winner}/abort`);
   });
 
   it('a failed holder keeps its key until it ends', async () => {

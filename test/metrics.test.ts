@@ -1,25 +1,13 @@
 // GET /metrics in Prometheus text format, against a real Postgres.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { describe, expect, it } from 'vitest';
+import { useHarness } from './support/harness.ts';
 
-let db: TestDatabase;
-let api: Orchestrator;
-let http: ReturnType<typeof client>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  api = await startApi(db.url, { METRICS_TOKEN: 'scrape-secret' });
-  http = client(api.url);
-});
-afterAll(async () => {
-  await api?.close();
-  await db?.drop();
-});
+const h = useHarness({ executor: 'threadpool', env: { METRICS_TOKEN: 'scrape-secret' } });
 
 async function scrape(token = 'scrape-secret') {
-  const res = await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+  const res = await fetch(`${h.api.url}/metrics`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
   return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
 }
 
@@ -40,20 +28,20 @@ function sample(
 describe('/metrics', () => {
   it('needs the metrics token when one is configured', async () => {
     expect((await scrape('wrong')).status).toBe(401);
-    const res = await fetch(`${api.url}/metrics`);
+    const res = await fetch(`${h.api.url}/metrics`);
     expect(res.status).toBe(401);
     expect((await res.json()).error.code).toBe('unauthorized');
   });
 
   it('reports steps, failures, retries, processes, engine status, queues and workers', async () => {
-    const noop = await http.start('noop');
-    await http.waitForStatus(noop, 'completed');
-    const flaky = await http.start('flaky', { failTimes: 1 });
-    await http.waitForStatus(flaky, 'failed');
-    const retry = await http.start('retry_demo', { failTimes: 1, backoffSeconds: 0.1 });
-    await http.waitForStatus(retry, 'completed');
-    const hello = await http.start('hello', { name: 'Ada' });
-    await http.waitForStatus(hello, 'suspended');
+    const noop = await h.http.start('noop');
+    await h.http.waitForStatus(noop, 'completed');
+    const flaky = await h.http.start('flaky', { failTimes: 1 });
+    await h.http.waitForStatus(flaky, 'failed');
+    const retry = await h.http.start('retry_demo', { failTimes: 1, backoffSeconds: 0.1 });
+    await h.http.waitForStatus(retry, 'completed');
+    const hello = await h.http.start('hello', { name: 'Ada' });
+    await h.http.waitForStatus(hello, 'suspended');
 
     const m = await scrape();
     expect(m.status).toBe(200);
@@ -94,8 +82,8 @@ describe('/metrics', () => {
     expect(t).toContain('# TYPE wfo_lease_expiries_recovered_total counter');
     expect(t).toMatch(/^process_cpu_user_seconds_total /m);
 
-    await http.put('/api/settings/status', { globalLock: true });
+    await h.http.put('/api/settings/status', { globalLock: true });
     expect(sample((await scrape()).text, 'wfo_engine_status', { engine_status: 'PAUSED' })).toBe(1);
-    await http.put('/api/settings/status', { globalLock: false });
+    await h.http.put('/api/settings/status', { globalLock: false });
   });
 });

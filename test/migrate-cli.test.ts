@@ -1,31 +1,17 @@
 // `npm run migrate`: applies pg-boss's schema and sql/ to an empty database, again as a no-op,
 // and fails with a clear message and exit code 1 when the database cannot be reached.
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, describe, expect, inject, it } from 'vitest';
-import { withDatabase } from './support/database.ts';
+import { describe, expect, it } from 'vitest';
+import { useHarness } from './support/harness.ts';
 import { freePort } from './support/ports.ts';
 import { spawnNode } from './support/spawn.ts';
 
-const adminUrl = inject('adminUrl');
-const name = `migrate_${randomBytes(6).toString('hex')}`;
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: adminUrl });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
-afterAll(() => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+// An empty database, nothing migrated: what `npm run migrate` starts from.
+const h = useHarness({ database: 'empty' });
 
 describe('npm run migrate', () => {
   it('migrates an empty database, and a second run changes nothing', async () => {
-    await admin(`CREATE DATABASE ${name}`);
-    const url = withDatabase(adminUrl, name);
+    const url = h.db.url;
     const first = spawnNode('src/cli/migrate.ts', [], { DATABASE_URL: url });
     expect(await first.exited).toBe(0);
     expect(first.output()).toContain('migrations applied');
@@ -52,7 +38,7 @@ describe('npm run migrate', () => {
   it('accepts a database that applied a landed migration before its text was rewritten', async () => {
     // 005 was rewritten to run on PostgreSQL 13; databases that applied its first text hold
     // that text's hash, and must still start.
-    const url = withDatabase(adminUrl, name);
+    const url = h.db.url;
     const c = new pg.Client({ connectionString: url });
     await c.connect();
     try {

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { z } from 'zod';
 import { ERROR_CODES } from '../src/api/errors.ts';
 import {
@@ -22,8 +22,8 @@ import {
   workflowSchema,
 } from '../src/api/responses.ts';
 import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { client } from './support/api.ts';
+import { useHarness } from './support/harness.ts';
 
 const TOKEN = 'openapi-test-token-0123456789';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -33,7 +33,8 @@ const NOT_API = ['GET /statuses.js'];
 /** The one route the document has once per registered workflow, with the workflow in the path. */
 const START = 'POST /api/processes/{workflow}';
 
-let db: TestDatabase;
+// The APIs start under a spy: the harness gives the database and closes them at the end.
+const h = useHarness();
 let api: Orchestrator;
 let secured: Orchestrator;
 let app: unknown;
@@ -41,22 +42,16 @@ let spec: any;
 let http_: ReturnType<typeof client>;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   // The app as server.ts composes it: the request listener of the HTTP server it creates.
   const createServer = vi.spyOn(http, 'createServer');
-  api = await startApi(db.url);
+  api = await h.startApi();
   app = createServer.mock.calls.map((c) => c[0]).find((a) => typeof a === 'function');
   createServer.mockRestore();
-  secured = await startApi(db.url, { API_TOKENS: `ci=${TOKEN}` });
+  secured = await h.startApi({ API_TOKENS: `ci=${TOKEN}` });
   http_ = client(api.url);
   const r = await fetch(`${api.url}/api/openapi.json`);
   expect(r.status).toBe(200);
   spec = await r.json();
-});
-afterAll(async () => {
-  await secured?.close();
-  await api?.close();
-  await db?.drop();
 });
 
 // ---- The Express router ----

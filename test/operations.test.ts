@@ -1,28 +1,13 @@
 // Operators' actions on processes and tasks: delete, note, resume-all.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/testkit/invariants.ts';
-import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
+import { describe, expect, it } from 'vitest';
+import { seedProcess } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 
-let db: TestDatabase;
-let api: Orchestrator;
-let http: ReturnType<typeof client>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  api = await startApi(db.url);
-  http = client(api.url);
-});
-afterAll(async () => {
-  await api?.close();
-  if (db) expect(await checkInvariants(db.pool, { registry: api.engine.registry })).toEqual([]);
-  await db?.drop();
-});
+const h = useHarness({ executor: 'threadpool' });
 
 const rows = async (id: string) =>
   (
-    await db.pool.query(
+    await h.db.pool.query(
       `SELECT (SELECT count(*)::int FROM orchestrator.processes WHERE id = $1) AS p,
               (SELECT count(*)::int FROM orchestrator.process_steps WHERE process_id = $1) AS s,
               (SELECT count(*)::int FROM orchestrator.input_states WHERE process_id = $1) AS i`,
@@ -32,37 +17,37 @@ const rows = async (id: string) =>
 
 describe('DELETE /api/processes/:id', () => {
   it('deletes a task with its step rows and inputs', async () => {
-    const id = await http.start('noop_task');
-    await http.waitForStatus(id, 'completed');
+    const id = await h.http.start('noop_task');
+    await h.http.waitForStatus(id, 'completed');
     expect(await rows(id)).toEqual({ p: 1, s: 3, i: 1 });
-    expect((await http.call('DELETE', `/api/processes/${id}`)).status).toBe(204);
+    expect((await h.http.call('DELETE', `/api/processes/${id}`)).status).toBe(204);
     expect(await rows(id)).toEqual({ p: 0, s: 0, i: 0 });
-    expect((await http.get(`/api/processes/${id}`)).status).toBe(404);
-    expect((await http.call('DELETE', `/api/processes/${id}`)).body.error.code).toBe(
+    expect((await h.http.get(`/api/processes/${id}`)).status).toBe(404);
+    expect((await h.http.call('DELETE', `/api/processes/${id}`)).body.error.code).toBe(
       'process_not_found',
     );
   });
 
   it('refuses workflows (400 not_a_task) and running tasks (409), deleting nothing', async () => {
-    const wf = await http.start('noop');
-    await http.waitForStatus(wf, 'completed');
-    const r = await http.call('DELETE', `/api/processes/${wf}`);
+    const wf = await h.http.start('noop');
+    await h.http.waitForStatus(wf, 'completed');
+    const r = await h.http.call('DELETE', `/api/processes/${wf}`);
     expect(r.status).toBe(400);
     expect(r.body.error.code).toBe('not_a_task');
     expect(await rows(wf)).toMatchObject({ p: 1 });
-    const busy = await seedProcess(db.pool, { workflowName: 'noop_task', isTask: true });
-    await db.pool.query(
+    const busy = await seedProcess(h.db.pool, { workflowName: 'noop_task', isTask: true });
+    await h.db.pool.query(
       `UPDATE orchestrator.processes SET status = 'running', lease_token = gen_random_uuid(),
               lease_owner = 'elsewhere', lease_expires_at = now() + interval '1 hour'
         WHERE id = $1`,
       [busy],
     );
-    const refused = await http.call('DELETE', `/api/processes/${busy}`);
+    const refused = await h.http.call('DELETE', `/api/processes/${busy}`);
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('process_running');
     expect(await rows(busy)).toMatchObject({ p: 1 });
-    await http.put(`/api/processes/${busy}/abort`);
-    expect((await http.call('DELETE', '/api/processes/not-a-uuid')).body.error.code).toBe(
+    await h.http.put(`/api/processes/${busy}/abort`);
+    expect((await h.http.call('DELETE', '/api/processes/not-a-uuid')).body.error.code).toBe(
       'invalid_id',
     );
   });
@@ -70,9 +55,9 @@ describe('DELETE /api/processes/:id', () => {
 
 describe('PATCH /api/processes/:id', () => {
   it('sets and clears the note; a bad body is 400 and changes nothing', async () => {
-    const id = await http.start('noop');
-    await http.waitForStatus(id, 'completed');
-    const set = await http.call('PATCH', `/api/processes/${id}`, { note: 'checked by Ada' });
+    const id = await h.http.start('noop');
+    await h.http.waitForStatus(id, 'completed');
+    const set = await h.http.call('PATCH', `/api/processes/${id}`, { note: 'checked by Ada' });
     expect(set.status).toBe(200);
     expect(set.body).toMatchObject({ id, note: 'checked by Ada', status: 'completed' });
     for (const bad of [
@@ -82,13 +67,15 @@ describe('PATCH /api/processes/:id', () => {
       '"text"',
       { note: 'x'.repeat(10_001) },
     ]) {
-      const r = await http.call('PATCH', `/api/processes/${id}`, bad);
+      const r = await h.http.call('PATCH', `/api/processes/${id}`, bad);
       expect(r.status).toBe(400);
       expect(r.body.error.code).toBe('validation_error');
     }
-    expect((await http.get(`/api/processes/${id}`)).body.note).toBe('checked by Ada');
-    expect((await http.call('PATCH', `/api/processes/${id}`, { note: null })).body.note).toBeNull();
-    const missing = await http.call(
+    expect((await h.http.get(`/api/processes/${id}`)).body.note).toBe('checked by Ada');
+    expect(
+      (await h.http.call('PATCH', `/api/processes/${id}`, { note: null })).body.note,
+    ).toBeNull();
+    const missing = await h.http.call(
       'PATCH',
       '/api/processes/00000000-0000-4000-8000-000000000000',
       {
@@ -103,8 +90,8 @@ describe('PUT /api/processes/resume-all', () => {
   it('resumes failed and waiting tasks once and leaves workflows alone', async () => {
     // Tasks stopped at their first step (failed, waiting, api_unavailable), set up directly.
     const stopped = async (status: string) => {
-      const id = await seedProcess(db.pool, { workflowName: 'noop_task', isTask: true });
-      await db.pool.query(
+      const id = await seedProcess(h.db.pool, { workflowName: 'noop_task', isTask: true });
+      await h.db.pool.query(
         `WITH p AS (UPDATE orchestrator.processes
                        SET status = $2, last_step = 'One',
                            retry_at = CASE WHEN $2 = 'waiting' THEN now() + interval '1 hour' END
@@ -121,26 +108,26 @@ describe('PUT /api/processes/resume-all', () => {
       await stopped('api_unavailable'),
       await stopped('inconsistent_data'),
     ];
-    const wf = await http.start('flaky', { failTimes: 1 });
-    await http.waitForStatus(wf, 'failed');
-    const r = await http.put('/api/processes/resume-all');
+    const wf = await h.http.start('flaky', { failTimes: 1 });
+    await h.http.waitForStatus(wf, 'failed');
+    const r = await h.http.put('/api/processes/resume-all');
     expect(r).toEqual({ status: 200, body: { count: 4 } });
-    for (const t of tasks) await http.waitForStatus(t, 'completed');
-    expect((await http.get(`/api/processes/${wf}`)).body.status).toBe('failed');
-    expect((await http.put('/api/processes/resume-all')).body).toEqual({ count: 0 });
+    for (const t of tasks) await h.http.waitForStatus(t, 'completed');
+    expect((await h.http.get(`/api/processes/${wf}`)).body.status).toBe('failed');
+    expect((await h.http.put('/api/processes/resume-all')).body).toEqual({ count: 0 });
   });
 
   it('answers 409 already_running while another resume-all holds its lock', async () => {
-    const holder = await db.pool.connect();
+    const holder = await h.db.pool.connect();
     try {
       await holder.query(`SELECT pg_advisory_lock(hashtext('orchestrator.resume-all'))`);
-      const r = await http.put('/api/processes/resume-all');
+      const r = await h.http.put('/api/processes/resume-all');
       expect(r.status).toBe(409);
       expect(r.body.error.code).toBe('already_running');
     } finally {
       await holder.query(`SELECT pg_advisory_unlock(hashtext('orchestrator.resume-all'))`);
       holder.release();
     }
-    expect((await http.put('/api/processes/resume-all')).status).toBe(200);
+    expect((await h.http.put('/api/processes/resume-all')).status).toBe(200);
   });
 });

@@ -4,43 +4,26 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { publishNowhere } from '../src/db/events.ts';
 import { statusCounts } from '../src/db/process-list.ts';
 import { commitStep, type StepCommit } from '../src/db/step-commits.ts';
 import { commitPlainSteps } from '../src/db/step-commits.ts';
 import { createCommitBatcher } from '../src/engine/commit-batcher.ts';
-import type { Orchestrator } from '../src/server.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
 import { createStepPool } from '../src/engine/step-pool.ts';
 import { createThreadpoolExecutor } from '../src/executors/threadpool.ts';
-import { client, startApi } from './support/api.ts';
-import {
-  createTestDatabase,
-  seedProcess,
-  type TestDatabase,
-  claimProcess,
-} from './support/database.ts';
+import { seedProcess, claimProcess } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 import { root } from './support/paths.ts';
 
-let db: TestDatabase;
-let api: Orchestrator;
-let http: ReturnType<typeof client>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  api = await startApi(db.url);
-  http = client(api.url);
-});
-afterAll(async () => {
-  await api?.close();
-  await db?.drop();
-});
+// No invariant check: some tests claim and commit processes by hand and leave them mid-way.
+const h = useHarness({ executor: 'threadpool', invariants: false });
 
 /** What the counters must say: a full count over the table. */
 async function countedByScan() {
-  const { rows } = await db.pool.query<{ status: string; isTask: boolean; n: string }>(
+  const { rows } = await h.db.pool.query<{ status: string; isTask: boolean; n: string }>(
     `SELECT status, is_task AS "isTask", count(*) AS n FROM orchestrator.processes GROUP BY 1, 2`,
   );
   const processCounts: Record<string, number> = {};
@@ -51,9 +34,9 @@ async function countedByScan() {
 
 async function expectCountsExact() {
   const [kept, scanned, viaApi] = await Promise.all([
-    statusCounts(db.pool),
+    statusCounts(h.db.pool),
     countedByScan(),
-    http.get('/api/processes/status-counts'),
+    h.http.get('/api/processes/status-counts'),
   ]);
   expect(kept).toEqual(scanned);
   expect(viaApi.body).toEqual(scanned);
@@ -62,73 +45,69 @@ async function expectCountsExact() {
 describe('status counts', () => {
   it('stay exact through every transition: start, run, suspend, resume, fail, abort, delete', async () => {
     await expectCountsExact();
-    const done = await http.start('noop');
-    await http.waitForStatus(done, 'completed');
+    const done = await h.http.start('noop');
+    await h.http.waitForStatus(done, 'completed');
     await expectCountsExact();
 
-    const suspended = await http.start('hello', { name: 'counts' });
-    await http.waitForStatus(suspended, 'suspended');
+    const suspended = await h.http.start('hello', { name: 'counts' });
+    await h.http.waitForStatus(suspended, 'suspended');
     await expectCountsExact();
-    expect((await http.put(`/api/processes/${suspended}/resume`, { confirmed: true })).status).toBe(
-      204,
-    );
-    await http.waitForStatus(suspended, 'completed');
-    await expectCountsExact();
-
-    const failed = await http.start('flaky', { failTimes: 1 });
-    await http.waitForStatus(failed, 'failed');
-    await expectCountsExact();
-    expect((await http.put(`/api/processes/${failed}/resume`)).status).toBe(204);
-    await http.waitForStatus(failed, 'completed');
+    expect(
+      (await h.http.put(`/api/processes/${suspended}/resume`, { confirmed: true })).status,
+    ).toBe(204);
+    await h.http.waitForStatus(suspended, 'completed');
     await expectCountsExact();
 
-    const aborted = await http.start('hello', { name: 'abort me' });
-    await http.waitForStatus(aborted, 'suspended');
-    expect((await http.put(`/api/processes/${aborted}/abort`)).status).toBe(204);
+    const failed = await h.http.start('flaky', { failTimes: 1 });
+    await h.http.waitForStatus(failed, 'failed');
+    await expectCountsExact();
+    expect((await h.http.put(`/api/processes/${failed}/resume`)).status).toBe(204);
+    await h.http.waitForStatus(failed, 'completed');
     await expectCountsExact();
 
-    const task = await http.start('noop_task');
-    await http.waitForStatus(task, 'completed');
+    const aborted = await h.http.start('hello', { name: 'abort me' });
+    await h.http.waitForStatus(aborted, 'suspended');
+    expect((await h.http.put(`/api/processes/${aborted}/abort`)).status).toBe(204);
     await expectCountsExact();
-    expect((await statusCounts(db.pool)).taskCounts.completed).toBe(1);
 
-    await db.pool.query('DELETE FROM orchestrator.processes WHERE id = $1', [task]);
+    const task = await h.http.start('noop_task');
+    await h.http.waitForStatus(task, 'completed');
     await expectCountsExact();
-    expect((await statusCounts(db.pool)).taskCounts).toEqual({});
+    expect((await statusCounts(h.db.pool)).taskCounts.completed).toBe(1);
+
+    await h.db.pool.query('DELETE FROM orchestrator.processes WHERE id = $1', [task]);
+    await expectCountsExact();
+    expect((await statusCounts(h.db.pool)).taskCounts).toEqual({});
   });
 
   it('stay exact under concurrent starts and commits', async () => {
-    const ids = await Promise.all(Array.from({ length: 60 }, () => http.start('noop')));
-    for (const id of ids) await http.waitForStatus(id, 'completed', 60_000);
+    const ids = await Promise.all(Array.from({ length: 60 }, () => h.http.start('noop')));
+    for (const id of ids) await h.http.waitForStatus(id, 'completed', 60_000);
     await expectCountsExact();
   });
 
   it('follow bulk inserts and deletes, and are zero after the table is truncated', async () => {
-    const other = await createTestDatabase();
-    try {
-      await seedProcess(other.pool);
-      expect((await statusCounts(other.pool)).processCounts).toEqual({ created: 1 });
-      // One statement, many rows of mixed statuses, as a bulk load writes them.
-      await other.pool.query(
-        `INSERT INTO orchestrator.processes (id, workflow_name, status, is_task, target)
+    const other = await h.otherDatabase();
+    await seedProcess(other.pool);
+    expect((await statusCounts(other.pool)).processCounts).toEqual({ created: 1 });
+    // One statement, many rows of mixed statuses, as a bulk load writes them.
+    await other.pool.query(
+      `INSERT INTO orchestrator.processes (id, workflow_name, status, is_task, target)
          SELECT gen_random_uuid(), 'noop', (ARRAY['completed', 'failed', 'suspended'])[1 + i % 3],
                 i % 2 = 0, 'modify'
            FROM generate_series(1, 600) i`,
-      );
-      expect(await statusCounts(other.pool)).toEqual({
-        processCounts: { created: 1, completed: 100, failed: 100, suspended: 100 },
-        taskCounts: { completed: 100, failed: 100, suspended: 100 },
-      });
-      await other.pool.query(`DELETE FROM orchestrator.processes WHERE status = 'failed'`);
-      expect(await statusCounts(other.pool)).toEqual({
-        processCounts: { created: 1, completed: 100, suspended: 100 },
-        taskCounts: { completed: 100, suspended: 100 },
-      });
-      await other.pool.query('TRUNCATE orchestrator.processes CASCADE');
-      expect(await statusCounts(other.pool)).toEqual({ processCounts: {}, taskCounts: {} });
-    } finally {
-      await other.drop();
-    }
+    );
+    expect(await statusCounts(other.pool)).toEqual({
+      processCounts: { created: 1, completed: 100, failed: 100, suspended: 100 },
+      taskCounts: { completed: 100, failed: 100, suspended: 100 },
+    });
+    await other.pool.query(`DELETE FROM orchestrator.processes WHERE status = 'failed'`);
+    expect(await statusCounts(other.pool)).toEqual({
+      processCounts: { created: 1, completed: 100, suspended: 100 },
+      taskCounts: { completed: 100, suspended: 100 },
+    });
+    await other.pool.query('TRUNCATE orchestrator.processes CASCADE');
+    expect(await statusCounts(other.pool)).toEqual({ processCounts: {}, taskCounts: {} });
   });
 });
 
@@ -136,7 +115,7 @@ describe('step commits', () => {
   it('update the process row in place (HOT) while it keeps running', async () => {
     const claimed = await claimedNoop();
     // A connection of its own: statistics not yet flushed by other statements would count too.
-    const tx = new pg.Client({ connectionString: db.url });
+    const tx = new pg.Client({ connectionString: h.db.url });
     await tx.connect();
     try {
       await tx.query('BEGIN');
@@ -155,8 +134,8 @@ describe('step commits', () => {
 });
 
 async function claimedNoop(): Promise<{ id: string; token: string }> {
-  const id = await seedProcess(db.pool);
-  const claim = await claimProcess(db.pool, id, 'test', 30);
+  const id = await seedProcess(h.db.pool);
+  const claim = await claimProcess(h.db.pool, id, 'test', 30);
   expect(claim).toBeDefined();
   return { id, token: claim!.leaseToken };
 }
@@ -179,7 +158,7 @@ function firstStep(p: { id: string; token: string }, state: object = { n: 1 }): 
 }
 
 async function clearedSteps(ids: string[]): Promise<string[]> {
-  const { rows } = await db.pool.query<{ id: string }>(
+  const { rows } = await h.db.pool.query<{ id: string }>(
     `SELECT process_id AS id FROM orchestrator.process_steps WHERE process_id = ANY($1::uuid[]) AND status = 'success'`,
     [ids],
   );
@@ -190,13 +169,13 @@ describe('group commit', () => {
   it('fences every commit of a batch by its own lease: a lost lease writes nothing', async () => {
     const [a, b, c] = [await claimedNoop(), await claimedNoop(), await claimedNoop()];
     // b's lease is revoked (as an abort does) before the batch commits.
-    await db.pool.query(`UPDATE orchestrator.processes SET lease_token = NULL WHERE id = $1`, [
+    await h.db.pool.query(`UPDATE orchestrator.processes SET lease_token = NULL WHERE id = $1`, [
       b.id,
     ]);
-    const held = await commitPlainSteps(db.pool, [firstStep(a), firstStep(b), firstStep(c)], 30);
+    const held = await commitPlainSteps(h.db.pool, [firstStep(a), firstStep(b), firstStep(c)], 30);
     expect(held.map((r) => r.held)).toEqual([true, false, true]);
     expect(await clearedSteps([a.id, b.id, c.id])).toEqual([a.id, c.id].sort());
-    const { rows } = await db.pool.query(
+    const { rows } = await h.db.pool.query(
       `SELECT id, step_index AS "stepIndex", last_step AS "lastStep", status FROM orchestrator.processes WHERE id = ANY($1::uuid[]) ORDER BY id`,
       [[a.id, c.id]],
     );
@@ -208,12 +187,12 @@ describe('group commit', () => {
     const ps = [await claimedNoop(), await claimedNoop(), await claimedNoop(), await claimedNoop()];
     const singles: string[] = [];
     const batcher = createCommitBatcher({
-      db: db.pool,
+      db: h.db.pool,
       leaseSeconds: 30,
       maxInFlight: 1,
       single: (commit) => {
         singles.push(commit.id);
-        return commitStep(db.pool, commit);
+        return commitStep(h.db.pool, commit);
       },
     });
     // A BigInt cannot be serialised: the batch holding it fails as a whole.
@@ -242,7 +221,7 @@ describe('threadpool executor', () => {
     const registry = await loadRegistry(`${root}/workflows`);
     const steps = createStepPool({ workflowsDir: `${root}/workflows`, maxThreads: 1 });
     const executor = createThreadpoolExecutor({
-      pool: db.pool,
+      pool: h.db.pool,
       registry,
       steps,
       leaseSeconds: 30,
@@ -253,14 +232,14 @@ describe('threadpool executor', () => {
     try {
       const ids = Array.from({ length: 20 }, () => randomUUID());
       for (const id of ids) {
-        await seedProcess(db.pool, { id, workflowName: 'slow', input: { sleepMs: 20 } });
+        await seedProcess(h.db.pool, { id, workflowName: 'slow', input: { sleepMs: 20 } });
       }
       for (const id of ids) executor.dispatcher.afterCommit({ processId: id } as never);
       let most = 0;
       const deadline = Date.now() + 60_000;
       for (;;) {
         most = Math.max(most, executor.runner.active().length);
-        const { rows } = await db.pool.query<{ n: number }>(
+        const { rows } = await h.db.pool.query<{ n: number }>(
           `SELECT count(*)::int AS n FROM orchestrator.processes WHERE id = ANY($1::uuid[]) AND status = 'completed'`,
           [ids],
         );

@@ -4,39 +4,36 @@
 // once they hold thousands of rows, even for statements first prepared while they were empty.
 // CI runs this file on every server of its matrix (.ci/run), Debian's stock postgresql-15 among them.
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { createPool } from '../src/db/pool.ts';
 import { client } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 import { freePort } from './support/ports.ts';
-import { killAll, spawnNode, waitForOutput, type Spawned } from './support/spawn.ts';
+import { spawnNode, waitForOutput, type Spawned } from './support/spawn.ts';
 import { apiListening, startWorkerProcess, terminate } from './support/workers.ts';
 
 const BIG_TABLES = ['processes', 'process_steps', 'job_common'];
 /** Rows the big tables are grown to between the warm-up and the measured run. */
 const GROWN = 5_000;
 
-let db: TestDatabase;
+// Thousands of hand-made rows: no invariant check (the harness's default without an executor).
+const h = useHarness();
 let jitAvailable = false;
 let statementsAvailable = false;
 /** pg_stat_statements counts JIT-compiled functions from PostgreSQL 15 on (jit_functions). */
 let jitCounted = false;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const { rows } = await db.pool.query<{ jit: boolean; preload: string; version: number }>(
+  const { rows } = await h.db.pool.query<{ jit: boolean; preload: string; version: number }>(
     `SELECT pg_jit_available() AS jit, current_setting('shared_preload_libraries') AS preload,
             current_setting('server_version_num')::int AS version`,
   );
   jitAvailable = rows[0]!.jit;
   statementsAvailable = rows[0]!.preload.includes('pg_stat_statements');
   jitCounted = statementsAvailable && rows[0]!.version >= 150000;
-  if (statementsAvailable) await db.pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
-});
-afterAll(async () => {
-  await killAll();
-  await db?.drop();
+  if (statementsAvailable)
+    await h.db.pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
 });
 
 /** The API (and, in worker mode, two workers) as spawned processes on the test database. */
@@ -46,14 +43,14 @@ async function startSystem(mode: 'threadpool' | 'worker'): Promise<{
 }> {
   const port = await freePort();
   const api = spawnNode('src/cli/serve.ts', [], {
-    DATABASE_URL: db.url,
+    DATABASE_URL: h.db.url,
     EXECUTOR: mode,
     PORT: String(port),
   });
   await waitForOutput(api, apiListening, 60_000);
   const workers: Spawned[] =
     mode === 'worker'
-      ? await Promise.all([1, 2].map(() => startWorkerProcess(db.url, ['--concurrency', '16'])))
+      ? await Promise.all([1, 2].map(() => startWorkerProcess(h.db.url, ['--concurrency', '16'])))
       : [];
   return {
     http: client(`http://127.0.0.1:${port}`),
@@ -80,7 +77,7 @@ async function runNoops(http: ReturnType<typeof client>, count: number, inFlight
 
 /** The state of a long-running deployment: thousands of ended processes, steps and jobs. */
 async function grow(): Promise<void> {
-  await db.pool.query(
+  await h.db.pool.query(
     `WITH p AS (
        INSERT INTO orchestrator.processes
               (id, workflow_name, status, is_task, target, last_step, step_index)
@@ -92,7 +89,7 @@ async function grow(): Promise<void> {
        FROM p, generate_series(0, 2) s (i)`,
     [GROWN],
   );
-  await db.pool.query(
+  await h.db.pool.query(
     `INSERT INTO pgboss.job (name, data, state, completed_on)
      SELECT 'new_workflows', jsonb_build_object('processId', gen_random_uuid(), 'user', null),
             'completed', now()
@@ -102,7 +99,7 @@ async function grow(): Promise<void> {
 }
 
 async function seqScans(): Promise<Record<string, { scans: number; rows: number }>> {
-  const { rows } = await db.pool.query<{ relname: string; scans: number; rows: number }>(
+  const { rows } = await h.db.pool.query<{ relname: string; scans: number; rows: number }>(
     `SELECT relname, seq_scan AS scans, seq_tup_read AS rows FROM pg_stat_user_tables
       WHERE relname = ANY($1::text[]) AND schemaname IN ('orchestrator', 'pgboss')`,
     [BIG_TABLES],
@@ -111,7 +108,7 @@ async function seqScans(): Promise<Record<string, { scans: number; rows: number 
 }
 
 async function jitCompiled(): Promise<{ query: string; calls: number; functions: number }[]> {
-  const { rows } = await db.pool.query<{ query: string; calls: number; functions: number }>(
+  const { rows } = await h.db.pool.query<{ query: string; calls: number; functions: number }>(
     `SELECT left(query, 120) AS query, calls, jit_functions AS functions FROM pg_stat_statements
       WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
         AND jit_functions > 0 ORDER BY jit_functions DESC`,
@@ -127,8 +124,8 @@ describe.each(['worker', 'threadpool'] as const)('a normal workload, %s mode', (
     await runNoops(warm.http, 40, 8);
     await grow();
     // The same connections go on, their statements prepared on (near) empty tables.
-    await db.pool.query('SELECT pg_stat_reset()');
-    if (statementsAvailable) await db.pool.query('SELECT pg_stat_statements_reset()');
+    await h.db.pool.query('SELECT pg_stat_reset()');
+    if (statementsAvailable) await h.db.pool.query('SELECT pg_stat_statements_reset()');
     await runNoops(warm.http, 300);
     await warm.stop();
 
@@ -147,8 +144,8 @@ describe('the checks above', () => {
   it('see a JIT-compiled statement where a session setting skews the costs', async (ctx) => {
     // What `enable_seqscan=off` on the engine's connections did on a JIT-capable server.
     if (!jitAvailable || !statementsAvailable) ctx.skip();
-    await db.pool.query('SELECT pg_stat_statements_reset()');
-    const skewed = new pg.Client({ connectionString: db.url, options: '-c enable_seqscan=off' });
+    await h.db.pool.query('SELECT pg_stat_statements_reset()');
+    const skewed = new pg.Client({ connectionString: h.db.url, options: '-c enable_seqscan=off' });
     await skewed.connect();
     try {
       await skewed.query(
@@ -165,7 +162,7 @@ describe('the checks above', () => {
     // table keeps the plan made then, costs and all, whatever the table grows to. Which plan that
     // is depends on the server (18 scans the empty table sequentially, 13 takes an index): the
     // check is that it does not change.
-    const other = await createTestDatabase();
+    const other = await h.otherDatabase();
     const pools = [
       createPool({ connectionString: other.url, logger: silentLogger, max: 1 }),
       new pg.Pool({ connectionString: other.url, max: 1 }),
@@ -203,7 +200,6 @@ describe('the checks above', () => {
       expect(after[1]).toEqual(before[1]);
     } finally {
       await Promise.all(pools.map((p) => p.end()));
-      await other.drop();
     }
   });
 });

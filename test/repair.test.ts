@@ -1,30 +1,15 @@
 // Repairing a failed step (skip it, or patch the state before the retry) and workflow versions,
 // against a real Postgres.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/testkit/invariants.ts';
-import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { describe, expect, it } from 'vitest';
+import { client } from './support/api.ts';
+import { useHarness } from './support/harness.ts';
 import { fixtures } from './support/paths.ts';
 
-let db: TestDatabase;
-let api: Orchestrator;
-let http: ReturnType<typeof client>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  api = await startApi(db.url);
-  http = client(api.url);
-});
-afterAll(async () => {
-  await api?.close();
-  if (db) expect(await checkInvariants(db.pool, { registry: api.engine.registry })).toEqual([]);
-  await db?.drop();
-});
+const h = useHarness({ executor: 'threadpool' });
 
 const history = async (id: string) =>
   (
-    await db.pool.query(
+    await h.db.pool.query(
       `SELECT name, status, created_by AS "createdBy", error->>'name' AS error
          FROM orchestrator.process_steps WHERE process_id = $1 ORDER BY id`,
       [id],
@@ -33,37 +18,37 @@ const history = async (id: string) =>
 
 describe('skip', () => {
   it('skips the failed step, records it skipped, and the process goes on', async () => {
-    const id = await http.start('retry_demo', { failTimes: 9, backoffSeconds: 0.01 });
-    await http.waitForStatus(id, 'failed', 20_000);
-    expect((await http.put(`/api/processes/${id}/skip`)).status).toBe(204);
-    const done = await http.waitForStatus(id, 'completed');
+    const id = await h.http.start('retry_demo', { failTimes: 9, backoffSeconds: 0.01 });
+    await h.http.waitForStatus(id, 'failed', 20_000);
+    expect((await h.http.put(`/api/processes/${id}/skip`)).status).toBe(204);
+    const done = await h.http.waitForStatus(id, 'completed');
     expect(done.currentState.answeredOnAttempt).toBeUndefined();
     expect(await history(id)).toEqual(['Call device:failed:Error', 'Call device:skipped']);
     expect(done.steps.at(-1)).toMatchObject({ status: 'skipped', createdBy: 'anonymous' });
   });
 
   it('refuses a process that has no failed step (409 not_repairable), writing nothing', async () => {
-    const id = await http.start('hello', { name: 'Ada' });
-    await http.waitForStatus(id, 'suspended');
+    const id = await h.http.start('hello', { name: 'Ada' });
+    await h.http.waitForStatus(id, 'suspended');
     const before = await history(id);
-    const r = await http.put(`/api/processes/${id}/skip`);
+    const r = await h.http.put(`/api/processes/${id}/skip`);
     expect(r.status).toBe(409);
     expect(r.body.error.code).toBe('not_repairable');
     expect(await history(id)).toEqual(before);
     expect(
-      (await http.put('/api/processes/00000000-0000-4000-8000-000000000000/skip')).status,
+      (await h.http.put('/api/processes/00000000-0000-4000-8000-000000000000/skip')).status,
     ).toBe(404);
-    await http.put(`/api/processes/${id}/abort`);
+    await h.http.put(`/api/processes/${id}/abort`);
   });
 });
 
 describe('patch the state before the retry', () => {
   it('retries the failed step on the patched state, recorded in the step history', async () => {
-    const id = await http.start('retry_demo', { failTimes: 9, backoffSeconds: 0.01 });
-    await http.waitForStatus(id, 'failed', 20_000);
-    const r = await http.put(`/api/processes/${id}/resume`, { state: { failTimes: 0 } });
+    const id = await h.http.start('retry_demo', { failTimes: 9, backoffSeconds: 0.01 });
+    await h.http.waitForStatus(id, 'failed', 20_000);
+    const r = await h.http.put(`/api/processes/${id}/resume`, { state: { failTimes: 0 } });
     expect(r.status).toBe(204);
-    const done = await http.waitForStatus(id, 'completed');
+    const done = await h.http.waitForStatus(id, 'completed');
     expect(done.currentState).toMatchObject({ failTimes: 0, answeredOnAttempt: 6 });
     expect(await history(id)).toEqual([
       'Call device:failed:Error',
@@ -74,7 +59,7 @@ describe('patch the state before the retry', () => {
       (s: { error?: { name: string } }) => s.error?.name === 'StatePatched',
     );
     expect(patched.error.message).toBe('state patched by anonymous before the retry: failTimes');
-    const { rows } = await db.pool.query(
+    const { rows } = await h.db.pool.query(
       `SELECT input FROM orchestrator.input_states WHERE process_id = $1 AND input_type = 'user_input'`,
       [id],
     );
@@ -82,31 +67,31 @@ describe('patch the state before the retry', () => {
   });
 
   it('refuses bad patches and processes that did not fail, writing nothing', async () => {
-    const id = await http.start('flaky', { failTimes: 5 });
-    await http.waitForStatus(id, 'failed');
+    const id = await h.http.start('flaky', { failTimes: 5 });
+    await h.http.waitForStatus(id, 'failed');
     const before = await history(id);
     for (const body of [{ state: 5 }, { state: {}, more: 1 }, { patch: {} }, [1]]) {
-      const r = await http.put(`/api/processes/${id}/resume`, body);
+      const r = await h.http.put(`/api/processes/${id}/resume`, body);
       expect(r.status, JSON.stringify(body)).toBe(400);
     }
     expect(await history(id)).toEqual(before);
-    const waiting = await http.start('retry_demo', { failTimes: 1, backoffSeconds: 60 });
-    await http.waitForStatus(waiting, 'waiting');
-    const r = await http.put(`/api/processes/${waiting}/resume`, { state: { failTimes: 0 } });
+    const waiting = await h.http.start('retry_demo', { failTimes: 1, backoffSeconds: 60 });
+    await h.http.waitForStatus(waiting, 'waiting');
+    const r = await h.http.put(`/api/processes/${waiting}/resume`, { state: { failTimes: 0 } });
     expect(r.status).toBe(409);
     expect(r.body.error.code).toBe('not_repairable');
-    for (const p of [id, waiting]) await http.put(`/api/processes/${p}/abort`);
+    for (const p of [id, waiting]) await h.http.put(`/api/processes/${p}/abort`);
   });
 });
 
 describe('workflow versions', () => {
   it('a process records its version; a changed workflow is named with both versions', async () => {
-    const v1 = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows-versions-1') });
+    const v1 = await h.startApi({ WORKFLOWS_DIR: fixtures('workflows-versions-1') });
     const id = await client(v1.url).start('versioned');
     await client(v1.url).waitForStatus(id, 'suspended');
     expect((await client(v1.url).get(`/api/processes/${id}`)).body.workflowVersion).toBe('1');
     await v1.close();
-    const v2 = await startApi(db.url, { WORKFLOWS_DIR: fixtures('workflows-versions-2') });
+    const v2 = await h.startApi({ WORKFLOWS_DIR: fixtures('workflows-versions-2') });
     try {
       const r = await client(v2.url).put(`/api/processes/${id}/resume`, { ok: true });
       expect(r.status).toBe(409);

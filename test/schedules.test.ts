@@ -1,30 +1,24 @@
 // Schedules on pg-boss cron, against a real Postgres with two API instances on one database.
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/testkit/invariants.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { withTransaction } from '../src/db/pool.ts';
 import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { client } from './support/api.ts';
+import { useHarness } from './support/harness.ts';
 
-let db: TestDatabase;
+// Two instances start together (the harness gives the database and closes both); the tests
+// call the first.
+const h = useHarness({ invariants: { registry: () => a.engine.registry } });
 let a: Orchestrator;
-let b: Orchestrator;
 let http: ReturnType<typeof client>;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  [a, b] = await Promise.all([startApi(db.url), startApi(db.url)]);
+  [a] = await Promise.all([h.startApi(), h.startApi()]);
   http = client(a.url);
-});
-afterAll(async () => {
-  await Promise.all([a?.close(), b?.close()]);
-  if (db) expect(await checkInvariants(db.pool, { registry: a.engine.registry })).toEqual([]);
-  await db?.drop();
 });
 
 const scheduleCount = async () =>
-  (await db.pool.query(`SELECT count(*)::int AS n FROM pgboss.schedule`)).rows[0].n;
+  (await h.db.pool.query(`SELECT count(*)::int AS n FROM pgboss.schedule`)).rows[0].n;
 
 describe('schedules', () => {
   it('the built-in tasks are scheduled once, with their next run, by two instances starting together', async () => {
@@ -39,7 +33,7 @@ describe('schedules', () => {
       expect(s).toMatchObject({ workflow: s.name, timezone: 'UTC', overlap: false });
       expect(new Date(s.nextRunAt).getTime()).toBeGreaterThan(Date.now());
     }
-    const { rows } = await db.pool.query(
+    const { rows } = await h.db.pool.query(
       `SELECT count(*)::int AS n FROM orchestrator.schedule_defaults`,
     );
     expect(rows[0].n).toBe(3);
@@ -114,7 +108,7 @@ describe('schedules', () => {
 
   it('a deleted default is not put back when an instance starts again', async () => {
     expect((await http.call('DELETE', '/api/schedules/task_validate_workflows')).status).toBe(204);
-    const c = await startApi(db.url);
+    const c = await h.startApi();
     try {
       const names = (await client(c.url).get('/api/schedules')).body.map(
         (s: { name: string }) => s.name,
@@ -135,7 +129,7 @@ describe('schedules', () => {
     expect(r.status).toBe(201);
     const started = async () =>
       (
-        await db.pool.query<{ id: string; status: string; createdBy: string; minute: string }>(
+        await h.db.pool.query<{ id: string; status: string; createdBy: string; minute: string }>(
           `SELECT id, status, created_by AS "createdBy", date_trunc('minute', started_at)::text AS minute
              FROM orchestrator.processes WHERE schedule_name = 'every-minute' ORDER BY started_at`,
         )
@@ -158,7 +152,7 @@ describe('schedules', () => {
 
   it('a tick is started once whatever retries it, and skipped while overlap is off and the last run goes on', async () => {
     const tick = (schedule: { overlap: boolean }, id = randomUUID()) =>
-      withTransaction(db.pool, (tx) =>
+      withTransaction(h.db.pool, (tx) =>
         a.engine.startScheduled({
           id,
           tx,
@@ -177,21 +171,21 @@ describe('schedules', () => {
     await tick({ overlap: false }); // a new tick while the first runs: skipped
     const count = async () =>
       (
-        await db.pool.query(
+        await h.db.pool.query(
           `SELECT count(*)::int AS n FROM orchestrator.processes WHERE schedule_name = 'manual'`,
         )
       ).rows[0].n;
     expect(await count()).toBe(1);
     await tick({ overlap: true }); // overlapping allowed: a second one
     expect(await count()).toBe(2);
-    const { rows } = await db.pool.query(
+    const { rows } = await h.db.pool.query(
       `SELECT id FROM orchestrator.processes WHERE schedule_name = 'manual'`,
     );
     for (const r of rows) await http.put(`/api/processes/${r.id}/abort`);
     await tick({ overlap: false }); // the previous ones ended (aborted): runs again
     expect(await count()).toBe(3);
     const [last] = (
-      await db.pool.query(
+      await h.db.pool.query(
         `SELECT id FROM orchestrator.processes WHERE schedule_name = 'manual' ORDER BY started_at DESC LIMIT 1`,
       )
     ).rows;

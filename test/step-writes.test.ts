@@ -1,7 +1,7 @@
 // The statements that write step rows and leases (src/db/step-commits.ts, leases.ts, resumes.ts) against a real Postgres:
 // the single and the batched commit write the same rows, and the status sets the engine passes
 // to SQL are the ones the schema's CHECK constraints allow.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   CLEARED_STEP_STATUSES,
   PROCESS_STATUSES,
@@ -15,20 +15,10 @@ import {
   isPlainCommit,
   type StepCommit,
 } from '../src/db/step-commits.ts';
-import {
-  createTestDatabase,
-  seedProcess,
-  type TestDatabase,
-  claimProcess,
-} from './support/database.ts';
+import { seedProcess, claimProcess } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.drop();
-});
+const h = useHarness();
 
 /** The quoted words of a constraint or index definition, in order. */
 const quoted = (def: string) => [...def.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]);
@@ -37,14 +27,14 @@ describe('status sets', () => {
   it('are the statuses the CHECK constraints and the cleared-once index allow', async () => {
     const constraint = async (name: string) =>
       (
-        await db.pool.query<{ def: string }>(
+        await h.db.pool.query<{ def: string }>(
           `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = $1`,
           [name],
         )
       ).rows[0]!.def;
     expect(quoted(await constraint('processes_status_check'))).toEqual([...PROCESS_STATUSES]);
     expect(quoted(await constraint('process_steps_status_check'))).toEqual([...STEP_STATUSES]);
-    const { rows } = await db.pool.query<{ def: string }>(
+    const { rows } = await h.db.pool.query<{ def: string }>(
       `SELECT pg_get_indexdef('orchestrator.process_steps_cleared_once'::regclass) AS def`,
     );
     expect(quoted(rows[0]!.def)).toEqual([...CLEARED_STEP_STATUSES]);
@@ -62,8 +52,8 @@ describe('status sets', () => {
 
 describe('single and batched commits', () => {
   async function claimed(): Promise<{ id: string; token: string }> {
-    const id = await seedProcess(db.pool, { input: { n: 0 } });
-    const claim = await claimProcess(db.pool, id, 'test', 30);
+    const id = await seedProcess(h.db.pool, { input: { n: 0 } });
+    const claim = await claimProcess(h.db.pool, id, 'test', 30);
     return { id, token: claim!.leaseToken };
   }
   const commitOf = (p: { id: string; token: string }, c: Partial<StepCommit> = {}): StepCommit => ({
@@ -84,14 +74,14 @@ describe('single and batched commits', () => {
   });
   /** What a commit leaves, without what differs by identity or time. */
   async function rowsOf(id: string) {
-    const p = await db.pool.query(
+    const p = await h.db.pool.query(
       `SELECT status, step_index, attempt, last_step, failed_reason, traceback, retry_at,
               lease_owner, lease_token IS NOT NULL AS leased, lease_expires_at > now() AS lease_live,
               version
          FROM orchestrator.processes WHERE id = $1`,
       [id],
     );
-    const s = await db.pool.query(
+    const s = await h.db.pool.query(
       `SELECT step_index, name, status, state, error, started_at, retries, created_by, step_group
          FROM orchestrator.process_steps WHERE process_id = $1 ORDER BY id`,
       [id],
@@ -110,8 +100,8 @@ describe('single and batched commits', () => {
       const ca = commitOf(a, c);
       const cb = commitOf(b, c);
       expect(isPlainCommit(ca)).toBe(true);
-      const single = await commitStep(db.pool, ca);
-      const [batched] = await commitPlainSteps(db.pool, [cb], 30);
+      const single = await commitStep(h.db.pool, ca);
+      const [batched] = await commitPlainSteps(h.db.pool, [cb], 30);
       expect(await rowsOf(a.id)).toEqual(await rowsOf(b.id));
       // Events without what differs by identity or time.
       const strip = (r: typeof single) => {
@@ -131,8 +121,8 @@ describe('single and batched commits', () => {
     const b = await claimed();
     const before = [await rowsOf(a.id), await rowsOf(b.id)];
     const lost = { token: '00000000-0000-4000-8000-000000000000' };
-    expect(await commitStep(db.pool, commitOf({ ...a, ...lost }))).toEqual({ held: false });
-    expect(await commitPlainSteps(db.pool, [commitOf({ ...b, ...lost })], 30)).toEqual([
+    expect(await commitStep(h.db.pool, commitOf({ ...a, ...lost }))).toEqual({ held: false });
+    expect(await commitPlainSteps(h.db.pool, [commitOf({ ...b, ...lost })], 30)).toEqual([
       { held: false },
     ]);
     expect([await rowsOf(a.id), await rowsOf(b.id)]).toEqual(before);
