@@ -4,9 +4,8 @@ import { silentLogger } from '../src/config/logger.ts';
 import { PROCESS_STATUSES, RESUMABLE_STATUSES, TERMINAL_STATUSES } from '../src/engine/types.ts';
 import { createListener, type Listener } from '../src/live/listener.ts';
 import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
-import { startWorkerProcess, terminate } from './support/workers.ts';
+import { client } from './support/api.ts';
+import { describeBothModes, useHarness } from './support/harness.ts';
 import {
   connectLive,
   eventFlowSuite,
@@ -16,26 +15,18 @@ import {
   type LiveClient,
 } from './support/live.ts';
 
-eventFlowSuite('threadpool', {});
-eventFlowSuite('worker mode', { EXECUTOR: 'worker' }, async (databaseUrl) => {
-  const worker = await startWorkerProcess(databaseUrl);
-  return {
-    async stop() {
-      expect(await terminate(worker)).toBe(0);
-    },
-  };
-});
+describeBothModes('live event flow', eventFlowSuite);
 
 describe('two API instances on one database', () => {
-  let db: TestDatabase;
+  // The two instances start together: the harness gives the database and closes them.
+  const h = useHarness();
   let a: Orchestrator;
   let b: Orchestrator;
   let clientsA: LiveClient[];
   let clientsB: LiveClient[];
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    [a, b] = await Promise.all([startApi(db.url), startApi(db.url)]);
+    [a, b] = await Promise.all([h.startApi(), h.startApi()]);
     clientsA = [await connectLive(a.url), await connectLive(a.url)];
     clientsB = [await connectLive(b.url)];
     for (const c of [...clientsA, ...clientsB]) {
@@ -44,14 +35,12 @@ describe('two API instances on one database', () => {
   });
   afterAll(async () => {
     for (const c of [...(clientsA ?? []), ...(clientsB ?? [])]) c.close();
-    await Promise.all([a?.close(), b?.close()]);
-    await db?.drop();
   });
 
   it('each instance delivers every event of a process started on either to its own clients', async () => {
     const all = [...clientsA, ...clientsB];
-    const onA = await startWatched(db, a.url, all, 'noop');
-    const onB = await startWatched(db, b.url, all, 'noop');
+    const onA = await startWatched(h.db, a.url, all, 'noop');
+    const onB = await startWatched(h.db, b.url, all, 'noop');
     for (const id of [onA, onB]) {
       for (const c of all) {
         await c.waitFor((ev) => flowOf(ev, id).statuses.includes('completed'), `${id} completed`);
@@ -79,8 +68,7 @@ describe('two API instances on one database', () => {
 });
 
 describe('the process list and the process rooms', () => {
-  let db: TestDatabase;
-  let api: Orchestrator;
+  const h = useHarness({ executor: 'threadpool' });
   /** In the process list only. */
   let list: LiveClient;
   /** In each process's room only. */
@@ -92,17 +80,15 @@ describe('the process list and the process rooms', () => {
   const heard: { id: string; version: number }[] = [];
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await startApi(db.url);
-    listener = createListener({ connectionString: db.url, logger: silentLogger });
+    listener = createListener({ connectionString: h.db.url, logger: silentLogger });
     listener.on('notification', (e) => {
       if (e.type === 'process') heard.push({ id: e.id, version: e.version });
     });
     await listener.start();
     [list, rooms, both] = await Promise.all([
-      connectLive(api.url),
-      connectLive(api.url),
-      connectLive(api.url),
+      connectLive(h.api.url),
+      connectLive(h.api.url),
+      connectLive(h.api.url),
     ]);
     for (const c of [list, both])
       expect(await c.subscribe({ room: 'processes' })).toEqual({ ok: true });
@@ -110,14 +96,12 @@ describe('the process list and the process rooms', () => {
   afterAll(async () => {
     for (const c of [list, rooms, both]) c?.close();
     await listener?.stop();
-    await api?.close();
-    await db?.drop();
   });
 
   it('a room gets every update of its process in order; the list the final status of each, in order', async () => {
-    const ids = await holdingStepCommits(db.pool, async () => {
+    const ids = await holdingStepCommits(h.db.pool, async () => {
       const started = await Promise.all(
-        Array.from({ length: 20 }, () => client(api.url).start('noop')),
+        Array.from({ length: 20 }, () => client(h.api.url).start('noop')),
       );
       for (const id of started)
         for (const c of [rooms, both])
@@ -167,19 +151,14 @@ describe('the process list and the process rooms', () => {
 });
 
 describe('subscriptions and engine status', () => {
-  let db: TestDatabase;
-  let api: Orchestrator;
+  const h = useHarness({ executor: 'threadpool' });
   let live: LiveClient;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await startApi(db.url);
-    live = await connectLive(api.url);
+    live = await connectLive(h.api.url);
   });
-  afterAll(async () => {
+  afterAll(() => {
     live?.close();
-    await api?.close();
-    await db?.drop();
   });
 
   it('acknowledges an unknown process or a malformed subscription with an error', async () => {
@@ -204,7 +183,7 @@ describe('subscriptions and engine status', () => {
   });
 
   it('the global lock: 503 engine_paused for starts and resumes, nothing written, engine:status sent', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     const suspended = await http.start('hello', { name: 'Ada' });
     await http.waitForStatus(suspended, 'suspended', 60_000);
     const before = live.events.length;
@@ -224,7 +203,7 @@ describe('subscriptions and engine status', () => {
     });
 
     const count = async () =>
-      (await db.pool.query('SELECT count(*)::int AS n FROM orchestrator.processes')).rows[0].n;
+      (await h.db.pool.query('SELECT count(*)::int AS n FROM orchestrator.processes')).rows[0].n;
     const n = await count();
     const start = await http.post('/api/processes/noop', {});
     expect(start.status).toBe(503);
@@ -250,7 +229,7 @@ describe('subscriptions and engine status', () => {
   });
 
   it('rejects a malformed settings body with 400 and changes nothing', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     for (const body of [{}, { globalLock: 'yes' }, { globalLock: true, extra: 1 }]) {
       const r = await http.put('/api/settings/status', body);
       expect(r.status).toBe(400);
@@ -260,15 +239,15 @@ describe('subscriptions and engine status', () => {
   });
 
   it('serves the live view page and the Socket.IO client', async () => {
-    const page = await fetch(`${api.url}/`);
+    const page = await fetch(`${h.api.url}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     expect(await page.text()).toContain('/socket.io/socket.io.js');
-    const lib = await fetch(`${api.url}/socket.io/socket.io.js`);
+    const lib = await fetch(`${h.api.url}/socket.io/socket.io.js`);
     expect(lib.status).toBe(200);
     await lib.arrayBuffer();
     // The page's status filter and status sets come from the engine's own lists.
-    const statuses = await fetch(`${api.url}/statuses.js`);
+    const statuses = await fetch(`${h.api.url}/statuses.js`);
     expect(statuses.headers.get('content-type')).toMatch(/javascript/);
     const text = await statuses.text();
     expect(text).toContain(`export const STATUSES = ${JSON.stringify(PROCESS_STATUSES)};\n`);
@@ -278,38 +257,33 @@ describe('subscriptions and engine status', () => {
 });
 
 describe('notifications at the source', () => {
-  let db: TestDatabase;
-  let api: Orchestrator;
+  const h = useHarness({ executor: 'threadpool' });
   let live: LiveClient;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await startApi(db.url);
-    live = await connectLive(api.url);
+    live = await connectLive(h.api.url);
     expect(await live.subscribe({ room: 'processes' })).toEqual({ ok: true });
   });
-  afterAll(async () => {
+  afterAll(() => {
     live?.close();
-    await api?.close();
-    await db?.drop();
   });
 
   it('a step whose commit was refused is never announced; the next committed change is', async () => {
-    const id = await startWatched(db, api.url, [live], 'slow', { sleepMs: 400 });
+    const id = await startWatched(h.db, h.api.url, [live], 'slow', { sleepMs: 400 });
     await live.waitFor((ev) => flowOf(ev, id).steps.length === 1, 'the first step');
     // Another runner takes the process over (as after an expired lease): the running step's
     // commit is fenced off and writes nothing, so nothing may be announced for it.
-    await db.pool.query(
+    await h.db.pool.query(
       `UPDATE orchestrator.processes SET lease_token = gen_random_uuid(), lease_owner = 'other' WHERE id = $1`,
       [id],
     );
     await expect
-      .poll(() => api.activeProcesses(), { timeout: 15_000, interval: 20 })
+      .poll(() => h.api.activeProcesses(), { timeout: 15_000, interval: 20 })
       .not.toContain(id);
-    expect((await client(api.url).put(`/api/processes/${id}/abort`)).status).toBe(204);
+    expect((await client(h.api.url).put(`/api/processes/${id}/abort`)).status).toBe(204);
     // Events of one process arrive in order: once the abort is here, the refused step would be too.
     await live.waitFor((ev) => flowOf(ev, id).statuses.includes('aborted'), 'aborted');
-    const steps = await db.pool.query(
+    const steps = await h.db.pool.query(
       `SELECT name FROM orchestrator.process_steps WHERE process_id = $1 ORDER BY id`,
       [id],
     );
@@ -319,7 +293,7 @@ describe('notifications at the source', () => {
 
   it('payloads stay small whatever the state size: a 2 MB state still announces every step', async () => {
     const name = 'x'.repeat(2_000_000);
-    const id = await startWatched(db, api.url, [live], 'hello', { name });
+    const id = await startWatched(h.db, h.api.url, [live], 'hello', { name });
     await live.waitFor((ev) => flowOf(ev, id).statuses.includes('suspended'), 'suspended');
     const flow = flowOf(live.events, id);
     expect(flow.steps.map((s) => [s.name, s.status])).toEqual([
@@ -330,7 +304,7 @@ describe('notifications at the source', () => {
   });
 
   it('PAUSING while a process runs, PAUSED once it stops, each sent as engine:status', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     const id = await http.start('slow', { sleepMs: 600_000 });
     await http.waitFor(id, (p) => p.status === 'running', 60_000);
     const before = live.events.length;

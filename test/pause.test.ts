@@ -1,19 +1,15 @@
 // The global lock as a true pause, in both executors: running processes stop before their next
 // step and give back their lease; nothing starts, resumes or is called back while it is set; and
 // clearing it continues everything that stopped for it.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/testkit/invariants.ts';
-import { loadRegistry } from '../src/engine/registry.ts';
-import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
-import { root } from './support/paths.ts';
-import { killAll, type Spawned } from './support/spawn.ts';
-import { startWorkerModeApi, startWorkerProcess, terminate } from './support/workers.ts';
+import { expect, it } from 'vitest';
+import { client } from './support/api.ts';
+import type { TestDatabase } from './support/database.ts';
+import { describeBothModes, useHarness } from './support/harness.ts';
+import { terminate } from './support/workers.ts';
 
 type Http = ReturnType<typeof client>;
 
-async function counts(db: TestDatabase) {
+async function counts(db: Pick<TestDatabase, 'pool'>) {
   const { rows } = await db.pool.query(
     `SELECT (SELECT count(*)::int FROM orchestrator.processes) AS processes,
             (SELECT count(*)::int FROM orchestrator.process_steps) AS steps,
@@ -22,7 +18,7 @@ async function counts(db: TestDatabase) {
   return rows[0];
 }
 
-function pauseSuite(ctx: () => { http: Http; db: TestDatabase }) {
+function pauseSuite(ctx: () => { http: Http; db: Pick<TestDatabase, 'pool'> }) {
   it('stops running processes before their next step: PAUSING, then PAUSED; unpaused they finish', async () => {
     const { http, db } = ctx();
     const ids = await Promise.all([1, 2, 3].map(() => http.start('slow', { sleepMs: 400 })));
@@ -89,61 +85,33 @@ function pauseSuite(ctx: () => { http: Http; db: TestDatabase }) {
   });
 }
 
-describe('threadpool', () => {
-  let db: TestDatabase;
-  let api: Orchestrator;
-  let http: Http;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await startApi(db.url);
-    http = client(api.url);
-  });
-  afterAll(async () => {
-    await api?.close();
-    if (db) expect(await checkInvariants(db.pool, { registry: api.engine.registry })).toEqual([]);
-    await db?.drop();
-  });
-  pauseSuite(() => ({ http, db }));
-});
+describeBothModes('pause', (executor) => {
+  const h = useHarness({ executor, workerArgs: ['--concurrency', '4'] });
+  pauseSuite(() => ({ http: h.http, db: h.db }));
 
-describe('worker mode', () => {
-  let db: TestDatabase;
-  let http: Http;
-  let worker: Spawned;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    ({ http } = await startWorkerModeApi(db.url));
-    worker = await startWorkerProcess(db.url, ['--concurrency', '4']);
-  });
-  afterAll(async () => {
-    await killAll();
-    const registry = await loadRegistry(`${root}/workflows`);
-    if (db) expect(await checkInvariants(db.pool, { registry, checkJobs: true })).toEqual([]);
-    await db?.drop();
-  });
-  pauseSuite(() => ({ http, db }));
-
-  it('processes whose jobs a worker consumed while paused get new jobs when unpaused', async () => {
-    await terminate(worker);
-    const ids = await Promise.all([1, 2, 3, 4, 5].map(() => http.start('noop')));
-    await http.put('/api/settings/status', { globalLock: true });
-    worker = await startWorkerProcess(db.url, ['--concurrency', '4']);
-    // The worker fetches the jobs, cannot claim their processes, and completes the jobs.
-    const live = async () =>
-      (
-        await db.pool.query(
-          `SELECT count(*)::int AS n FROM pgboss.job
+  if (executor === 'worker') {
+    it('processes whose jobs a worker consumed while paused get new jobs when unpaused', async () => {
+      await terminate(h.workers[0]!);
+      const ids = await Promise.all([1, 2, 3, 4, 5].map(() => h.http.start('noop')));
+      await h.http.put('/api/settings/status', { globalLock: true });
+      await h.startWorker(['--concurrency', '4']);
+      // The worker fetches the jobs, cannot claim their processes, and completes the jobs.
+      const live = async () =>
+        (
+          await h.db.pool.query(
+            `SELECT count(*)::int AS n FROM pgboss.job
             WHERE data->>'processId' = ANY($1::text[]) AND state IN ('created', 'retry', 'active')`,
-          [ids],
-        )
-      ).rows[0].n;
-    const deadline = Date.now() + 20_000;
-    while ((await live()) > 0 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 100));
-    expect(await live()).toBe(0);
-    for (const id of ids)
-      expect((await http.get(`/api/processes/${id}`)).body.status).toBe('created');
-    await http.put('/api/settings/status', { globalLock: false });
-    for (const id of ids) await http.waitForStatus(id, 'completed', 20_000);
-  });
+            [ids],
+          )
+        ).rows[0].n;
+      const deadline = Date.now() + 20_000;
+      while ((await live()) > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await live()).toBe(0);
+      for (const id of ids)
+        expect((await h.http.get(`/api/processes/${id}`)).body.status).toBe('created');
+      await h.http.put('/api/settings/status', { globalLock: false });
+      for (const id of ids) await h.http.waitForStatus(id, 'completed', 20_000);
+    });
+  }
 });

@@ -3,12 +3,10 @@
 // thread was idle is not handed to the next step (it failed with `fetch failed` / EPIPE).
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { client } from './support/api.ts';
+import { describeBothModes, useHarness } from './support/harness.ts';
 import { fixtures } from './support/paths.ts';
-import { killAll } from './support/spawn.ts';
-import { startWorkerModeApi, startWorkerProcess } from './support/workers.ts';
 
 let server: http.Server;
 let url: string;
@@ -40,36 +38,15 @@ async function callsAcrossIdleSockets(http: ReturnType<typeof client>): Promise<
 
 const completed = Array(3).fill({ status: 'completed', response: 200 });
 
-describe('a step calling an HTTP API, threadpool', () => {
-  let db: TestDatabase;
-  let api: Awaited<ReturnType<typeof startApi>>;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await startApi(db.url, env);
-  });
-  afterAll(async () => {
-    await api?.close();
-    await db?.drop();
-  });
+describeBothModes('a step calling an HTTP API', (executor) => {
+  // Worker mode: one worker process, on every queue.
+  const h = useHarness({ executor, env, workerArgs: ['--queues', 'all'] });
 
-  it('reuses no socket the server closed while the step thread was idle', async () => {
-    expect(await callsAcrossIdleSockets(client(api.url))).toEqual(completed);
-  }, 40_000);
-});
-
-describe('a step calling an HTTP API, worker mode', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await killAll();
-    await db?.drop();
-  });
-
-  it('reuses no socket the server closed while the step thread was idle', async () => {
-    const { http } = await startWorkerModeApi(db.url, env);
-    await startWorkerProcess(db.url, ['--queues', 'all'], env);
-    expect(await callsAcrossIdleSockets(http)).toEqual(completed);
-  }, 60_000);
+  it(
+    'reuses no socket the server closed while the step thread was idle',
+    async () => {
+      expect(await callsAcrossIdleSockets(h.http)).toEqual(completed);
+    },
+    executor === 'worker' ? 60_000 : 40_000,
+  );
 });

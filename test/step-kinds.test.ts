@@ -1,18 +1,13 @@
 // The step kinds beyond plain steps, end to end through the REST API against a real Postgres:
 // retry steps, callback steps, step groups and forms with pages, in both executors.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/testkit/invariants.ts';
-import { loadRegistry } from '../src/engine/registry.ts';
-import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
-import { root } from './support/paths.ts';
-import { killAll } from './support/spawn.ts';
-import { startWorkerModeApi, startWorkerProcess } from './support/workers.ts';
+import { expect, it } from 'vitest';
+import { client } from './support/api.ts';
+import type { TestDatabase } from './support/database.ts';
+import { describeBothModes, useHarness } from './support/harness.ts';
 
 type Http = ReturnType<typeof client>;
 
-async function rowCounts(db: TestDatabase) {
+async function rowCounts(db: Pick<TestDatabase, 'pool'>) {
   const { rows } = await db.pool.query<{ p: string; s: string; i: string; c: string }>(
     `SELECT (SELECT count(*) FROM orchestrator.processes) AS p,
             (SELECT count(*) FROM orchestrator.process_steps) AS s,
@@ -26,7 +21,7 @@ async function rowCounts(db: TestDatabase) {
 const tokenOf = (url: string) => url.split('/').pop()!;
 
 /** The examples' behaviour, the same in either executor. */
-function stepKindSuite(ctx: () => { http: Http; db: TestDatabase }) {
+function stepKindSuite(ctx: () => { http: Http; db: Pick<TestDatabase, 'pool'> }) {
   it('retry_demo with failTimes 2 goes waiting twice and completes on its own', async () => {
     const { http } = ctx();
     const id = await http.start('retry_demo', { failTimes: 2, backoffSeconds: 0.2 });
@@ -239,83 +234,52 @@ function stepKindSuite(ctx: () => { http: Http; db: TestDatabase }) {
   });
 }
 
-describe('threadpool', () => {
-  let db: TestDatabase;
-  let api: Orchestrator;
-  let http: Http;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    api = await startApi(db.url);
-    http = client(api.url);
-  });
-  afterAll(async () => {
-    await api?.close();
-    if (db) expect(await checkInvariants(db.pool, { registry: api.engine.registry })).toEqual([]);
-    await db?.drop();
-  });
+describeBothModes('step kinds', (executor) => {
+  const h = useHarness({ executor, workerArgs: ['--concurrency', '4'] });
 
-  stepKindSuite(() => ({ http, db }));
+  stepKindSuite(() => ({ http: h.http, db: h.db }));
 
-  it('a retry and a callback timeout due while no API runs happen after the restart', async () => {
-    const id = await http.start('retry_demo', { failTimes: 1, backoffSeconds: 1 });
-    const cb = await http.start('callback_demo', { timeoutSeconds: 1 });
-    await http.waitForStatus(id, 'waiting');
-    await http.waitForStatus(cb, 'awaiting_callback');
-    const sleeper = await http.start('sleep_demo', { seconds: 2 });
-    await http.waitForStatus(sleeper, 'waiting');
-    await api.close();
-    await new Promise((r) => setTimeout(r, 1_500));
-    api = await startApi(db.url);
-    http = client(api.url);
-    expect(
-      (await http.waitForStatus(sleeper, 'completed', 15_000)).currentState.sleptMs,
-    ).toBeGreaterThanOrEqual(1_950);
-    expect((await http.waitForStatus(id, 'completed', 15_000)).currentState.answeredOnAttempt).toBe(
-      2,
-    );
-    expect((await http.waitForStatus(cb, 'failed', 15_000)).failedReason).toBe(
-      'callback timed out',
-    );
-  });
-});
-
-describe('worker mode', () => {
-  let db: TestDatabase;
-  let http: Http;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    ({ http } = await startWorkerModeApi(db.url));
-    await startWorkerProcess(db.url, ['--concurrency', '4']);
-  });
-  afterAll(async () => {
-    await killAll();
-    const registry = await loadRegistry(`${root}/workflows`);
-    if (db) expect(await checkInvariants(db.pool, { registry, checkJobs: true })).toEqual([]);
-    await db?.drop();
-  });
-
-  stepKindSuite(() => ({ http, db }));
-
-  it('a retry is a job that starts at its time, replaced when a user resumes', async () => {
-    const id = await http.start('retry_demo', { failTimes: 1, backoffSeconds: 60 });
-    await http.waitForStatus(id, 'waiting');
-    const jobs = async () =>
-      (
-        await db.pool.query<{ state: string; delayed: boolean }>(
-          `SELECT state::text, start_after > now() + interval '30 seconds' AS delayed
+  if (executor === 'threadpool') {
+    it('a retry and a callback timeout due while no API runs happen after the restart', async () => {
+      const id = await h.http.start('retry_demo', { failTimes: 1, backoffSeconds: 1 });
+      const cb = await h.http.start('callback_demo', { timeoutSeconds: 1 });
+      await h.http.waitForStatus(id, 'waiting');
+      await h.http.waitForStatus(cb, 'awaiting_callback');
+      const sleeper = await h.http.start('sleep_demo', { seconds: 2 });
+      await h.http.waitForStatus(sleeper, 'waiting');
+      await h.restartApi(() => new Promise((r) => setTimeout(r, 1_500)));
+      expect(
+        (await h.http.waitForStatus(sleeper, 'completed', 15_000)).currentState.sleptMs,
+      ).toBeGreaterThanOrEqual(1_950);
+      expect(
+        (await h.http.waitForStatus(id, 'completed', 15_000)).currentState.answeredOnAttempt,
+      ).toBe(2);
+      expect((await h.http.waitForStatus(cb, 'failed', 15_000)).failedReason).toBe(
+        'callback timed out',
+      );
+    });
+  } else {
+    it('a retry is a job that starts at its time, replaced when a user resumes', async () => {
+      const id = await h.http.start('retry_demo', { failTimes: 1, backoffSeconds: 60 });
+      await h.http.waitForStatus(id, 'waiting');
+      const jobs = async () =>
+        (
+          await h.db.pool.query<{ state: string; delayed: boolean }>(
+            `SELECT state::text, start_after > now() + interval '30 seconds' AS delayed
              FROM pgboss.job WHERE data->>'processId' = $1 ORDER BY created_on`,
-          [id],
-        )
-      ).rows;
-    expect((await jobs()).filter((j) => j.state === 'created')).toEqual([
-      { state: 'created', delayed: true },
-    ]);
-    expect((await http.put(`/api/processes/${id}/resume`)).status).toBe(204);
-    await http.waitForStatus(id, 'completed');
-    expect((await jobs()).map((j) => j.state).sort()).toEqual([
-      'cancelled',
-      'completed',
-      'completed',
-    ]);
-  });
+            [id],
+          )
+        ).rows;
+      expect((await jobs()).filter((j) => j.state === 'created')).toEqual([
+        { state: 'created', delayed: true },
+      ]);
+      expect((await h.http.put(`/api/processes/${id}/resume`)).status).toBe(204);
+      await h.http.waitForStatus(id, 'completed');
+      expect((await jobs()).map((j) => j.state).sort()).toEqual([
+        'cancelled',
+        'completed',
+        'completed',
+      ]);
+    });
+  }
 });

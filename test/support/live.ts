@@ -1,11 +1,12 @@
-// Socket.IO test client and the event-flow suite, shared by the threadpool and worker variants.
+// Socket.IO test client and the event-flow suite, run in both executors.
 import type pg from 'pg';
 import { io, type Socket } from 'socket.io-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Orchestrator } from '../../src/server.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SubscribeAck, Subscription } from '../../src/live/events.ts';
-import { client, startApi } from './api.ts';
-import { createTestDatabase, type TestDatabase } from './database.ts';
+import { client } from './api.ts';
+import type { TestDatabase } from './database.ts';
+import { useHarness, type Executor } from './harness.ts';
+import { terminate } from './workers.ts';
 
 export interface Received {
   event: string;
@@ -105,93 +106,76 @@ export async function startWatched(
 const step = (index: number, name: string, status: string) =>
   expect.objectContaining({ index, name, status });
 
-/** Something that runs processes besides the API (worker processes); stopped after the suite. */
-export interface Workers {
-  stop(): Promise<void>;
-}
-
 /**
  * A real socket.io-client receives, in order, every step of `noop` and `hello` from start to
- * completed. `env` configures the API (e.g. `{ EXECUTOR: 'worker' }`); `startWorkers` starts
- * whatever runs the processes when the API does not.
+ * completed, with the API in this process in `executor`'s mode (in worker mode, with a worker
+ * process; stopped with SIGTERM after the suite, it must exit cleanly). Call it inside a
+ * `describe` (see describeBothModes).
  */
-export function eventFlowSuite(
-  label: string,
-  env: Record<string, string>,
-  startWorkers?: (databaseUrl: string) => Promise<Workers>,
-): void {
+export function eventFlowSuite(executor: Executor): void {
   // The threadpool claims a new process in its insert when a slot is free: it starts `running`.
-  const start = env.EXECUTOR === 'worker' ? ['created', 'running'] : ['running'];
-  describe(`live event flow (${label})`, () => {
-    let db: TestDatabase;
-    let api: Orchestrator;
-    let workers: Workers | undefined;
-    let live: LiveClient;
+  const start = executor === 'worker' ? ['created', 'running'] : ['running'];
+  const h = useHarness({ executor, apiIn: 'here' });
+  let live: LiveClient;
 
-    beforeAll(async () => {
-      db = await createTestDatabase();
-      api = await startApi(db.url, env);
-      workers = await startWorkers?.(db.url);
-      live = await connectLive(api.url);
-      expect(await live.subscribe({ room: 'processes' })).toEqual({ ok: true });
-    });
-    afterAll(async () => {
-      live?.close();
-      await workers?.stop();
-      await api?.close();
-      await db?.drop();
-    });
+  beforeAll(async () => {
+    live = await connectLive(h.url);
+    expect(await live.subscribe({ room: 'processes' })).toEqual({ ok: true });
+  });
+  afterAll(async () => {
+    live?.close();
+    for (const worker of h.workers) expect(await terminate(worker)).toBe(0);
+  });
 
-    it('noop: every step, in order, then completed', async () => {
-      const id = await startWatched(db, api.url, [live], 'noop');
-      await live.waitFor(
-        (ev) => flowOf(ev, id).statuses.includes('completed'),
-        `noop ${id} completed`,
-      );
-      const flow = flowOf(live.events, id);
-      expect(flow.steps).toEqual([
-        step(0, 'One', 'success'),
-        step(1, 'Two', 'success'),
-        step(2, 'Three', 'success'),
-      ]);
-      expect(flow.statuses.slice(0, start.length)).toEqual(start);
-      // The last step is announced before the status it led to, and nothing follows `completed`.
-      expect(flow.all.at(-1)).toEqual({
-        event: 'process:updated',
-        data: expect.objectContaining({ id, status: 'completed', workflowName: 'noop' }),
-      });
-      expect(flow.all.at(-2)?.event).toBe('process:step');
-      expect(flow.statuses.filter((s) => s === 'completed')).toHaveLength(1);
+  it('noop: every step, in order, then completed', async () => {
+    const id = await startWatched(h.db, h.url, [live], 'noop');
+    await live.waitFor(
+      (ev) => flowOf(ev, id).statuses.includes('completed'),
+      `noop ${id} completed`,
+    );
+    const flow = flowOf(live.events, id);
+    expect(flow.steps).toEqual([
+      step(0, 'One', 'success'),
+      step(1, 'Two', 'success'),
+      step(2, 'Three', 'success'),
+    ]);
+    expect(flow.statuses.slice(0, start.length)).toEqual(start);
+    // The last step is announced before the status it led to, and nothing follows `completed`.
+    expect(flow.all.at(-1)).toEqual({
+      event: 'process:updated',
+      data: expect.objectContaining({ id, status: 'completed', workflowName: 'noop' }),
     });
+    expect(flow.all.at(-2)?.event).toBe('process:step');
+    expect(flow.statuses.filter((s) => s === 'completed')).toHaveLength(1);
+  });
 
-    it('hello: steps up to the suspend, then after resume the rest, then completed', async () => {
-      const id = await startWatched(db, api.url, [live], 'hello', { name: 'Ada' });
-      await live.waitFor(
-        (ev) => flowOf(ev, id).statuses.includes('suspended'),
-        `hello ${id} suspended`,
-      );
-      expect(flowOf(live.events, id).steps).toEqual([
-        step(0, 'Greet', 'success'),
-        step(1, 'Confirm', 'suspend'),
-      ]);
-      const resumed = await client(api.url).put(`/api/processes/${id}/resume`, {
-        confirmed: true,
-      });
-      expect(resumed.status).toBe(204);
-      await live.waitFor(
-        (ev) => flowOf(ev, id).statuses.includes('completed'),
-        `hello ${id} completed`,
-      );
-      const flow = flowOf(live.events, id);
-      expect(flow.steps).toEqual([
-        step(0, 'Greet', 'success'),
-        step(1, 'Confirm', 'suspend'),
-        step(1, 'Confirm', 'success'),
-        step(2, 'Finish', 'success'),
-      ]);
-      const order = flow.statuses.filter((s, i, all) => s !== all[i - 1]);
-      expect(order).toEqual([...start, 'suspended', 'resumed', 'running', 'completed']);
-      expect(flow.all.at(-1)?.data).toMatchObject({ status: 'completed', lastStep: 'Finish' });
+  it('hello: steps up to the suspend, then after resume the rest, then completed', async () => {
+    const id = await startWatched(h.db, h.url, [live], 'hello', { name: 'Ada' });
+    await live.waitFor(
+      (ev) => flowOf(ev, id).statuses.includes('suspended'),
+      `hello ${id} suspended`,
+    );
+    expect(flowOf(live.events, id).steps).toEqual([
+      step(0, 'Greet', 'success'),
+      step(1, 'Confirm', 'suspend'),
+    ]);
+    const resumed = await client(h.url).put(`/api/processes/${id}/resume`, {
+      confirmed: true,
     });
+    expect(resumed.status).toBe(204);
+    await live.waitFor(
+      (ev) => flowOf(ev, id).statuses.includes('completed'),
+      `hello ${id} completed`,
+    );
+    const flow = flowOf(live.events, id);
+    expect(flow.steps).toEqual([
+      step(0, 'Greet', 'success'),
+      step(1, 'Confirm', 'suspend'),
+      step(1, 'Confirm', 'success'),
+      step(2, 'Finish', 'success'),
+    ]);
+    const order = flow.statuses.filter((s, i, all) => s !== all[i - 1]);
+    expect(order).toEqual([...start, 'suspended', 'resumed', 'running', 'completed']);
+    expect(flow.all.at(-1)?.data).toMatchObject({ status: 'completed', lastStep: 'Finish' });
   });
 }
