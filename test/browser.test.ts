@@ -4,16 +4,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
+import { client } from './support/api.ts';
+import { seedProcess } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const WAIT = { timeout: 20_000 };
 const TEST_TIMEOUT = 240_000;
 
-let db: TestDatabase;
-let api: Orchestrator;
+const h = useHarness({ executor: 'threadpool' });
 let browser: BrowserContext;
 let userDataDir: string;
 
@@ -23,8 +22,6 @@ beforeAll(async () => {
       `The browser test needs Debian's chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`,
     );
   }
-  db = await createTestDatabase();
-  api = await startApi(db.url);
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-chromium-'));
   // A fresh profile per run (the persistent-context API is how playwright takes --user-data-dir).
   browser = await chromium.launchPersistentContext(userDataDir, {
@@ -44,8 +41,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await browser?.close();
-  await api?.close();
-  await db?.drop();
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
 });
 
@@ -66,7 +61,7 @@ async function withPage(
     if (m.type() === 'error') errors.push(m.text());
   });
   try {
-    await page.goto(`${opts.url ?? api.url}/${hash}`);
+    await page.goto(`${opts.url ?? h.api.url}/${hash}`);
     await page.waitForSelector(opts.ready ?? '#connection.online', WAIT);
     await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
     await fn(page, errors);
@@ -131,7 +126,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       expect(await notReloaded(page)).toBe(42);
       expect(errors).toEqual([]);
 
-      const stored = await client(api.url).get(`/api/processes/${id}`);
+      const stored = await client(h.api.url).get(`/api/processes/${id}`);
       expect(stored.body).toMatchObject({ status: 'completed', currentState: { finished: true } });
     });
   });
@@ -139,7 +134,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
   it('the process list shows a process started elsewhere and follows it to completed', async () => {
     await withPage('#/?workflow=noop', async (page, errors) => {
       await page.waitForSelector('#processes', WAIT);
-      const id = await client(api.url).start('noop');
+      const id = await client(h.api.url).start('noop');
       await page.waitForSelector(
         `#processes tr[data-id="${id}"] .status:text-is("completed")`,
         WAIT,
@@ -150,7 +145,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
   });
 
   it('retries a failed process and aborts a running one with the buttons', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     const flaky = await http.start('flaky', { failTimes: 1 });
     await http.waitForStatus(flaky, 'failed', 60_000);
     await withPage(`#/process/${flaky}`, async (page, errors) => {
@@ -184,7 +179,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
     );
 
   it('skips the failed step of flaky from its page after a confirm naming the step', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     const id = await http.start('flaky', { failTimes: 5 });
     await http.waitForStatus(id, 'failed');
     await withPage(`#/process/${id}`, async (page, errors) => {
@@ -227,7 +222,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
   });
 
   it('retries a failed flaky with its state patched in the editor; bad JSON is shown in place', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     const id = await http.start('flaky', { failTimes: 5 });
     await http.waitForStatus(id, 'failed');
     await withPage(`#/process/${id}`, async (page, errors) => {
@@ -378,7 +373,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
   });
 
   it('a sleeping process shows when it wakes and wakes now on the button; the version shows when set', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     const id = await http.start('sleep_demo', { seconds: 600 });
     await http.waitForStatus(id, 'waiting');
     await withPage(`#/process/${id}`, async (page, errors) => {
@@ -392,9 +387,10 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       expect(await page.$('#retry-at')).toBeNull();
       expect(errors).toEqual([]);
     });
-    await db.pool.query(`UPDATE orchestrator.processes SET workflow_version = '3' WHERE id = $1`, [
-      id,
-    ]);
+    await h.db.pool.query(
+      `UPDATE orchestrator.processes SET workflow_version = '3' WHERE id = $1`,
+      [id],
+    );
     await withPage(`#/process/${id}`, async (page) => {
       await page.waitForSelector('#workflow-version:text-is("version 3")', WAIT);
     });
@@ -403,14 +399,14 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
   it('pauses and resumes the engine from the header; another page follows', async () => {
     const other = await browser.newPage();
     try {
-      await other.goto(`${api.url}/`);
+      await other.goto(`${h.api.url}/`);
       await other.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
       await withPage('#/', async (page, errors) => {
         await page.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
         await page.click('#engine-toggle');
         await page.waitForSelector('#engine-status:text-is("PAUSED")', WAIT);
         await other.waitForSelector('#engine-status:text-is("PAUSED")', WAIT);
-        expect((await client(api.url).post('/api/processes/noop', {})).status).toBe(503);
+        expect((await client(h.api.url).post('/api/processes/noop', {})).status).toBe(503);
         await page.click('#engine-toggle:text-is("Resume engine")');
         await page.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
         await other.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
@@ -423,7 +419,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
 
   it('shows the validation errors of a bad start form and starts nothing', async () => {
     const count = async () =>
-      (await db.pool.query(`SELECT count(*)::int AS n FROM orchestrator.processes`)).rows[0].n;
+      (await h.db.pool.query(`SELECT count(*)::int AS n FROM orchestrator.processes`)).rows[0].n;
     const before = await count();
     await withPage('#/start/slow', async (page) => {
       await page.waitForSelector('#start-form input[name="sleepMs"]', WAIT);
@@ -512,7 +508,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       expect(await notReloaded(page)).toBe(42);
       expect(scriptErrors(errors)).toEqual([]);
 
-      const stored = (await client(api.url).get(`/api/processes/${id}`)).body;
+      const stored = (await client(h.api.url).get(`/api/processes/${id}`)).body;
       expect(stored.currentState).toMatchObject({
         device: 'leaf-2',
         port: 'Ethernet2',
@@ -545,7 +541,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       expect(statuses).toEqual(['waiting', 'success']);
       expect(await notReloaded(page)).toBe(42);
       expect(errors).toEqual([]);
-      const stored = (await client(api.url).get(`/api/processes/${id}`)).body;
+      const stored = (await client(h.api.url).get(`/api/processes/${id}`)).body;
       expect(stored.currentState.answeredOnAttempt).toBe(2);
     });
   });
@@ -590,7 +586,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
   });
 
   it('adds a schedule from the page, shows a bad cron and a bad input in place, deletes it', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     await withPage('#/', async (page, errors) => {
       await page.click('nav a[href="#/schedules"]');
       await page.waitForSelector('#schedule-form', WAIT);
@@ -678,12 +674,12 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
 
   it('resumes all failed tasks from the list and shows the count; a concurrent one shows its 409', async () => {
     // A task stopped at its first step, set up directly (no shipped task fails).
-    const id = await seedProcess(db.pool, {
+    const id = await seedProcess(h.db.pool, {
       workflowName: 'noop_task',
       isTask: true,
       target: 'system',
     });
-    await db.pool.query(
+    await h.db.pool.query(
       `WITH p AS (UPDATE orchestrator.processes SET status = 'failed', last_step = 'One'
                    WHERE id = $1 RETURNING id)
        INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
@@ -694,7 +690,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       const status = `#processes tr[data-id="${id}"] .status`;
       await page.waitForSelector(`${status}:text-is("failed")`, WAIT);
       const lock = `hashtext('orchestrator.resume-all')`;
-      const holder = await db.pool.connect();
+      const holder = await h.db.pool.connect();
       try {
         await holder.query(`SELECT pg_advisory_lock(${lock})`);
         await page.click('#resume-all');
@@ -713,7 +709,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
   });
 
   it('deletes a completed task from its page; a running one shows the 409; a workflow has no delete', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     const done = await http.start('noop_task');
     await http.waitForStatus(done, 'completed');
     await withPage(`#/process/${done}`, async (page, errors) => {
@@ -728,17 +724,17 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
     expect((await http.get(`/api/processes/${done}`)).status).toBe(404);
 
     // Shown stopped, then running elsewhere before the click (no event for that change here).
-    const busy = await seedProcess(db.pool, {
+    const busy = await seedProcess(h.db.pool, {
       workflowName: 'noop_task',
       isTask: true,
       target: 'system',
     });
-    await db.pool.query(`UPDATE orchestrator.processes SET status = 'failed' WHERE id = $1`, [
+    await h.db.pool.query(`UPDATE orchestrator.processes SET status = 'failed' WHERE id = $1`, [
       busy,
     ]);
     await withPage(`#/process/${busy}`, async (page, errors) => {
       await page.waitForSelector('#process-status:text-is("failed")', WAIT);
-      await db.pool.query(
+      await h.db.pool.query(
         `UPDATE orchestrator.processes SET status = 'running', lease_token = gen_random_uuid(),
                 lease_owner = 'elsewhere', lease_expires_at = now() + interval '1 hour'
           WHERE id = $1`,
@@ -763,12 +759,12 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
   });
 
   it('edits, saves and clears a note; another open page follows', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     const id = await http.start('noop');
     await http.waitForStatus(id, 'completed');
     const other = await browser.newPage();
     try {
-      await other.goto(`${api.url}/#/process/${id}`);
+      await other.goto(`${h.api.url}/#/process/${id}`);
       await other.waitForSelector('#connection.online', WAIT);
       await other.waitForSelector('#note-text:text-is("No note.")', WAIT);
       await withPage(`#/process/${id}`, async (page, errors) => {
@@ -802,11 +798,11 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
   });
 
   it('pauses while slow runs: PAUSING with the running count, then PAUSED; unpaused it completes', async () => {
-    const http = client(api.url);
+    const http = client(h.api.url);
     const id = await http.start('slow', { sleepMs: 1500 });
     const other = await browser.newPage();
     try {
-      await other.goto(`${api.url}/`);
+      await other.goto(`${h.api.url}/`);
       await other.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
       await withPage(`#/process/${id}`, async (page, errors) => {
         await page.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
@@ -841,18 +837,8 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
 
 describe('live view with authentication', { timeout: TEST_TIMEOUT }, () => {
   const ALICE = 'alice-token-0123456789';
-  let authDb: TestDatabase;
-  let secured: Orchestrator;
-
-  beforeAll(async () => {
-    // Its own database: its workers do not take the other API's processes.
-    authDb = await createTestDatabase();
-    secured = await startApi(authDb.url, { API_TOKENS: `alice=${ALICE}` });
-  });
-  afterAll(async () => {
-    await secured?.close();
-    await authDb?.drop();
-  });
+  // Its own database: its workers do not take the other API's processes.
+  const secured = useHarness({ executor: 'threadpool', env: { API_TOKENS: `alice=${ALICE}` } });
 
   /** The secured API, called as alice (or with `token`). */
   async function call(method: string, path: string, body?: unknown, token = ALICE) {

@@ -2,35 +2,26 @@
 // neither the API nor a worker may crash, and every process still finishes. A backend killed
 // between two queries of a transaction once emitted an unhandled 'error' that killed the API.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 import { root } from './support/paths.ts';
-import { killAll } from './support/spawn.ts';
-import { startWorkerModeApi, startWorkerProcess, terminate } from './support/workers.ts';
+import { terminate } from './support/workers.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await killAll();
-  await db?.drop();
-});
+const h = useHarness();
 
 describe('terminated connections', () => {
   it('keeps API and worker alive while their backends are killed again and again', async () => {
     const env = { LEASE_SECONDS: '2' };
-    const { api, http } = await startWorkerModeApi(db.url, env);
-    const worker = await startWorkerProcess(db.url, ['--concurrency', '4'], env);
+    const { api, http } = await h.startWorkerModeApi(env);
+    const worker = await h.startWorker(['--concurrency', '4'], env);
 
     let stop = false;
     const killer = (async () => {
       let killed = 0;
       while (!stop) {
-        const { rowCount } = await db.pool.query(
+        const { rowCount } = await h.db.pool.query(
           `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
             WHERE datname = current_database() AND pid <> pg_backend_pid()
               AND backend_type = 'client backend'
@@ -65,6 +56,6 @@ describe('terminated connections', () => {
     expect(await terminate(worker)).toBe(0);
     expect(await terminate(api)).toBe(0);
     const registry = await loadRegistry(`${root}/workflows`);
-    expect(await checkInvariants(db.pool, { registry, checkJobs: true })).toEqual([]);
+    expect(await checkInvariants(h.db.pool, { registry, checkJobs: true })).toEqual([]);
   });
 });

@@ -2,33 +2,21 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants } from '../src/db/testkit/invariants.ts';
-import { loadRegistry } from '../src/engine/registry.ts';
-import { root } from './support/paths.ts';
-import { client, startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { describe, expect, it } from 'vitest';
+import { useHarness } from './support/harness.ts';
+import { client } from './support/api.ts';
 import { freePort } from './support/ports.ts';
-import { killAll, spawnNode, waitForOutput } from './support/spawn.ts';
+import { spawnNode, waitForOutput } from './support/spawn.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await killAll();
-  const registry = await loadRegistry(`${root}/workflows`);
-  if (db) expect(await checkInvariants(db.pool, { registry })).toEqual([]);
-  await db?.drop();
-});
+// The APIs are the tests' own, spawned and killed.
+const h = useHarness({ invariants: true });
 
 const listening = /orchestrator listening/;
 
 describe('crash of the API in threadpool mode', () => {
   it('kill -9 mid-step: a restarted API continues from the last committed step, each step committed once', async () => {
     const port = await freePort();
-    const env = { DATABASE_URL: db.url, PORT: String(port), LEASE_SECONDS: '2' };
+    const env = { DATABASE_URL: h.db.url, PORT: String(port), LEASE_SECONDS: '2' };
     const first = spawnNode('src/cli/serve.ts', [], env);
     await waitForOutput(first, listening);
     const http = client(`http://127.0.0.1:${port}`);
@@ -37,7 +25,7 @@ describe('crash of the API in threadpool mode', () => {
     first.child.kill('SIGKILL');
     expect(await first.exited).toBe('SIGKILL');
 
-    const second = await startApi(db.url, { LEASE_SECONDS: '2' });
+    const second = await h.startApi({ LEASE_SECONDS: '2' });
     try {
       const done = await client(second.url).waitForStatus(id, 'completed', 30_000);
       expect(done.currentState.visited).toEqual([1, 2, 3, 4, 5]);
@@ -52,7 +40,7 @@ describe('crash of the API in threadpool mode', () => {
   it('SIGTERM: the API gives back a process mid-way and exits 0; the next start continues it', async () => {
     const port = await freePort();
     const first = spawnNode('src/cli/serve.ts', [], {
-      DATABASE_URL: db.url,
+      DATABASE_URL: h.db.url,
       PORT: String(port),
       LOG_LEVEL: 'info',
     });
@@ -62,13 +50,13 @@ describe('crash of the API in threadpool mode', () => {
     await http.waitFor(id, (p) => p.steps.length >= 1);
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
-    const { rows } = await db.pool.query(
+    const { rows } = await h.db.pool.query(
       `SELECT status, lease_token FROM orchestrator.processes WHERE id = $1`,
       [id],
     );
     expect(rows[0]).toEqual({ status: 'resumed', lease_token: null });
 
-    const second = await startApi(db.url);
+    const second = await h.startApi();
     try {
       const done = await client(second.url).waitForStatus(id, 'completed');
       expect(done.currentState.visited).toEqual([1, 2, 3, 4, 5]);

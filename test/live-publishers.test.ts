@@ -5,33 +5,25 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENTS_CHANNEL } from '../src/db/events.ts';
-import type { Orchestrator } from '../src/server.ts';
-import { startApi } from './support/api.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 import { connectLive, type LiveClient } from './support/live.ts';
-import { killAll } from './support/spawn.ts';
-import { startWorkerProcess, terminate } from './support/workers.ts';
+import { terminate } from './support/workers.ts';
 
-let db: TestDatabase;
-let api: Orchestrator;
+// The API in worker mode, in this process; the workers are the tests' own.
+const h = useHarness({ executor: 'worker', apiIn: 'here', workers: 0 });
 let live: LiveClient;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  api = await startApi(db.url, { EXECUTOR: 'worker' });
-  live = await connectLive(api.url);
+  live = await connectLive(h.url);
   expect(await live.subscribe({ room: 'processes' })).toEqual({ ok: true });
 });
-afterAll(async () => {
+afterAll(() => {
   live?.close();
-  await api?.close();
-  await killAll();
-  await db?.drop();
 });
 
 const resyncs = () => live.events.filter((e) => e.event === 'resync').map((e) => e.data);
 const notify = (payload: unknown) =>
-  db.pool.query(`SELECT pg_notify($1, $2)`, [EVENTS_CHANNEL, JSON.stringify(payload)]);
+  h.db.pool.query(`SELECT pg_notify($1, $2)`, [EVENTS_CHANNEL, JSON.stringify(payload)]);
 
 /** A publisher's heartbeats reach the API: it knows the publisher. */
 async function heardOf(): Promise<void> {
@@ -41,7 +33,7 @@ async function heardOf(): Promise<void> {
 
 describe('publishers that die or skip', () => {
   it('a worker stopped with SIGTERM says goodbye: no resync', async () => {
-    const worker = await startWorkerProcess(db.url);
+    const worker = await h.startWorker();
     await heardOf();
     const before = resyncs().length;
     expect(await terminate(worker)).toBe(0);
@@ -51,7 +43,7 @@ describe('publishers that die or skip', () => {
   });
 
   it('a worker killed with kill -9 goes silent: clients resync (missed)', async () => {
-    const worker = await startWorkerProcess(db.url);
+    const worker = await h.startWorker();
     await heardOf();
     const before = resyncs().length;
     worker.child.kill('SIGKILL');

@@ -1,37 +1,29 @@
 // The relay survives its database going away: a Postgres restart (own cluster, not the shared
 // one) and a terminated LISTEN backend both end with `resync` to clients and events flowing again.
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OwnCluster } from '../scripts/support/cluster.ts';
-import type { Orchestrator } from '../src/server.ts';
-import { client, startApi } from './support/api.ts';
+import { client } from './support/api.ts';
+import { useHarness } from './support/harness.ts';
 import { connectLive, flowOf, startWatched, type LiveClient } from './support/live.ts';
 
 const cluster = new OwnCluster({ name: 'restart', flags: ['-c', 'fsync=off'], migrate: false });
-let pool: pg.Pool;
-let api: Orchestrator;
+// The harness starts the cluster and the API on it, and at the end closes both.
+const h = useHarness({ database: cluster, executor: 'threadpool' });
 let live: LiveClient;
 
 beforeAll(async () => {
-  await cluster.start();
-  api = await startApi(cluster.url);
-  pool = new pg.Pool({ connectionString: cluster.url, max: 2 });
-  pool.on('error', () => {});
-  live = await connectLive(api.url);
+  live = await connectLive(h.url);
   expect(await live.subscribe({ room: 'processes' })).toEqual({ ok: true });
 });
-afterAll(async () => {
+afterAll(() => {
   live?.close();
-  await api?.close();
-  await pool?.end();
-  await cluster.destroy();
 });
 
 const resyncs = () => live.events.filter((e) => e.event === 'resync').length;
 
 /** A noop started now reaches the client, every step in order. */
 async function eventsFlow(): Promise<void> {
-  const id = await startWatched({ pool }, api.url, [live], 'noop');
+  const id = await startWatched(h.db, h.url, [live], 'noop');
   await live.waitFor((ev) => flowOf(ev, id).statuses.includes('completed'), `${id} completed`);
   expect(flowOf(live.events, id).steps.map((s) => s.name)).toEqual(['One', 'Two', 'Three']);
 }
@@ -50,7 +42,7 @@ describe('live relay across database outages', () => {
     });
     // The client stayed connected to the API throughout: the resync reached the same socket.
     expect(live.socket.connected).toBe(true);
-    const http = client(api.url);
+    const http = client(h.url);
     const deadline = Date.now() + 60_000;
     while ((await http.get('/api/health')).status !== 200 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
@@ -60,7 +52,7 @@ describe('live relay across database outages', () => {
 
   it('after its LISTEN backend is terminated: resync, then events flow again', async () => {
     const before = resyncs();
-    const { rows } = await pool.query<{ ok: boolean }>(
+    const { rows } = await h.db.pool.query<{ ok: boolean }>(
       `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
         WHERE application_name = 'orchestrator-live'`,
     );

@@ -2,23 +2,22 @@
 // within about one lease, ahead of a backlog far larger than what runs at once (threadpool: the
 // restarted API; worker mode: another worker). Real processes, real Postgres.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { seedProcess } from './support/database.ts';
+import { useHarness, type Harness } from './support/harness.ts';
 import { freePort } from './support/ports.ts';
-import { killAll, spawnNode, waitForOutput, type Spawned } from './support/spawn.ts';
+import { spawnNode, waitForOutput, type Spawned } from './support/spawn.ts';
 import { startWorkerModeApi, startWorkerProcess } from './support/workers.ts';
 
 /** The database of the running suite: each suite has its own, and nothing else runs on it. */
-let db: TestDatabase;
+let db: Harness['db'];
 
 function ownDatabase(): void {
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => {
-    // The processes left running sleep for minutes: no invariant check, the database goes.
-    await killAll();
-    await db?.drop();
+  // The processes left running sleep for minutes: no invariant check (the harness's default
+  // without an executor); the processes started here are killed at the end.
+  const h = useHarness();
+  beforeAll(() => {
+    db = h.db;
   });
 }
 

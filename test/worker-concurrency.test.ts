@@ -1,34 +1,25 @@
 // `--concurrency N` bounds the processes a worker runs at once across all its queues, not per queue.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { describe, expect, it } from 'vitest';
+import { useHarness } from './support/harness.ts';
 import { fixtures } from './support/paths.ts';
-import { killAll } from './support/spawn.ts';
-import { startWorkerModeApi, startWorkerProcess, terminate } from './support/workers.ts';
+import { terminate } from './support/workers.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await killAll();
-  await db?.drop();
-});
+const h = useHarness();
 
 describe('worker concurrency', () => {
   it('runs at most N processes at once, from workflow and task queues together', async () => {
     const env = { WORKFLOWS_DIR: fixtures('workflows-sleepy') };
-    const { api, http } = await startWorkerModeApi(db.url, env);
+    const { api, http } = await h.startWorkerModeApi(env);
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
       ids.push(await http.start('sleepy', {}), await http.start('sleepy_task', {}));
     }
-    const worker = await startWorkerProcess(db.url, ['--concurrency', '2'], env);
+    const worker = await h.startWorker(['--concurrency', '2'], env);
 
     let most = 0;
     for (;;) {
-      const { rows } = await db.pool.query<{ running: number; open: number }>(
+      const { rows } = await h.db.pool.query<{ running: number; open: number }>(
         `SELECT count(*) FILTER (WHERE status = 'running')::int AS running,
                 count(*) FILTER (WHERE status <> 'completed')::int AS open
            FROM orchestrator.processes`,

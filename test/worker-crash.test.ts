@@ -1,36 +1,26 @@
 // Worker mode under crashes and shutdowns, with real worker processes: kill -9 mid-step, SIGTERM
 // hand-over, and many processes across two workers.
 import { PgBoss } from 'pg-boss';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
 import { createPool } from '../src/db/pool.ts';
 import { createQueueExecutor } from '../src/executors/queue.ts';
 import { checkInvariants } from '../src/db/testkit/invariants.ts';
 import { loadRegistry } from '../src/engine/registry.ts';
-import { createTestDatabase, seedProcess, type TestDatabase } from './support/database.ts';
+import { seedProcess } from './support/database.ts';
+import { useHarness } from './support/harness.ts';
 import { root } from './support/paths.ts';
-import { killAll, type Spawned } from './support/spawn.ts';
-import { startWorkerModeApi, startWorkerProcess, terminate } from './support/workers.ts';
+import { type Spawned } from './support/spawn.ts';
+import { terminate } from './support/workers.ts';
 
-let db: TestDatabase;
-let http: Awaited<ReturnType<typeof startWorkerModeApi>>['http'];
 // Short leases so that recovery after kill -9 happens within the test.
 const env = { LEASE_SECONDS: '2' };
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  ({ http } = await startWorkerModeApi(db.url, env));
-});
-afterAll(async () => {
-  await killAll();
-  const registry = await loadRegistry(`${root}/workflows`);
-  if (db) expect(await checkInvariants(db.pool, { registry, checkJobs: true })).toEqual([]);
-  await db?.drop();
-});
+// The API in worker mode; the workers are the tests' own.
+const h = useHarness({ executor: 'worker', env, workers: 0 });
 
 /** The worker (of `workers`) whose pid holds the lease of process `id`. */
 async function holder(id: string, workers: Spawned[]): Promise<Spawned> {
-  const { rows } = await db.pool.query<{ owner: string | null }>(
+  const { rows } = await h.db.pool.query<{ owner: string | null }>(
     `SELECT lease_owner AS owner FROM orchestrator.processes WHERE id = $1`,
     [id],
   );
@@ -42,7 +32,7 @@ async function holder(id: string, workers: Spawned[]): Promise<Spawned> {
 
 const liveJobs = async (id: string) =>
   (
-    await db.pool.query(
+    await h.db.pool.query(
       `SELECT count(*)::int AS n FROM pgboss.job
         WHERE data->>'processId' = $1 AND state IN ('created', 'retry', 'active')`,
       [id],
@@ -51,16 +41,16 @@ const liveJobs = async (id: string) =>
 
 describe('sweeper', () => {
   it('gives a process left without a job exactly one, even with two sweepers racing', async () => {
-    const id = await seedProcess(db.pool, { createdBy: 'test' });
-    await db.pool.query(
+    const id = await seedProcess(h.db.pool, { createdBy: 'test' });
+    await h.db.pool.query(
       `UPDATE orchestrator.processes SET last_modified_at = now() - interval '1 hour' WHERE id = $1`,
       [id],
     );
-    const stuck = await db.pool.query(`SELECT id, reason FROM orchestrator.stuck_processes`);
+    const stuck = await h.db.pool.query(`SELECT id, reason FROM orchestrator.stuck_processes`);
     expect(stuck.rows).toEqual([{ id, reason: 'no job queued' }]);
 
-    const pool = createPool({ connectionString: db.url, logger: silentLogger, max: 4 });
-    const boss = new PgBoss({ connectionString: db.url, supervise: false, schedule: false });
+    const pool = createPool({ connectionString: h.db.url, logger: silentLogger, max: 4 });
+    const boss = new PgBoss({ connectionString: h.db.url, supervise: false, schedule: false });
     boss.on('error', () => {});
     await boss.start();
     try {
@@ -77,14 +67,16 @@ describe('sweeper', () => {
         await Promise.all(sweepers.map((s) => s.sweep()));
         expect(await liveJobs(id)).toBe(1);
       }
-      expect((await db.pool.query(`SELECT id FROM orchestrator.stuck_processes`)).rows).toEqual([]);
+      expect((await h.db.pool.query(`SELECT id FROM orchestrator.stuck_processes`)).rows).toEqual(
+        [],
+      );
     } finally {
       await boss.stop({ graceful: false });
       await pool.end();
     }
     // The workers of the next test run it.
-    const worker = await startWorkerProcess(db.url, ['--concurrency', '1'], env);
-    await http.waitForStatus(id, 'completed', 60_000);
+    const worker = await h.startWorker(['--concurrency', '1'], env);
+    await h.http.waitForStatus(id, 'completed', 60_000);
     expect(await terminate(worker)).toBe(0);
   });
 });
@@ -92,17 +84,17 @@ describe('sweeper', () => {
 describe('kill -9 of a worker mid-step', () => {
   it('another worker continues from the last committed step; every step committed once', async () => {
     const workers = await Promise.all([
-      startWorkerProcess(db.url, ['--concurrency', '2'], env),
-      startWorkerProcess(db.url, ['--concurrency', '2'], env),
+      h.startWorker(['--concurrency', '2'], env),
+      h.startWorker(['--concurrency', '2'], env),
     ]);
-    const id = await http.start('slow', { sleepMs: 500 });
-    await http.waitFor(id, (p) => p.steps.length >= 2, 60_000);
+    const id = await h.http.start('slow', { sleepMs: 500 });
+    await h.http.waitFor(id, (p) => p.steps.length >= 2, 60_000);
     const victim = await holder(id, workers);
     victim.child.kill('SIGKILL');
     expect(await victim.exited).toBe('SIGKILL');
     // The job of the dead worker stays active; the sweeper adds one for the expired lease.
 
-    const done = await http.waitForStatus(id, 'completed', 60_000);
+    const done = await h.http.waitForStatus(id, 'completed', 60_000);
     expect(done.currentState.visited).toEqual([1, 2, 3, 4, 5]);
     expect(done.steps.map((s: any) => [s.name, s.status])).toEqual(
       [1, 2, 3, 4, 5].map((n) => [`Step ${n}`, 'success']),
@@ -117,13 +109,13 @@ describe('SIGTERM of a worker mid-way', () => {
   it('releases the lease at once and re-queues the process; the other worker continues it', async () => {
     // A long lease: the hand-over must not wait for it to expire.
     const longLease = { LEASE_SECONDS: '600' };
-    const first = await startWorkerProcess(db.url, ['--concurrency', '2'], longLease);
-    const id = await http.start('slow', { sleepMs: 300 });
-    await http.waitFor(id, (p) => p.steps.length >= 1, 60_000);
+    const first = await h.startWorker(['--concurrency', '2'], longLease);
+    const id = await h.http.start('slow', { sleepMs: 300 });
+    await h.http.waitFor(id, (p) => p.steps.length >= 1, 60_000);
     expect(await terminate(first)).toBe(0);
     expect(first.output()).toMatch(/worker stopped/);
 
-    const { rows } = await db.pool.query(
+    const { rows } = await h.db.pool.query(
       `SELECT p.status, p.lease_token,
               (SELECT count(*)::int FROM pgboss.job j
                 WHERE j.data->>'processId' = p.id::text AND j.state = 'created') AS queued
@@ -132,8 +124,8 @@ describe('SIGTERM of a worker mid-way', () => {
     );
     expect(rows[0]).toEqual({ status: 'resumed', lease_token: null, queued: 1 });
 
-    const second = await startWorkerProcess(db.url, ['--concurrency', '2'], longLease);
-    const done = await http.waitForStatus(id, 'completed', 60_000);
+    const second = await h.startWorker(['--concurrency', '2'], longLease);
+    const done = await h.http.waitForStatus(id, 'completed', 60_000);
     expect(done.currentState.visited).toEqual([1, 2, 3, 4, 5]);
     expect(done.steps).toHaveLength(5);
     expect(await terminate(second)).toBe(0);
@@ -142,34 +134,34 @@ describe('SIGTERM of a worker mid-way', () => {
 
 describe('SIGTERM while a step outlives the shutdown timeout', () => {
   it('aborts the step after SHUTDOWN_TIMEOUT_SECONDS, gives the process back and exits 0', async () => {
-    const worker = await startWorkerProcess(db.url, ['--concurrency', '1'], {
+    const worker = await h.startWorker(['--concurrency', '1'], {
       SHUTDOWN_TIMEOUT_SECONDS: '1',
       LEASE_SECONDS: '600',
     });
-    const id = await http.start('slow', { sleepMs: 600_000 });
-    await http.waitForStatus(id, 'running', 60_000);
+    const id = await h.http.start('slow', { sleepMs: 600_000 });
+    await h.http.waitForStatus(id, 'running', 60_000);
     expect(await terminate(worker)).toBe(0);
-    const p = (await http.get(`/api/processes/${id}`)).body;
+    const p = (await h.http.get(`/api/processes/${id}`)).body;
     expect(p.status).toBe('resumed');
     expect(p.steps).toEqual([]);
     expect(await liveJobs(id)).toBe(1);
     // Not to be run again here: abort it (a resumed process can be aborted).
-    expect((await http.put(`/api/processes/${id}/abort`)).status).toBe(204);
+    expect((await h.http.put(`/api/processes/${id}/abort`)).status).toBe(204);
   });
 });
 
 describe('500 processes across 2 workers', () => {
   it('all complete, with exactly one committed row per step', async () => {
     const workers = await Promise.all([
-      startWorkerProcess(db.url, ['--concurrency', '4'], { ...env, LOG_LEVEL: 'debug' }),
-      startWorkerProcess(db.url, ['--concurrency', '4'], { ...env, LOG_LEVEL: 'debug' }),
+      h.startWorker(['--concurrency', '4'], { ...env, LOG_LEVEL: 'debug' }),
+      h.startWorker(['--concurrency', '4'], { ...env, LOG_LEVEL: 'debug' }),
     ]);
     const ids: string[] = [];
     for (let batch = 0; batch < 25; batch++) {
       ids.push(
         ...(await Promise.all(
           Array.from({ length: 20 }, (_, i) =>
-            http.start((batch * 20 + i) % 5 === 0 ? 'noop_task' : 'noop'),
+            h.http.start((batch * 20 + i) % 5 === 0 ? 'noop_task' : 'noop'),
           ),
         )),
       );
@@ -179,7 +171,7 @@ describe('500 processes across 2 workers', () => {
       .poll(
         async () =>
           (
-            await db.pool.query(
+            await h.db.pool.query(
               `SELECT count(*)::int AS n FROM orchestrator.processes
                 WHERE id = ANY($1::uuid[]) AND status = 'completed'`,
               [ids],
@@ -188,14 +180,14 @@ describe('500 processes across 2 workers', () => {
         { timeout: 120_000, interval: 250 },
       )
       .toBe(500);
-    const { rows } = await db.pool.query(
+    const { rows } = await h.db.pool.query(
       `SELECT count(*)::int AS steps, count(DISTINCT (process_id, step_index))::int AS distinct_steps
          FROM orchestrator.process_steps WHERE process_id = ANY($1::uuid[])`,
       [ids],
     );
     expect(rows[0]).toMatchObject({ steps: 1500, distinct_steps: 1500 });
     const registry = await loadRegistry(`${root}/workflows`);
-    expect(await checkInvariants(db.pool, { registry, checkJobs: true })).toEqual([]);
+    expect(await checkInvariants(h.db.pool, { registry, checkJobs: true })).toEqual([]);
     // Both workers took part, and neither logged an error.
     for (const w of workers) expect(w.output()).toMatch(/"msg":"process done"/);
     for (const w of workers) expect(w.output()).not.toMatch(/"level":"error"/);

@@ -1,28 +1,21 @@
 // A Postgres restart while the API and a worker run: /api/health answers 503 while the database is
 // down, both reconnect, and the process finishes. Uses a cluster of its own (not the shared one).
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OwnCluster } from '../scripts/support/cluster.ts';
-import { checkInvariants } from '../src/db/testkit/invariants.ts';
-import { loadRegistry } from '../src/engine/registry.ts';
-import { root } from './support/paths.ts';
-import { killAll } from './support/spawn.ts';
-import { startWorkerModeApi, startWorkerProcess, terminate } from './support/workers.ts';
+import { useHarness } from './support/harness.ts';
+import { terminate } from './support/workers.ts';
 
 const cluster = new OwnCluster({ name: 'outage', flags: ['-c', 'fsync=off'] });
 
-beforeAll(() => cluster.start());
-afterAll(async () => {
-  await killAll();
-  await cluster.destroy();
-});
+// The harness starts the cluster, checks the invariants (with the jobs) once the API and the
+// worker are gone, and destroys it.
+const h = useHarness({ database: cluster, invariants: { checkJobs: true } });
 
 describe('Postgres restart in worker mode', () => {
   it('answers 503 while down; API and worker reconnect and the process completes', async () => {
-    const url = cluster.url;
     const env = { LEASE_SECONDS: '5' };
-    const { api, http } = await startWorkerModeApi(url, env);
-    const worker = await startWorkerProcess(url, ['--concurrency', '2'], env);
+    const { api, http } = await h.startWorkerModeApi(env);
+    const worker = await h.startWorker(['--concurrency', '2'], env);
     const id = await http.start('slow', { sleepMs: 1_500 });
     await http.waitFor(id, (p) => p.steps.length >= 1, 60_000);
 
@@ -44,13 +37,5 @@ describe('Postgres restart in worker mode', () => {
 
     expect(await terminate(worker)).toBe(0);
     expect(await terminate(api)).toBe(0);
-    const client = new pg.Pool({ connectionString: url });
-    client.on('error', () => {}); // the cluster stops right after this test
-    try {
-      const registry = await loadRegistry(`${root}/workflows`);
-      expect(await checkInvariants(client, { registry, checkJobs: true })).toEqual([]);
-    } finally {
-      await client.end();
-    }
   });
 });
