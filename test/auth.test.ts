@@ -267,7 +267,13 @@ describe('authorization hooks', () => {
     expect(
       (await call('PUT', `/api/processes/${id}/resume`, await oidc('ops', ['operator']))).status,
     ).toBe(204);
-    await waitFor(id, starter, (p) => p.status === 'suspended');
+    const waiting = await waitFor(id, starter, (p) => p.status === 'suspended');
+    // The assignee is recorded on the process while it waits at the step, and filtered on.
+    expect(waiting.assignee).toBe('approver');
+    const listed = await call('GET', '/api/processes?assignee=approver&limit=1000', starter);
+    expect(listed.body.items.map((p: { id: string }) => p.id)).toContain(id);
+    const others = await call('GET', '/api/processes?assignee=noc&limit=1000', starter);
+    expect(others.body.items.map((p: { id: string }) => p.id)).not.toContain(id);
 
     // Not an approver: the step's assignee role is missing.
     const noRole = await call('PUT', `/api/processes/${id}/resume`, await oidc('pat', ['viewer']), {
@@ -279,12 +285,30 @@ describe('authorization hooks', () => {
     const self = await call('PUT', `/api/processes/${id}/resume`, starter, { approved: true });
     expect(self.status).toBe(403);
     expect(self.body.error.message).toBe('the one who started a change may not approve it');
-    // Static tokens carry no roles: the assignee is not enforced for them.
-    expect((await call('PUT', `/api/processes/${id}/resume`, CI, { approved: true })).status).toBe(
-      204,
-    );
+    // A static token carries no roles: refused, as the step does not allow tokens without roles.
+    const roleless = await call('PUT', `/api/processes/${id}/resume`, CI, { approved: true });
+    expect(roleless.status).toBe(403);
+    expect(roleless.body.error.message).toMatch(/assigned to approver; ci does not have that role/);
+    const approver = await oidc('ana', ['approver']);
+    expect(
+      (await call('PUT', `/api/processes/${id}/resume`, approver, { approved: true })).status,
+    ).toBe(204);
+    const done = await waitFor(id, CI, (p) => p.status === 'completed');
+    expect(done.assignee).toBeNull();
+    expect((await stepUsers(id)).slice(-1)).toEqual(['Approve:success:ana']);
+  });
+
+  it('an input step may let tokens without roles answer it (allowTokensWithoutRoles)', async () => {
+    const id = (await call('POST', '/api/processes/open_approval', CI, {})).body.id;
+    const waiting = await waitFor(id, CI, (p) => p.status === 'suspended');
+    expect(waiting.assignee).toBe('noc');
+    // A token with roles, but not this one: refused.
+    const viewer = await call('PUT', `/api/processes/${id}/resume`, await oidc('pat', ['viewer']), {
+      done: true,
+    });
+    expect(viewer.status).toBe(403);
+    expect((await call('PUT', `/api/processes/${id}/resume`, CI, { done: true })).status).toBe(204);
     await waitFor(id, CI, (p) => p.status === 'completed');
-    expect((await stepUsers(id)).slice(-1)).toEqual(['Approve:success:ci']);
   });
 
   it('authorize covers abort too', async () => {

@@ -198,7 +198,16 @@ describe('the document and the router', () => {
     );
     expect(Object.keys(ERROR_CODES).filter((c) => !used.has(c))).toEqual([]);
     const list = spec.paths['/api/processes'].get.parameters.map((x: any) => x.name);
-    expect(list).toEqual(['status', 'workflow', 'isTask', 'createdBy', 'limit', 'offset', 'sort']);
+    expect(list).toEqual([
+      'status',
+      'workflow',
+      'isTask',
+      'createdBy',
+      'assignee',
+      'limit',
+      'offset',
+      'sort',
+    ]);
   });
 
   it("carries each workflow's start form as its start operation's body", async () => {

@@ -28,6 +28,11 @@ export const listQuerySchema = z
       .transform((v) => v === 'true')
       .optional(),
     createdBy: z.string().min(1).optional(),
+    assignee: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'Processes suspended at an input step assigned to this role' }),
     limit: z.coerce.number().int().min(1).max(1000).default(50),
     offset: z.coerce.number().int().min(0).default(0),
     /** `field` or `field:asc|desc`; default `startedAt:desc`. */

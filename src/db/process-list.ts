@@ -7,6 +7,8 @@ export interface ProcessFilter {
   workflow?: string | undefined;
   isTask?: boolean | undefined;
   createdBy?: string | undefined;
+  /** Suspended at an input step assigned to this role. */
+  assignee?: string | undefined;
 }
 
 /** Sortable fields and their columns (the only text that enters ORDER BY). */
@@ -37,6 +39,7 @@ function where(f: ProcessFilter): { sql: string; values: unknown[] } {
   if (f.workflow !== undefined) add('p.workflow_name = ?', f.workflow);
   if (f.isTask !== undefined) add('p.is_task = ?', f.isTask);
   if (f.createdBy !== undefined) add('p.created_by = ?', f.createdBy);
+  if (f.assignee !== undefined) add('p.assignee = ?', f.assignee);
   return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
 }
 

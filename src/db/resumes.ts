@@ -35,7 +35,7 @@ export async function resumeSuspended(
     stepWrite({
       update: {
         set: `status = $5::text, step_index = $2 + 1, attempt = 1, last_step = $3,
-              failed_reason = NULL, traceback = NULL, last_modified_at = now(),
+              failed_reason = NULL, traceback = NULL, last_modified_at = now(), assignee = NULL,
               acting_user = $7, version = version + 1`,
         where: `id = $1 AND status = 'suspended' AND step_index = $2 AND NOT ${PAUSED}`,
         returning: 'p.last_modified_at',
@@ -104,7 +104,7 @@ export async function abortProcessRow(
        SELECT c.id FROM orchestrator.processes c JOIN tree t ON c.parent_id = t.id)`,
       ],
       update: {
-        set: `status = 'aborted', ${RELEASE_LEASE}, retry_at = NULL,
+        set: `status = 'aborted', ${RELEASE_LEASE}, retry_at = NULL, assignee = NULL,
               last_modified_at = now(), last_step = 'Abort', version = version + 1`,
         where: `id IN (SELECT id FROM tree) AND status <> ALL($3::text[])`,
         returning: `p.step_index, ${CURRENT_STATE} AS state`,

@@ -46,6 +46,8 @@ export interface StepCommit {
   retryAt?: Date | undefined;
   /** `awaiting_callback`: the callback to record. */
   callback?: NewCallback | undefined;
+  /** `suspended` at an input step with an assignee: the role recorded on the process while it waits. */
+  assignee?: string | undefined;
   /** A subProcesses step: the children to start in the same transaction (see insertChildren). */
   children?: NewChild[] | undefined;
   leaseSeconds: number;
@@ -76,6 +78,7 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<CommitRe
     text: `WITH ${processUpdate({
       set: `step_index = $3, attempt = $4, last_step = $5, status = ${statusAfter('$6::text')},
               failed_reason = $7, traceback = $8, last_modified_at = now(), retry_at = $16,
+              assignee = $20,
               ${leaseAfter(statusAfter('$6::text'), '$9', 'p')}, version = version + 1`,
       where: `id = $1 AND lease_token = $2`,
     })},
@@ -124,6 +127,7 @@ export async function commitStep(db: Queryable, c: StepCommit): Promise<CommitRe
       c.group ?? null,
       c.callback?.tokenHash ?? null,
       c.callback?.expiresAt ?? null,
+      c.assignee ?? null,
     ],
   });
   const row = rows[0];

@@ -52,6 +52,7 @@ export type Transition = Pick<
   | 'retryAt'
   | 'callback'
   | 'children'
+  | 'assignee'
 >;
 
 const resolve = (v: FromState<number> | undefined, state: State): number | undefined =>
@@ -92,6 +93,8 @@ export function transition(step: StepDef, outcome: Outcome, at: Position): Trans
         processStatus: 'suspended',
         nextIndex: at.index,
         nextAttempt: 1,
+        // Shown and filtered on while it waits here; cleared by whatever moves it on.
+        ...(step.kind === 'input' && step.assignee ? { assignee: step.assignee } : {}),
       };
     case 'callback': {
       const state =

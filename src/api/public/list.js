@@ -7,6 +7,7 @@ import { api, debounce, errorLine, STATUSES, statusPill, time, view } from './pa
 export async function listPage(params, visit) {
   const status = params.get('status') ?? '';
   const workflow = params.get('workflow') ?? '';
+  const assignee = params.get('assignee') ?? '';
   const workflows = await api('GET', '/api/workflows');
   if (!visit.alive()) return;
   const filter = (name, value, options) =>
@@ -28,11 +29,21 @@ export async function listPage(params, visit) {
       workflow,
       workflows.map((w) => w.name),
     ),
+    el('label', {}, [
+      'assignee ',
+      el('input', {
+        id: 'filter-assignee',
+        name: 'assignee',
+        value: assignee,
+        placeholder: 'a role',
+        size: 10,
+      }),
+    ]),
     totalText,
   ]);
   filters.addEventListener('change', () => {
     const q = new URLSearchParams();
-    for (const s of filters.querySelectorAll('select')) if (s.value) q.set(s.name, s.value);
+    for (const s of filters.querySelectorAll('select, input')) if (s.value) q.set(s.name, s.value);
     location.hash = `#/?${q}`;
   });
   const body = el('tbody');
@@ -41,7 +52,7 @@ export async function listPage(params, visit) {
       el(
         'tr',
         {},
-        ['Process', 'Workflow', 'Status', 'Last step', 'Started', 'Modified'].map((h) =>
+        ['Process', 'Workflow', 'Status', 'Last step', 'Assignee', 'Started', 'Modified'].map((h) =>
           el('th', { text: h }),
         ),
       ),
@@ -57,6 +68,7 @@ export async function listPage(params, visit) {
       el('td', { text: p.workflowName }),
       el('td', {}, [statusPill(p.status)]),
       el('td', { text: p.lastStep ?? '' }),
+      el('td', { text: p.assignee ?? '' }),
       el('td', { text: p.startedAt ? new Date(p.startedAt).toLocaleString() : '' }),
       el('td', { text: time(p.lastModifiedAt) }),
     ]);
@@ -65,6 +77,7 @@ export async function listPage(params, visit) {
   const query = new URLSearchParams({ limit: '100' });
   if (status) query.set('status', status);
   if (workflow) query.set('workflow', workflow);
+  if (assignee) query.set('assignee', assignee);
   const load = async () => {
     const { items, total } = await api('GET', `/api/processes?${query}`);
     rows.clear();
@@ -82,11 +95,14 @@ export async function listPage(params, visit) {
   }, 150);
   visit.on({
     'process:updated': (e) => {
+      // Events do not carry the assignee: a list filtered by it, and a process that arrives at
+      // an input step, are read again; one that leaves it has none.
+      if (assignee) return reload();
       const known = rows.get(e.id);
       const matches =
         (!status || e.status === status) && (!workflow || e.workflowName === workflow);
-      if (known && matches) {
-        const p = { ...known.p, ...e };
+      if (known && matches && !(e.status === 'suspended' && known.p.status !== 'suspended')) {
+        const p = { ...known.p, ...e, ...(e.status !== 'suspended' ? { assignee: null } : {}) };
         const tr = row(p);
         tr.classList.add('flash');
         known.tr.replaceWith(tr);

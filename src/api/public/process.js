@@ -235,6 +235,7 @@ export async function processPage(id, visit) {
       );
     }
     if (p.lastStep) facts.push(`last step ${p.lastStep}`);
+    if (p.assignee) facts.push(el('span', { id: 'assignee', text: `assigned to ${p.assignee}` }));
     if (p.failedReason) facts.push(el('span', { id: 'failed-reason', text: p.failedReason }));
     if (p.workflowVersion !== null && p.workflowVersion !== undefined) {
       facts.push(el('span', { id: 'workflow-version', text: `version ${p.workflowVersion}` }));
@@ -429,7 +430,16 @@ export async function processPage(id, visit) {
       // 204: the process moves on; its events bring the page along.
       send: (body) => api('PUT', `/api/processes/${id}/resume`, body),
     });
-    formBox.replaceChildren(el('h2', { text: `Input: ${p.lastStep ?? ''}` }), form);
+    formBox.replaceChildren(
+      el('h2', { text: `Input: ${p.lastStep ?? ''}` }),
+      p.assignee
+        ? el('p', {
+            class: 'muted',
+            text: `Assigned to ${p.assignee}: only a user with that role may submit it.`,
+          })
+        : '',
+      form,
+    );
   }
 
   /** The process as last shown. */

@@ -71,6 +71,17 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
     ).rows,
   );
 
+  // 2b. An assignee only on a process suspended at an input step (cleared when it moves on).
+  add(
+    'assignee only while waiting for input',
+    (
+      await db.query<{ id: string; detail: string }>(
+        `SELECT id, format('assignee %s while %s', assignee, status) AS detail
+           FROM orchestrator.processes WHERE assignee IS NOT NULL AND status <> 'suspended'`,
+      )
+    ).rows,
+  );
+
   // 3. The status fits the step rows and the definition.
   const { rows } = await db.query<{
     id: string;

@@ -74,8 +74,15 @@ export interface InputStep extends StepBase {
   kind: 'input';
   /** The form's pages, in order (one for a single form). */
   pages: FormPage[];
-  /** Who may resume it: a role the user's token must carry (when the token carries roles). */
+  /**
+   * Who may resume it: a role the user's token must carry. Recorded on the process while it waits
+   * here (`assignee` in the API, the list's filter and the page). A token that carries no roles
+   * (a static API token) is refused too, unless `allowTokensWithoutRoles`; without authentication
+   * (everyone anonymous) it is shown, not enforced.
+   */
   assignee?: string | undefined;
+  /** With an assignee: let a token that carries no roles at all (a static API token) resume it too. */
+  allowTokensWithoutRoles?: boolean | undefined;
   /** Who may resume it (default: the workflow's `authorize`). */
   authorizeResume?: AuthorizeHook | undefined;
 }
@@ -140,7 +147,11 @@ export function retryStep(name: string, run: StepFn, options: RetryOptions): Ret
 export function inputStep(
   name: string,
   form: FormSpec,
-  options: { assignee?: string; authorizeResume?: AuthorizeHook } = {},
+  options: {
+    assignee?: string;
+    allowTokensWithoutRoles?: boolean;
+    authorizeResume?: AuthorizeHook;
+  } = {},
 ): InputStep {
   return {
     kind: 'input',

@@ -88,8 +88,15 @@ export interface ChildOutcome {
 
 /** An input step's options. */
 export interface InputOptions {
-  /** Who may resume it: a role the user's token must carry (when the token carries roles). */
+  /**
+   * Who may resume it: a role the user's token must carry. Recorded on the process while it waits
+   * here (`assignee` in the API, the list's filter and the page). A token that carries no roles
+   * (a static API token) is refused too, unless `allowTokensWithoutRoles`; without authentication
+   * (everyone anonymous) it is shown, not enforced.
+   */
   assignee?: string;
+  /** With an assignee: let a token that carries no roles at all (a static API token) resume it too. */
+  allowTokensWithoutRoles?: boolean;
   /** Who may resume it (default: the workflow's `authorize`). */
   authorizeResume?: AuthorizeHook;
 }

@@ -2,7 +2,8 @@
 // (repairs.ts).
 import type { Queryable } from '../../db/pool.ts';
 import { resumeSuspended } from '../../db/resumes.ts';
-import type { Actor } from '../actor.ts';
+import { ANONYMOUS, type Actor } from '../actor.ts';
+import type { InputStep } from '../dsl.ts';
 import { dispatchOf } from '../dispatch.ts';
 import { ConflictError, ForbiddenError } from '../errors.ts';
 import { parseForm } from '../forms.ts';
@@ -54,8 +55,7 @@ async function answerInput(
     throw workflowChanged(def, row, stepDef?.name);
   const input = parseForm(stepDef.pages, body, row.currentState, `step ${stepDef.name}`);
   ctx.checkStateSize({ ...row.currentState, ...input });
-  // The step's assignee is a role, checked when the user's token carries roles.
-  if (stepDef.assignee && actor.roles.length > 0 && !actor.roles.includes(stepDef.assignee))
+  if (!mayAnswer(stepDef, actor))
     throw new ForbiddenError(
       'forbidden',
       `Step ${stepDef.name} is assigned to ${stepDef.assignee}; ${actor.name} does not have that role`,
@@ -86,4 +86,15 @@ async function answerInput(
     ok = events !== undefined;
   } else ok = await ctx.makeRunnable(job, resumed);
   if (!ok) await ctx.refused(notResumable());
+}
+
+/**
+ * Whether `actor` may answer an input step with an assignee (a role): a user whose token carries
+ * the role; a token with no roles at all only when the step allows it; anyone when the API runs
+ * without authentication (everyone is anonymous: the assignee is shown, not enforced).
+ */
+function mayAnswer(step: InputStep, actor: Actor): boolean {
+  if (!step.assignee || actor === ANONYMOUS) return true;
+  if (actor.roles.includes(step.assignee)) return true;
+  return actor.roles.length === 0 && step.allowTokensWithoutRoles === true;
 }
