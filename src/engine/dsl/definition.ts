@@ -1,5 +1,6 @@
 // A workflow's definition: its options, the hooks that authorize and precondition its starts and
 // actions, and the flat definition the engine runs (what both forms of `workflow` return).
+import type { z } from 'zod';
 import type { SqlRunner } from '../../db/pool.ts';
 import type { Actor } from '../actor.ts';
 import type { State, Target } from '../types.ts';
@@ -72,6 +73,13 @@ export interface WorkflowOptions {
    * started on, and a changed workflow names both.
    */
   version?: string;
+  /**
+   * The keys an operator may patch before a retry (`PUT …/resume` with `{"state": {…}}`), with
+   * their types: a patch of another key, or of a value this refuses, is 400 with its path and
+   * nothing is written. Without it any key may be patched, keeping the JSON type of the value it
+   * replaces unless the body says `"force": true`.
+   */
+  patchable?: z.ZodObject;
 }
 
 export interface WorkflowDefinition {
@@ -89,4 +97,5 @@ export interface WorkflowDefinition {
   authorize?: AuthorizeHook | undefined;
   authorizeRetry?: AuthorizeHook | undefined;
   version?: string | undefined;
+  patchable?: z.ZodObject | undefined;
 }

@@ -192,6 +192,8 @@ export interface TypedWorkflowOptions<
   authorizeRetry?: AuthorizeHook;
   /** The version of the definition (see `WorkflowOptions.version`). */
   version?: string;
+  /** The keys an operator may patch before a retry (see `WorkflowOptions.patchable`). */
+  patchable?: z.ZodObject;
   /** The steps follow as calls: `.step(…)`, `.inputStep(…)`, … */
   steps?: never;
 }

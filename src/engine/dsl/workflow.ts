@@ -30,6 +30,7 @@ const optionsSchema = z.object({
   authorize: z.function().optional(),
   authorizeRetry: z.function().optional(),
   version: z.string().min(1).max(100).optional(),
+  patchable: z.instanceof(z.ZodObject).optional(),
 });
 
 const isPage = (p: unknown) => p instanceof z.ZodObject || typeof p === 'function';
@@ -167,6 +168,7 @@ export function workflow(
     authorize: options.authorize,
     authorizeRetry: options.authorizeRetry,
     version: options.version,
+    patchable: options.patchable,
   };
   if (options.steps === undefined) return builder<Nothing>(def);
   const steps = appendSteps(options.name, [], flattenSteps(options.steps));

@@ -40,8 +40,13 @@ function isEmpty(body: unknown): boolean {
   );
 }
 
-/** A retry's body: a patch of the state, shallow-merged before the step runs again. */
-const statePatchSchema = z.object({ state: z.record(z.string(), z.unknown()) }).strict();
+/**
+ * A retry's body: a patch of the state, shallow-merged before the step runs again; `force` lets
+ * it change the JSON type of a value (see patchProblems).
+ */
+const statePatchSchema = z
+  .object({ state: z.record(z.string(), z.unknown()), force: z.boolean().optional() })
+  .strict();
 
 function parseOrThrow(
   schema: typeof statePatchSchema,
@@ -77,6 +82,13 @@ export async function retryProcess(
       throw new ConflictError(
         'not_repairable',
         `Process ${id} is ${row.status}: only a failed or inconsistent_data process's state can be patched`,
+      );
+    const problems = patchProblems(def, row.currentState, patch.state, patch.force === true);
+    if (problems.length > 0)
+      throw new ValidationError(
+        'validation_error',
+        `Invalid state patch for process ${id}: ${problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; ')}`,
+        { details: problems },
       );
     const state = { ...row.currentState, ...patch.state };
     ctx.checkStateSize(state);
@@ -163,4 +175,50 @@ export async function skipStep(ctx: EngineContext, id: string, actor: Actor): Pr
   }
   const job = dispatchOf('resume', id, actor.name, row);
   if (!(await ctx.makeRunnable(job, skip))) await ctx.refused(notSkippable());
+}
+
+/** A value's JSON type, as a patch is compared with the value it replaces. */
+function jsonType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+/**
+ * What is wrong with a state patch, by path: against the workflow's `patchable` schema (the keys
+ * an operator may patch, and their values), else a value whose JSON type differs from the one it
+ * replaces (a number patched with text reached the provisioning system) unless `force`. New keys
+ * are let through without a schema.
+ */
+function patchProblems(
+  def: WorkflowDefinition,
+  current: Record<string, unknown>,
+  patch: Record<string, unknown>,
+  force: boolean,
+): { path: (string | number)[]; message: string; code: string }[] {
+  if (def.patchable) {
+    const r = def.patchable.partial().strict().safeParse(patch);
+    return r.success
+      ? []
+      : r.error.issues.map((i) => ({
+          path: ['state', ...i.path.map((k) => (typeof k === 'symbol' ? String(k) : k))],
+          message: i.message,
+          code: i.code,
+        }));
+  }
+  if (force) return [];
+  return Object.entries(patch).flatMap(([key, value]) => {
+    if (!Object.hasOwn(current, key)) return [];
+    const was = jsonType(current[key]);
+    const now = jsonType(value);
+    return was === now
+      ? []
+      : [
+          {
+            path: ['state', key],
+            message: `the value is ${was}, the patch gives ${now} (send "force": true to change its type)`,
+            code: 'invalid_type',
+          },
+        ];
+  });
 }
