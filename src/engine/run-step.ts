@@ -1,6 +1,6 @@
 // Runs one step definition for a task: the body of a step, a retry step or a callback step's
 // action, with the context a step receives. Used wherever steps run: the step pool's threads
-// (step-worker.ts) and the test kit's in-process pool (src/testing.ts).
+// (step-thread.ts) and the test kit's in-process pool (src/testkit/step-pool.ts).
 import { toStepError } from './errors.ts';
 import type { Registry } from './registry.ts';
 import type { State, StepOutcome, StepTask } from './types.ts';

@@ -32,7 +32,7 @@ export interface StepMessage extends StepTask {
 }
 
 /** The data every thread starts with. */
-export interface StepWorkerData {
+export interface StepThreadData {
   workflowsDir: string;
   connectionString?: string | undefined;
   /** Name of the BroadcastChannel on which aborted task ids are announced. */
@@ -44,7 +44,7 @@ export class StepAbandonedError extends Error {
   override name = 'StepAbandonedError';
 }
 
-const workerFile = new URL('./step-worker.ts', import.meta.url).href;
+const threadFile = new URL('./step-thread.ts', import.meta.url).href;
 
 /**
  * A piscina pool of worker threads that each load the workflows once. Aborts go out on one
@@ -52,13 +52,13 @@ const workerFile = new URL('./step-worker.ts', import.meta.url).href;
  * cost more than the no-op steps themselves.
  */
 export function createStepPool(opts: StepPoolOptions): StepPool {
-  const workerData: StepWorkerData = {
+  const workerData: StepThreadData = {
     workflowsDir: opts.workflowsDir,
     connectionString: opts.connectionString,
     abortChannel: `step-abort:${randomUUID()}`,
   };
   const piscina = new Piscina({
-    filename: workerFile,
+    filename: threadFile,
     minThreads: Math.min(1, opts.maxThreads),
     maxThreads: opts.maxThreads,
     idleTimeout: 60_000,

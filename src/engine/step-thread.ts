@@ -4,10 +4,10 @@ import { workerData } from 'piscina';
 import { loadRegistry } from './registry.ts';
 import { runStepTask } from './run-step.ts';
 import { configureSystem } from './system.ts';
-import type { StepMessage, StepWorkerData } from './step-pool.ts';
+import type { StepMessage, StepThreadData } from './step-pool.ts';
 import type { StepOutcome } from './types.ts';
 
-const data = workerData as StepWorkerData;
+const data = workerData as StepThreadData;
 const registry = await loadRegistry(data.workflowsDir);
 configureSystem({ connectionString: data.connectionString, registry });
 
