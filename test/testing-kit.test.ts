@@ -4,11 +4,25 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { createApp } from '../src/api/app.ts';
+import type { ApiContext } from '../src/api/route.ts';
+import { silentLogger } from '../src/config/logger.ts';
+import { createEngineMetrics } from '../src/engine/metrics.ts';
 import { workflow, z } from '../src/index.ts';
-import { createTestEngine, OrchestratorError, type TestEngine } from '../src/testing.ts';
+import {
+  createTestEngine,
+  OrchestratorError,
+  type TestEngine,
+  type TestProcess,
+} from '../src/testing.ts';
+import postFromThread from './fixtures/workflows-testkit/post_from_thread.ts';
+import { fixtures } from './support/paths.ts';
 
 const file = fileURLToPath(import.meta.url);
 
@@ -68,15 +82,53 @@ if (process.env.VITEST) {
       return { shipped: true };
     });
 
+  const repairable = workflow({
+    name: 'repairable',
+    target: 'modify',
+    description: 'A check that fails until an operator skips it',
+  })
+    .step('Check', () => {
+      throw new Error('check broken');
+    })
+    .step('Finish', () => ({ finished: true }));
+
+  const job = workflow({ name: 'job', target: 'modify', description: 'Waits for its job' })
+    .callbackStep('Run job', { action: () => {}, timeoutSeconds: 600 })
+    .step('Done', () => ({ done: true }));
+
   let t: TestEngine;
   before(async () => {
-    t = await createTestEngine({ workflows: [order] });
+    t = await createTestEngine({ workflows: [order, repairable, job] });
   });
   after(() => t.close());
 
+  /** Serves the REST API on the test engine for the length of `fn`. */
+  async function serving(fn: (url: string) => Promise<void>): Promise<void> {
+    const unavailable = () => {
+      throw new Error('not in this test');
+    };
+    const context: ApiContext = {
+      engine: t.engine,
+      pool: t.pool,
+      scheduler: new Proxy({}, { get: () => unavailable }) as ApiContext['scheduler'],
+      executor: 'threadpool',
+      queues: [],
+      metrics: createEngineMetrics(),
+      liveClients: () => 0,
+    };
+    const server = http.createServer(createApp({ ...context, logger: silentLogger }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      await fn(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  }
+
   void describe('the test kit under node:test', () => {
     void it('runs a workflow defined in the test through retries, input and failure', async () => {
-      let p = await t.run(order, { item: 'widget', quantity: 2 });
+      let p: TestProcess = await t.run(order, { item: 'widget', quantity: 2 });
       assert.equal(p.status, 'waiting');
       assert.ok(p.retryAt);
 
@@ -108,6 +160,97 @@ if (process.env.VITEST) {
         return true;
       });
       await assert.rejects(t.run('nope', {}), { code: 'workflow_not_found' });
+    });
+
+    void it('skips a failed step, as PUT /api/processes/:id/skip does', async () => {
+      let p: TestProcess = await t.run(repairable);
+      assert.equal(p.status, 'failed');
+      assert.equal(p.failedReason, 'check broken');
+
+      p = await t.skip(p.id, { user: 'operator' });
+      assert.equal(p.status, 'completed');
+      assert.deepEqual(p.currentState, { finished: true });
+      assert.deepEqual(
+        p.steps.map((s) => [s.name, s.status, s.createdBy]),
+        [
+          ['Check', 'failed', 'test'],
+          ['Check', 'skipped', 'operator'],
+          ['Finish', 'success', 'operator'],
+        ],
+      );
+      // Only a failed step can be skipped.
+      await assert.rejects(t.skip(p.id), { code: 'not_repairable' });
+    });
+
+    void it('returns processes exactly as GET /api/processes/:id does: dates as ISO strings', async () => {
+      const waiting = await t.run(order, { item: 'bolt', quantity: 1 });
+      assert.equal(waiting.status, 'waiting');
+      assert.equal(typeof waiting.retryAt, 'string');
+      assert.equal(waiting.retryAt, new Date(waiting.retryAt!).toISOString());
+      const [suspended] = await t.advanceRetries();
+      assert.equal(suspended?.status, 'suspended');
+      assert.ok(suspended.form);
+      const failed = await t.run(repairable);
+      const pending = await t.run(job);
+      assert.equal(pending.status, 'awaiting_callback');
+      assert.equal(pending.callback?.status, 'pending');
+
+      await serving(async (api) => {
+        const read = async (id: string) => {
+          const res = await fetch(`${api}/api/processes/${id}`);
+          assert.equal(res.status, 200);
+          return (await res.json()) as unknown;
+        };
+        for (const p of [suspended, failed, pending]) {
+          assert.deepEqual(p, await read(p.id));
+          assert.deepEqual(await t.get(p.id), await read(p.id));
+        }
+        const steps = (await t.get(pending.id)).steps;
+        assert.ok(steps.length > 0);
+        for (const s of steps) assert.equal(typeof s.startedAt, 'string');
+      });
+    });
+  });
+
+  void describe("the test kit with steps: 'threads'", () => {
+    let threads: TestEngine;
+    before(async () => {
+      threads = await createTestEngine({
+        steps: 'threads',
+        workflowsDir: fixtures('workflows-testkit'),
+        stepThreads: 1,
+      });
+    });
+    after(() => threads.close());
+
+    void it('runs steps on step threads, which live between steps as in production', async () => {
+      // A Node.js server closes a kept-alive socket after keepAliveTimeout; a step thread parked
+      // between steps would not see it, and would hand the dead socket to the next step's fetch.
+      const server = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.end('ok'));
+      });
+      server.keepAliveTimeout = 3_000;
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      try {
+        const outcomes = [];
+        // At 0 s, at the server's timeout, and well past it.
+        for (const wait of [0, 3_000, 9_000]) {
+          await sleep(wait);
+          const p = await threads.run(postFromThread, { url });
+          outcomes.push([p.status, p.failedReason, p.currentState]);
+        }
+        const ok = { url, status: 200, body: 'ok', mainThread: false };
+        assert.deepEqual(outcomes, [
+          ['completed', null, ok],
+          ['completed', null, ok],
+          ['completed', null, ok],
+        ]);
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
     });
   });
 }

@@ -44,6 +44,8 @@ export type {
   ChildOutcome,
   Delta,
   Form,
+  FormInput,
+  InputOf,
   InputOptions,
   Merge,
   Page,

@@ -1,24 +1,25 @@
 // The test engine: the engine's own createEngine, threadpool executor (claims, leases, step rows
 // and transitions committed as in production) and timekeeper, on a fresh database, with the steps
-// run in the test's thread; and the calls that wait until processes stop moving.
+// run in the test's thread (or, with `steps: 'threads'`, on the production step pool); and the
+// calls that wait until processes stop moving, which return processes as the REST API sends them.
 import { setTimeout as delay } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import { createPool } from '../db/pool.ts';
-import { getStepRows } from '../db/processes.ts';
 import { makeRetriesDue, processTree } from '../db/testkit/statements.ts';
 import type { Actor } from '../engine/actor.ts';
 import type { WorkflowDefinition } from '../engine/dsl.ts';
 import { createEngine } from '../engine/engine.ts';
 import { NotFoundError } from '../engine/errors.ts';
-import { createRegistry } from '../engine/registry.ts';
+import { createRegistry, loadRegistry, type Registry } from '../engine/registry.ts';
 import { callbackPath } from '../engine/runner.ts';
+import { createStepPool, type StepPool } from '../engine/step-pool.ts';
 import { createTimekeeper } from '../engine/timekeeper.ts';
 import type { ProcessStatus } from '../engine/types.ts';
 import { createThreadpoolExecutor } from '../executors/threadpool.ts';
 import { createDatabase } from './postgres.ts';
 import { inProcessStepPool } from './step-pool.ts';
-import type { ActAs, TestEngine, TestEngineOptions } from './types.ts';
+import type { ActAs, TestEngine, TestEngineOptions, TestProcess } from './types.ts';
 
 /** What the engine logs as an error (a run that broke off, not a step's failure), on stderr. */
 const errorsOnly: Logger = {
@@ -33,17 +34,43 @@ const MOVING: readonly ProcessStatus[] = ['created', 'running', 'resumed'];
 const actorOf = (user: string | Actor): Actor =>
   typeof user === 'string' ? { name: user, roles: [], claims: {} } : user;
 
-export async function createTestEngine(options: TestEngineOptions): Promise<TestEngine> {
-  const definitions = [...options.workflows];
+/** The workflows: given as definitions, or loaded from a folder as the server loads them. */
+async function registryOf(options: TestEngineOptions): Promise<Registry> {
+  const threads = options.steps === 'threads';
+  if (options.steps !== undefined && options.steps !== 'inline' && !threads)
+    throw new TypeError(`createTestEngine: steps must be 'inline' or 'threads'`);
+  const { workflows, workflowsDir } = options;
+  if (threads && workflowsDir === undefined)
+    throw new TypeError(
+      "createTestEngine: steps: 'threads' needs workflowsDir, the folder the step threads load",
+    );
+  if (workflowsDir !== undefined) {
+    if (workflows !== undefined)
+      throw new TypeError('createTestEngine: give workflows or workflowsDir, not both');
+    return loadRegistry(workflowsDir);
+  }
+  if (workflows === undefined)
+    throw new TypeError('createTestEngine: give workflows (definitions) or workflowsDir');
   const seen = new Set<string>();
-  for (const def of definitions) {
+  for (const def of workflows) {
     if (def?.kind !== 'workflow')
       throw new TypeError('createTestEngine: workflows must be workflow({...}) definitions');
     if (seen.has(def.name))
       throw new Error(`createTestEngine: duplicate workflow name ${JSON.stringify(def.name)}`);
     seen.add(def.name);
   }
-  const registry = createRegistry(definitions);
+  return createRegistry([...workflows]);
+}
+
+/**
+ * A process as the REST API sends it: the JSON of the very object `GET /api/processes/:id` sends
+ * (Express's `res.json` is `JSON.stringify`), so dates are ISO 8601 strings and undefined fields
+ * are left out.
+ */
+const asSent = <T>(view: T): TestProcess => JSON.parse(JSON.stringify(view)) as TestProcess;
+
+export async function createTestEngine(options: TestEngineOptions): Promise<TestEngine> {
+  const registry = await registryOf(options);
   const logger = options.logger ?? errorsOnly;
   const leaseSeconds = options.leaseSeconds ?? 30;
   const waitMs = options.waitMs ?? 10_000;
@@ -70,7 +97,19 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
   const base = (options.publicUrl ?? '').replace(/\/$/, '');
   const urlOf = (id: string, token: string) => base + callbackPath(id, token);
 
-  const steps = inProcessStepPool(registry, options.abortGraceMs ?? 1_000);
+  const abortGraceMs = options.abortGraceMs ?? 1_000;
+  // Threads: the server's own step pool, whose threads load the workflow files themselves (and
+  // get the database, for the built-in tasks).
+  const steps: StepPool =
+    options.steps === 'threads'
+      ? createStepPool({
+          workflowsDir: options.workflowsDir,
+          connectionString: database.url,
+          maxThreads: options.stepThreads ?? 2,
+          stepsPerThread: options.stepsPerThread ?? 16,
+          abortGraceMs,
+        })
+      : inProcessStepPool(registry, abortGraceMs);
   const later: { launch?: (ids: string[]) => void } = {};
   const timekeeper = createTimekeeper({
     pool,
@@ -92,7 +131,13 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
     onDue: (_id, at) => timekeeper.hint(at),
   });
   later.launch = (ids) => executor.launch(ids);
-  const engine = createEngine({ pool, registry, dispatcher: executor.dispatcher, logger, publish });
+  const engine = createEngine({
+    pool,
+    registry,
+    dispatcher: executor.dispatcher,
+    logger,
+    publish,
+  });
   await executor.start();
   timekeeper.start();
 
@@ -128,16 +173,20 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
     }
   }
 
+  const view = async (id: string) => asSent(await engine.getProcess(id));
   const settled = async (id: string) => {
     await settle([id]);
-    return engine.getProcess(id);
+    return view(id);
   };
 
+  // Typed by TestEngine (the input of a typed workflow's start form); checked by the engine.
   async function start(workflow: string | WorkflowDefinition, input?: unknown, as?: ActAs) {
     const name = typeof workflow === 'string' ? workflow : workflow.name;
     const { id } = await engine.startProcess(name, input ?? {}, actor(as));
     return id;
   }
+  const run = async (workflow: string | WorkflowDefinition, input?: unknown, as?: ActAs) =>
+    settled(await start(workflow, input, as));
 
   const tokenOf = (id: string) => {
     const token = tokens.get(id);
@@ -154,10 +203,8 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
     engine,
     pool,
     databaseUrl: database.url,
-    start,
-    async run(workflow, input, as) {
-      return settled(await start(workflow, input, as));
-    },
+    start: start as TestEngine['start'],
+    run: run as TestEngine['run'],
     wait: settled,
     async resume(id, input, as) {
       await engine.resumeProcess(id, input ?? {}, actor(as));
@@ -169,7 +216,7 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
     },
     async callbackProgress(id, progress) {
       await engine.callbackProgress(id, tokenOf(id), progress);
-      return engine.getProcess(id);
+      return view(id);
     },
     callbackUrl(id) {
       const token = tokens.get(id);
@@ -181,14 +228,18 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
       const ids = rows.map((r) => r.id);
       executor.launch(ids);
       await settle(ids, rows[0]!.retryAt);
-      return Promise.all(ids.map((id) => engine.getProcess(id)));
+      return Promise.all(ids.map(view));
+    },
+    async skip(id, as) {
+      await engine.skipStep(id, actor(as));
+      return settled(id);
     },
     async abort(id, as) {
       await engine.abortProcess(id, actor(as));
       return settled(id);
     },
-    get: (id) => engine.getProcess(id),
-    steps: (id) => getStepRows(pool, id),
+    get: view,
+    steps: async (id) => (await view(id)).steps,
     close() {
       closing ??= (async () => {
         await timekeeper.stop();

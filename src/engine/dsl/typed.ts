@@ -69,6 +69,27 @@ export type Form<
       Page<Merge<Merge<S, Out<A>>, Out<B>>, C>,
       Page<Merge<Merge<Merge<S, Out<A>>, Out<B>>, Out<C>>, D>,
     ];
+/** What a form page asks for: its schema's input (a field with a default may be left out). */
+type In<Z extends z.ZodObject> = Known<z.input<Z>>;
+/** Whether a page is one the form leaves out (`Empty`, the default of pages not given). */
+type Absent<Z extends z.ZodObject> = [keyof In<Z>] extends [never] ? true : false;
+/**
+ * What a form of these pages takes, as the engine parses it: one page's object (or a list of
+ * it), or the pages' objects in a list for a form of several.
+ */
+export type FormInput<
+  A extends z.ZodObject,
+  B extends z.ZodObject = Empty,
+  C extends z.ZodObject = Empty,
+  D extends z.ZodObject = Empty,
+> =
+  Absent<B> extends true
+    ? In<A> | [In<A>]
+    : Absent<C> extends true
+      ? [In<A>, In<B>]
+      : Absent<D> extends true
+        ? [In<A>, In<B>, In<C>]
+        : [In<A>, In<B>, In<C>, In<D>];
 /** `S` with the fields of a form's pages merged in. */
 export type WithForm<
   S,
@@ -101,13 +122,21 @@ export interface InputOptions {
   authorizeResume?: AuthorizeHook;
 }
 
-/** A workflow being defined: its definition so far, and the calls that add a step to it. */
-export interface WorkflowBuilder<S extends State> extends WorkflowDefinition {
+/** Types only: the key under which a builder carries its start form's input type (never set). */
+declare const startInput: unique symbol;
+
+/**
+ * A workflow being defined: its definition so far, and the calls that add a step to it. `S` is
+ * the state after its last step, `I` what its start form takes (see `InputOf`).
+ */
+export interface WorkflowBuilder<S extends State, I = unknown> extends WorkflowDefinition {
+  /** Types only, never set: what the start form takes. */
+  readonly [startInput]?: I;
   /** A step that runs `run` on the step pool; what it returns is merged into the state. */
   step<R extends StepResult>(
     name: string,
     run: (ctx: StepContext<S>) => Awaitable<R>,
-  ): WorkflowBuilder<Merge<S, Delta<R>>>;
+  ): WorkflowBuilder<Merge<S, Delta<R>>, I>;
   /** A step retried by itself after an error, with backoff (see `retryStep`). */
   retryStep<R extends StepResult>(
     name: string,
@@ -117,7 +146,7 @@ export interface WorkflowBuilder<S extends State> extends WorkflowDefinition {
       backoffSeconds: number | ((state: S) => number);
       maxBackoffSeconds?: number;
     },
-  ): WorkflowBuilder<Merge<S, Delta<R>>>;
+  ): WorkflowBuilder<Merge<S, Delta<R>>, I>;
   /** Suspends until a user resumes with input valid for `form`; its fields join the state. */
   inputStep<
     A extends z.ZodObject,
@@ -128,7 +157,7 @@ export interface WorkflowBuilder<S extends State> extends WorkflowDefinition {
     name: string,
     form: Form<S, A, B, C, D>,
     options?: InputOptions,
-  ): WorkflowBuilder<WithForm<S, A, B, C, D>>;
+  ): WorkflowBuilder<WithForm<S, A, B, C, D>, I>;
   /**
    * Runs `action` with `ctx.callbackUrl` and waits for a `POST` there; the payload (as `validate`
    * returns it, else `unknown`) is stored under `resultKey` (default `callbackResult`).
@@ -141,29 +170,34 @@ export interface WorkflowBuilder<S extends State> extends WorkflowDefinition {
       timeoutSeconds?: number | ((state: Merge<S, Delta<R>>) => number);
       resultKey?: K;
     },
-  ): WorkflowBuilder<Merge<Merge<S, Delta<R>>, { [P in K]: V }>>;
+  ): WorkflowBuilder<Merge<Merge<S, Delta<R>>, { [P in K]: V }>, I>;
   /** A durable wait of `seconds` (a number, or one from the state). */
-  sleep(name: string, seconds: number | ((state: S) => number)): WorkflowBuilder<S>;
+  sleep(name: string, seconds: number | ((state: S) => number)): WorkflowBuilder<S, I>;
   /** Starts a child process per entry and waits for all; their outcomes go under `resultKey`. */
   subProcesses<K extends string = 'children'>(
     name: string,
     children: (state: S) => ChildSpec[],
     options?: { resultKey?: K },
-  ): WorkflowBuilder<Merge<S, { [P in K]: ChildOutcome[] }>>;
+  ): WorkflowBuilder<Merge<S, { [P in K]: ChildOutcome[] }>, I>;
   /** Steps that run only when `predicate(state)` holds; afterwards what they add is optional. */
   conditional<T extends State>(
     predicate: (state: S) => boolean,
-    steps: (b: WorkflowBuilder<S>) => WorkflowBuilder<T>,
-  ): WorkflowBuilder<Skippable<S, T>>;
+    steps: (b: WorkflowBuilder<S, I>) => WorkflowBuilder<T, I>,
+  ): WorkflowBuilder<Skippable<S, T>, I>;
   /** Steps shown as one group named `name`. */
   group<T extends State>(
     name: string,
-    steps: (b: WorkflowBuilder<S>) => WorkflowBuilder<T>,
-  ): WorkflowBuilder<T>;
+    steps: (b: WorkflowBuilder<S, I>) => WorkflowBuilder<T, I>,
+  ): WorkflowBuilder<T, I>;
 }
 
 /** The state a workflow's last step leaves (of a `WorkflowBuilder`). */
 export type StateOf<W> = W extends WorkflowBuilder<infer S> ? S : State;
+/**
+ * What a workflow's start form takes (of a `WorkflowBuilder`; `unknown` for an untyped one): the
+ * body of `POST /api/workflows/:name/start`, one object, or a list of objects for several pages.
+ */
+export type InputOf<W> = W extends { readonly [startInput]?: infer I } ? I : unknown;
 
 /** The options of a typed workflow (`input` is the start form, typed like an input step's). */
 export interface TypedWorkflowOptions<

@@ -17,7 +17,14 @@ import {
   type FormPage,
   type StepDef,
 } from './steps.ts';
-import type { Empty, Nothing, TypedWorkflowOptions, WithForm, WorkflowBuilder } from './typed.ts';
+import type {
+  Empty,
+  FormInput,
+  Nothing,
+  TypedWorkflowOptions,
+  WithForm,
+  WorkflowBuilder,
+} from './typed.ts';
 
 const optionsSchema = z.object({
   name: z.string().regex(/^[a-z][a-z0-9_]*$/, 'must be lower case letters, digits and _'),
@@ -138,7 +145,9 @@ export function workflow<
   B extends z.ZodObject = Empty,
   C extends z.ZodObject = Empty,
   D extends z.ZodObject = Empty,
->(options: TypedWorkflowOptions<A, B, C, D>): WorkflowBuilder<WithForm<Nothing, A, B, C, D>>;
+>(
+  options: TypedWorkflowOptions<A, B, C, D>,
+): WorkflowBuilder<WithForm<Nothing, A, B, C, D>, FormInput<A, B, C, D>>;
 export function workflow(options: WorkflowOptions): WorkflowDefinition;
 export function workflow(
   options: WorkflowOptions | TypedWorkflowOptions<Empty, Empty, Empty, Empty>,
