@@ -65,20 +65,25 @@ async function serving(
 
 interface Layer {
   route?: { path: string; methods: Record<string, boolean> };
+  handle?: { stack?: Layer[] };
 }
+
+/** `METHOD /path` of each route of a router stack, the routers mounted in it included. */
+const served = (stack: Layer[]): string[] =>
+  stack.flatMap((l) =>
+    l.route
+      ? Object.keys(l.route.methods)
+          .filter((m) => l.route!.methods[m] && m !== '_all')
+          .map((m) => `${m.toUpperCase()} ${l.route!.path}`)
+      : served(l.handle?.stack ?? []),
+  );
 
 describe('the route list', () => {
   it('is what the app serves and what the document names, method and path alike', async () => {
     const app = createApp({ ...context, logger: silentLogger });
-    const served = (app as unknown as { router: { stack: Layer[] } }).router.stack.flatMap((l) =>
-      l.route
-        ? Object.keys(l.route.methods)
-            .filter((m) => l.route!.methods[m] && m !== '_all')
-            .map((m) => `${m.toUpperCase()} ${l.route!.path}`)
-        : [],
-    );
-    expect(served).toEqual(ROUTES.map(op));
-    expect(new Set(served).size, 'a method and path declared twice').toBe(served.length);
+    const routes = served((app as unknown as { router: { stack: Layer[] } }).router.stack);
+    expect(routes).toEqual(ROUTES.map(op));
+    expect(new Set(routes).size, 'a method and path declared twice').toBe(routes.length);
 
     const doc = buildOpenApiDocument(ROUTES, registry);
     const documented = Object.entries(doc.paths ?? {}).flatMap(([p, item]) =>
@@ -131,6 +136,20 @@ describe('the route list', () => {
         const refused = res.status === 401 || res.status === 429;
         expect(refused, `${op(r)} answered ${res.status}`).toBe((r.auth ?? 'bearer') === 'bearer');
       }
+    });
+  });
+
+  it("answers OPTIONS as it always has: Allow on an area router's paths, 404 on the app's own", async () => {
+    await serving({ required: false }, async (url) => {
+      const area = await fetch(`${url}/api/settings/status`, { method: 'OPTIONS' });
+      await area.arrayBuffer();
+      expect(area.status).toBe(200);
+      expect(area.headers.get('allow')).toBe('GET, HEAD, PUT');
+      const own = await fetch(`${url}/api/processes/x`, { method: 'OPTIONS' });
+      expect(own.status).toBe(404);
+      expect(((await own.json()) as { error: { code: string } }).error.code).toBe(
+        'route_not_found',
+      );
     });
   });
 

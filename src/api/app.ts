@@ -6,7 +6,7 @@ import { authenticate, metricsTokenCheck, type Authenticator } from './auth.ts';
 import { hardenedJson } from './hardening.ts';
 import { errorHandler, notFoundRoute } from './errors.ts';
 import type { ApiContext, Route } from './route.ts';
-import { ROUTES } from './routes.ts';
+import { ROUTERS } from './routes.ts';
 
 export interface AppOptions extends ApiContext {
   logger: Logger;
@@ -16,12 +16,13 @@ export interface AppOptions extends ApiContext {
   auth?: Authenticator;
   /** Origins allowed to call the API from a browser (CORS). Default: none. */
   corsOrigins?: readonly string[];
-  /** The routes served. Default: all of them (routes.ts). */
-  routes?: readonly Route[];
+  /** The routes served, by router (the first the app's own). Default: all of them (routes.ts). */
+  routers?: readonly (readonly Route[])[];
 }
 
 export function createApp(options: AppOptions): express.Express {
-  const { logger, extend, auth, corsOrigins = [], routes = ROUTES } = options;
+  const { logger, extend, auth, corsOrigins = [], routers = ROUTERS } = options;
+  const routes = routers.flat();
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -36,12 +37,16 @@ export function createApp(options: AppOptions): express.Express {
   if (guards.length > 0) app.use('/api', ...guards);
   app.use('/api', ...hardenedJson(routes));
 
-  for (const route of routes) {
-    const handler = route.handler(options);
-    if (route.auth === 'metricsToken')
-      app[route.method](route.path, metricsTokenCheck(options.metricsToken), handler);
-    else app[route.method](route.path, handler);
-  }
+  routers.forEach((group, i) => {
+    const router = i === 0 ? app : express.Router();
+    for (const route of group) {
+      const handler = route.handler(options);
+      if (route.auth === 'metricsToken')
+        router[route.method](route.path, metricsTokenCheck(options.metricsToken), handler);
+      else router[route.method](route.path, handler);
+    }
+    if (router !== app) app.use(router);
+  });
 
   extend?.(app);
   app.use('/api', notFoundRoute);

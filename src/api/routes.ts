@@ -90,17 +90,19 @@ const openapi: Route = {
   },
 };
 
-export const ROUTES: readonly Route[] = [
-  health,
-  listWorkflows,
-  getWorkflow,
-  startProcess,
-  ...processRoutes,
-  ...callbackRoutes,
-  ...settingsRoutes,
-  workerStatusRoute,
-  ...scheduleRoutes,
-  metricsRoute,
-  openapi,
-  ...docsRoutes,
+/**
+ * The routes by the router that serves them: the app itself, then one Express router per area.
+ * That matters to OPTIONS alone: an area's router answers it on its paths with their methods
+ * (`Allow`), while OPTIONS on a path of the app's own routes goes on to the 404.
+ */
+export const ROUTERS: readonly (readonly Route[])[] = [
+  [health, listWorkflows, getWorkflow, startProcess, ...processRoutes, ...callbackRoutes],
+  settingsRoutes,
+  [workerStatusRoute],
+  scheduleRoutes,
+  [metricsRoute],
+  [openapi],
+  docsRoutes,
 ];
+
+export const ROUTES: readonly Route[] = ROUTERS.flat();
