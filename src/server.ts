@@ -67,6 +67,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     logger,
     publish,
     maxStateBytes: config.MAX_STATE_BYTES,
+    formTimeoutMs: config.FORM_TIMEOUT_MS,
   });
   // Set once the live server exists (it needs the HTTP server, which needs the app).
   const liveRef: { server?: LiveServer } = {};

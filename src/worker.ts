@@ -118,6 +118,7 @@ export async function startWorker(
   const executor = createWorkerExecutor({
     metrics,
     maxStateBytes: config.MAX_STATE_BYTES,
+    formTimeoutMs: config.FORM_TIMEOUT_MS,
     pool,
     handOffPool,
     boss,

@@ -85,7 +85,7 @@ describe('the route list', () => {
     expect(routes).toEqual(ROUTES.map(op));
     expect(new Set(routes).size, 'a method and path declared twice').toBe(routes.length);
 
-    const doc = buildOpenApiDocument(ROUTES, registry);
+    const doc = await buildOpenApiDocument(ROUTES, registry);
     const documented = Object.entries(doc.paths ?? {}).flatMap(([p, item]) =>
       METHODS.filter((m) => item[m]).map((m) => `${m.toUpperCase()} ${p}`),
     );

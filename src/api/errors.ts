@@ -8,6 +8,7 @@ import {
   NotFoundError,
   OrchestratorError,
   PreconditionError,
+  TimeoutError,
   UnavailableError,
   ValidationError,
 } from '../engine/errors.ts';
@@ -49,6 +50,8 @@ export const ERROR_CODES = {
   unsupported_media_type: 'the body is not application/json',
   form_incomplete:
     'pages of the form are missing: `details.page` and `details.form` (the JSON Schema of the next page)',
+  form_timeout:
+    "the form's page functions or refinements (lookups) took longer than FORM_TIMEOUT_MS: nothing was written; try again",
   too_many_requests: 'too many failed authentications from this address: try again in a minute',
   internal_error: 'an unexpected error (logged)',
   engine_paused: 'the engine is paused (global lock): nothing starts or resumes',
@@ -104,7 +107,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
                     ? 412
                     : err instanceof ForbiddenError
                       ? 403
-                      : 400;
+                      : err instanceof TimeoutError
+                        ? 504
+                        : 400;
       res.status(httpStatus).json(errorBody(err.code, err.message, err.details));
       return;
     }

@@ -16,6 +16,7 @@ import {
   type ZodOpenApiResponsesObject,
 } from 'zod-openapi';
 import { PROCESS_STATUSES } from '../db/model.ts';
+import { DEFAULT_FORM_TIMEOUT_MS, type FormOptions } from '../engine/forms.ts';
 import { describeWorkflow, type Registry } from '../engine/registry.ts';
 import { ERROR_CODES, type ErrorCode, type Errors } from './errors.ts';
 import {
@@ -45,6 +46,7 @@ const STATUS_TEXT: Record<number, string> = {
   429: 'Too many requests',
   500: 'Internal error',
   503: 'Service unavailable',
+  504: 'Timeout',
 };
 
 function addErrors(into: Errors, more: Errors): Errors {
@@ -198,12 +200,17 @@ Without any configured (loopback only, or \`AUTH=none\`) no token is needed. \`/
 **Starting a process**: each registered workflow has its own \`POST /api/processes/<workflow>\`,
 whose body is its start form (tag *Start a process*).`;
 
-/** The OpenAPI 3.1 document of `routes` with the workflows of `registry`. */
-export function buildOpenApiDocument(
+/**
+ * The OpenAPI 3.1 document of `routes` with the workflows of `registry` (their start forms built
+ * within `forms.timeoutMs`).
+ */
+export async function buildOpenApiDocument(
   routes: readonly Route[],
   registry: Registry,
-): ReturnType<typeof createDocument> {
-  const d: DocContext = { workflows: registry.list().map(describeWorkflow), schemas: {} };
+  forms: FormOptions = { timeoutMs: DEFAULT_FORM_TIMEOUT_MS },
+): Promise<ReturnType<typeof createDocument>> {
+  const workflows = await Promise.all(registry.list().map((w) => describeWorkflow(w, forms)));
+  const d: DocContext = { workflows, schemas: {} };
   const paths: Record<string, ZodOpenApiPathItemObject> = {};
   const add = (path: string, route: Route, spec: OperationDoc) =>
     ((paths[path] ??= {})[route.method] = operation(route, spec));

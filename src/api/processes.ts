@@ -87,10 +87,14 @@ export const processRoutes: Route[] = [
       operationId: 'getProcess',
       summary: 'One process with its steps',
       description:
-        'A suspended process carries `form` (the JSON Schema of its input step, built from the current state) and `formPages`.',
+        'A suspended process carries `form` (the JSON Schema of its input step, built from the current state) and `formPages`. A form built by a function that fails is 400 `validation_error`; one whose lookups take longer than FORM_TIMEOUT_MS, 504 `form_timeout`.',
       params: processIdParam,
       responses: { 200: json(processSchema, 'The process') },
-      errors: { 400: ['invalid_id'], 404: ['process_not_found'] },
+      errors: {
+        400: ['invalid_id', 'validation_error'],
+        404: ['process_not_found'],
+        504: ['form_timeout'],
+      },
     },
     handler:
       ({ engine }) =>
@@ -175,6 +179,7 @@ export const processRoutes: Route[] = [
         ],
         422: ['form_incomplete'],
         503: ['engine_paused'],
+        504: ['form_timeout'],
       },
     },
     handler:

@@ -54,7 +54,7 @@ export interface OperationDoc {
   errors?: Errors;
 }
 
-export type WorkflowDescription = ReturnType<typeof describeWorkflow>;
+export type WorkflowDescription = Awaited<ReturnType<typeof describeWorkflow>>;
 
 /** What an operation's words may depend on: the registered workflows. */
 export interface DocContext {

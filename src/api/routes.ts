@@ -80,11 +80,13 @@ const openapi: Route = {
         content: { 'application/json': { schema: { type: 'object' } } },
       },
     },
+    errors: { 504: ['form_timeout'] },
   },
   handler: ({ engine }) => {
-    let doc: ReturnType<typeof buildOpenApiDocument> | undefined;
-    return (_req, res) => {
-      doc ??= buildOpenApiDocument(ROUTES, engine.registry);
+    // Kept once built; a start form that could not be built (a slow lookup) is tried again.
+    let doc: Awaited<ReturnType<typeof buildOpenApiDocument>> | undefined;
+    return async (_req, res) => {
+      doc ??= await buildOpenApiDocument(ROUTES, engine.registry, engine.forms);
       res.json(doc);
     };
   },

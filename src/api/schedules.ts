@@ -1,8 +1,13 @@
 // Schedules: `GET/POST /api/schedules`, `DELETE /api/schedules/:name`.
 import { z } from 'zod';
 import type { Registry } from '../engine/registry.ts';
-import { NotFoundError, OrchestratorError, ValidationError } from '../engine/errors.ts';
-import { parseForm } from '../engine/forms.ts';
+import {
+  NotFoundError,
+  OrchestratorError,
+  TimeoutError,
+  ValidationError,
+} from '../engine/errors.ts';
+import { parseForm, type FormOptions } from '../engine/forms.ts';
 import type { Scheduler } from '../executors/scheduler.ts';
 import { scheduleSchema } from './responses.ts';
 import { json, noContent, type Route } from './route.ts';
@@ -31,9 +36,15 @@ export type ScheduleBody = z.output<typeof scheduleBodySchema>;
 
 /**
  * Checks a schedule against the workflows: the workflow exists, its input validates, the cron and
- * time zone can be read. Throws 400 with a stable code otherwise.
+ * time zone can be read. Throws 400 with a stable code otherwise, and 504 `form_timeout` when the
+ * start form's lookups take longer than `forms.timeoutMs`.
  */
-export function checkSchedule(body: ScheduleBody, registry: Registry, scheduler: Scheduler): void {
+export async function checkSchedule(
+  body: ScheduleBody,
+  registry: Registry,
+  scheduler: Scheduler,
+  forms: FormOptions,
+): Promise<void> {
   const def = registry.get(body.workflow);
   if (!def)
     throw new ValidationError(
@@ -49,10 +60,10 @@ export function checkSchedule(body: ScheduleBody, registry: Registry, scheduler:
     );
   }
   try {
-    parseForm(def.input, body.input, {}, `workflow ${def.name}`);
+    await parseForm(def.input, body.input, {}, `workflow ${def.name}`, forms);
   } catch (err) {
     // A schedule's input must be complete: a missing page is a 400 like any invalid input.
-    if (err instanceof OrchestratorError)
+    if (err instanceof OrchestratorError && !(err instanceof TimeoutError))
       throw new ValidationError('validation_error', err.message, { details: err.details });
     throw err;
   }
@@ -89,13 +100,16 @@ export const scheduleRoutes: Route[] = [
         200: json(scheduleSchema, 'Replaced'),
         201: json(scheduleSchema, 'Created'),
       },
-      errors: { 400: ['validation_error', 'invalid_schedule', 'workflow_not_found'] },
+      errors: {
+        400: ['validation_error', 'invalid_schedule', 'workflow_not_found'],
+        504: ['form_timeout'],
+      },
     },
     handler:
       ({ scheduler, engine }) =>
       async (req, res) => {
         const body = parseOr(scheduleBodySchema, req.body, 'validation_error', 'Invalid schedule');
-        checkSchedule(body, engine.registry, scheduler);
+        await checkSchedule(body, engine.registry, scheduler, engine.forms);
         const outcome = await scheduler.put(body);
         res.status(outcome === 'created' ? 201 : 200).json(await scheduler.get(body.name));
       },

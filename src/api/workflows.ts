@@ -3,7 +3,6 @@
 // first page, as GET /api/workflows shows it) is the request body of its own start operation in
 // the document.
 import { z } from 'zod';
-import { describeWorkflow } from '../engine/registry.ts';
 import { actorOf } from './auth.ts';
 import { INPUT_BODY_LIMIT } from './hardening.ts';
 import { startedSchema, workflowSchema } from './responses.ts';
@@ -86,6 +85,7 @@ function startOperation(w: WorkflowDescription, d: DocContext): OperationDoc {
       412: ['precondition_failed'],
       422: ['form_incomplete'],
       503: ['engine_paused'],
+      504: ['form_timeout'],
     },
   };
 }
@@ -99,11 +99,13 @@ export const listWorkflows: Route = {
     summary: 'The registered workflows',
     database: false,
     responses: { 200: json(z.array(workflowSchema), 'Each workflow with its start form') },
+    // The first page of a start form built by a function: a lookup that fails, or is slow.
+    errors: { 400: ['validation_error'], 504: ['form_timeout'] },
   },
   handler:
     ({ engine }) =>
-    (_req, res) => {
-      res.json(engine.registry.list().map(describeWorkflow));
+    async (_req, res) => {
+      res.json(await engine.describeWorkflows());
     },
 };
 
@@ -122,13 +124,17 @@ export const getWorkflow: Route = {
         name: names.length > 0 ? z.enum(names as [string, ...string[]]) : z.string(),
       }),
       responses: { 200: json(workflowSchema, 'The workflow with its start form and steps') },
-      errors: { 404: ['workflow_not_found'] },
+      errors: {
+        400: ['validation_error'],
+        404: ['workflow_not_found'],
+        504: ['form_timeout'],
+      },
     };
   },
   handler:
     ({ engine }) =>
-    (req, res) => {
-      res.json(describeWorkflow(engine.registry.require(String(req.params.name))));
+    async (req, res) => {
+      res.json(await engine.describeWorkflow(String(req.params.name)));
     },
 };
 

@@ -89,6 +89,10 @@ export const configSchema = z.object({
       'Largest process state, as JSON: a step whose result would exceed it fails, an input that would is refused (400 `state_too_large`).',
     defaultText: '16777216 (16 MiB)',
   }),
+  FORM_TIMEOUT_MS: intFromEnv(5_000, 1).meta({
+    description:
+      "Milliseconds one evaluation of a form may take: its page functions and refinements, which may look things up (an inventory, IPAM). Past it the start, resume or read answers 504 `form_timeout` and writes nothing; a child's start form fails its `subProcesses` step.",
+  }),
   API_TOKENS: z.string().min(1).optional().meta({
     description:
       'Static bearer tokens, `name=token` comma-separated (tokens of at least 16 characters); the name is the user recorded.',

@@ -56,4 +56,5 @@ export type {
   WithForm,
   WorkflowBuilder,
 } from './dsl/typed.ts';
+export { pages, type FormPages, type PageChain } from './dsl/pages.ts';
 export { workflow } from './dsl/workflow.ts';

@@ -6,7 +6,8 @@ import type { Pool } from '../db/pool.ts';
 import type { ListQuery } from '../db/process-list.ts';
 import type { Actor } from './actor.ts';
 import type { Dispatcher, ScheduledStart } from './dispatch.ts';
-import type { Registry } from './registry.ts';
+import { DEFAULT_FORM_TIMEOUT_MS } from './forms.ts';
+import { describeWorkflow, type Registry } from './registry.ts';
 import {
   abortProcess,
   deleteTask,
@@ -31,16 +32,33 @@ export interface EngineOptions {
   publish: Publish;
   /** Largest state as JSON an input may lead to (400 `state_too_large`). Default 16 MiB. */
   maxStateBytes?: number;
+  /**
+   * How long one evaluation of a form (its page functions and refinements, which may look things
+   * up) may take: 504 `form_timeout` past it. Default 5000 ms.
+   */
+  formTimeoutMs?: number;
 }
 
 export type Engine = ReturnType<typeof createEngine>;
 
 /** The process operations of the public API; knows nothing of HTTP, piscina or pg-boss. */
-export function createEngine({ maxStateBytes = 16 * 1024 * 1024, ...deps }: EngineOptions) {
-  const ctx = createEngineContext({ ...deps, maxStateBytes });
+export function createEngine({
+  maxStateBytes = 16 * 1024 * 1024,
+  formTimeoutMs = DEFAULT_FORM_TIMEOUT_MS,
+  ...deps
+}: EngineOptions) {
+  const ctx = createEngineContext({ ...deps, maxStateBytes, forms: { timeoutMs: formTimeoutMs } });
   const starts = createStartBatcher(ctx);
   return {
     registry: ctx.registry,
+    /** How forms are evaluated (their time limit). */
+    forms: ctx.forms,
+
+    /** A workflow with its start form's first page (404 `workflow_not_found`, 504 `form_timeout`). */
+    describeWorkflow: (name: string) => describeWorkflow(ctx.registry.require(name), ctx.forms),
+    /** Every workflow, by name, described. */
+    describeWorkflows: () =>
+      Promise.all(ctx.registry.list().map((def) => describeWorkflow(def, ctx.forms))),
 
     startProcess: (workflowName: string, body: unknown, actor: Actor) =>
       startProcess(ctx, starts, workflowName, body, actor),

@@ -71,3 +71,7 @@ export class PreconditionError extends OrchestratorError {
 export class ForbiddenError extends OrchestratorError {
   override name = 'ForbiddenError';
 }
+/** A form function (a page built from a lookup, an async refinement) took longer than allowed: HTTP 504. */
+export class TimeoutError extends OrchestratorError {
+  override name = 'TimeoutError';
+}

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { WorkflowDefinition } from './dsl.ts';
 import { NotFoundError } from './errors.ts';
-import { firstPage } from './forms.ts';
+import { firstPage, type FormOptions } from './forms.ts';
 
 export interface Registry {
   get(name: string): WorkflowDefinition | undefined;
@@ -71,15 +71,18 @@ export async function loadRegistry(dir: string): Promise<Registry> {
   return createRegistry(definitions);
 }
 
-/** The public description of a workflow, with its input as JSON Schema. */
-export function describeWorkflow(def: WorkflowDefinition) {
+/**
+ * The public description of a workflow, with its input as JSON Schema (its first page built
+ * within the form's time limit: 504 `form_timeout` past it).
+ */
+export async function describeWorkflow(def: WorkflowDefinition, options: FormOptions) {
   return {
     name: def.name,
     target: def.target,
     isTask: def.isTask,
     description: def.description,
     /** The start form's first page (a form of several pages asks for the others in turn). */
-    inputSchema: firstPage(def.input, {}),
+    inputSchema: await firstPage(def.input, {}, `workflow ${def.name}`, options),
     inputPages: def.input.length,
     steps: def.steps.map((s) => ({
       name: s.name,

@@ -9,7 +9,7 @@ import { failClaimed, heartbeatLeases, releaseLease, type Claim } from '../db/le
 import type { StepCommit } from '../db/step-commits.ts';
 import type { RunnerHooks } from './dispatch.ts';
 import type { ChildSpec, SubProcessesStep } from './dsl.ts';
-import { parseForm } from './forms.ts';
+import { DEFAULT_FORM_TIMEOUT_MS, parseForm } from './forms.ts';
 import { noMetrics, type EngineMetrics } from './metrics.ts';
 import { toStepError } from './errors.ts';
 import { positionProblem, type Registry } from './registry.ts';
@@ -54,6 +54,8 @@ export interface RunnerOptions {
   hooks?: Partial<RunnerHooks>;
   /** Largest state as JSON; a step whose result exceeds it fails. Default 16 MiB. */
   maxStateBytes?: number;
+  /** How long a child's start form may take to evaluate (FORM_TIMEOUT_MS). Default 5000 ms. */
+  formTimeoutMs?: number;
   /** Step durations, failures and retries. Default: none. */
   metrics?: EngineMetrics;
 }
@@ -89,6 +91,7 @@ export function createRunner(opts: RunnerOptions): Runner {
   const callbackUrl = hooks.callbackUrl ?? callbackPath;
   const metrics = opts.metrics ?? noMetrics;
   const maxStateBytes = opts.maxStateBytes ?? 16 * 1024 * 1024;
+  const forms = { timeoutMs: opts.formTimeoutMs ?? DEFAULT_FORM_TIMEOUT_MS };
   const stateTooLarge = (bytes: number): StepError => ({
     outcome: 'failed',
     name: 'StateTooLarge',
@@ -184,7 +187,7 @@ export function createRunner(opts: RunnerOptions): Runner {
       if (!def) return fail(`no workflow named ${JSON.stringify(spec.workflow)} to start`);
       let input: State;
       try {
-        input = parseForm(def.input, spec.input ?? {}, {}, `workflow ${def.name}`);
+        input = await parseForm(def.input, spec.input ?? {}, {}, `workflow ${def.name}`, forms);
       } catch (err) {
         return fail(`child ${def.name} cannot start: ${(err as Error).message}`);
       }

@@ -103,6 +103,7 @@ export async function startApiExecutor(
     onDue: (_id, at) => timekeeper.hint(at),
     metrics: deps.metrics,
     maxStateBytes: config.MAX_STATE_BYTES,
+    formTimeoutMs: config.FORM_TIMEOUT_MS,
   });
   later.retryDue = (ids) => threadpool.launch(ids);
   return {

@@ -36,6 +36,8 @@ export interface ThreadpoolOptions {
   metrics?: EngineMetrics;
   /** See RunnerOptions.maxStateBytes. */
   maxStateBytes?: number;
+  /** See RunnerOptions.formTimeoutMs. */
+  formTimeoutMs?: number;
 }
 
 export interface ThreadpoolExecutor {
@@ -61,6 +63,7 @@ export function createThreadpoolExecutor(opts: ThreadpoolOptions): ThreadpoolExe
     logger,
     publish: opts.publish,
     ...(opts.maxStateBytes ? { maxStateBytes: opts.maxStateBytes } : {}),
+    ...(opts.formTimeoutMs ? { formTimeoutMs: opts.formTimeoutMs } : {}),
     hooks: {
       callbackUrl: opts.callbackUrl,
       onDue: opts.onDue,

@@ -129,6 +129,7 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
       return urlOf(id, token);
     },
     onDue: (_id, at) => timekeeper.hint(at),
+    ...(options.formTimeoutMs ? { formTimeoutMs: options.formTimeoutMs } : {}),
   });
   later.launch = (ids) => executor.launch(ids);
   const engine = createEngine({
@@ -137,6 +138,7 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
     dispatcher: executor.dispatcher,
     logger,
     publish,
+    ...(options.formTimeoutMs ? { formTimeoutMs: options.formTimeoutMs } : {}),
   });
   await executor.start();
   timekeeper.start();

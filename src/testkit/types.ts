@@ -59,6 +59,12 @@ interface CommonOptions {
   /** After an abort, how long a step may take to notice before it is abandoned. Default 1000 ms. */
   abortGraceMs?: number;
   leaseSeconds?: number;
+  /**
+   * How long one evaluation of a form (its page functions and refinements, which may look things
+   * up) may take, as FORM_TIMEOUT_MS: past it a start or resume is refused with `form_timeout`.
+   * Default 5000 ms.
+   */
+  formTimeoutMs?: number;
   /** Default: errors only (a step's outcome is in its process, not in the log), on stderr. */
   logger?: Logger;
 }

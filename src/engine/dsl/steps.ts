@@ -3,6 +3,7 @@
 import type { z } from 'zod';
 import type { State } from '../types.ts';
 import type { AuthorizeHook } from './definition.ts';
+import type { FormPages } from './pages.ts';
 
 /**
  * A function of the state as the engine stores it (the state's values unknown). Its parameters are
@@ -39,13 +40,16 @@ export type FromState<T, S extends State = State> = T | Loose<[state: S], T>;
 /**
  * One page of a form: a zod object, or a function building one from the state (for a start form:
  * the pages given so far, merged; for an input step: the process state merged with them) and
- * the pages given so far, in order.
+ * the pages given so far, in order. The function may be async (a page built from a lookup), and
+ * so may the page's refinements; an evaluation of the form has FORM_TIMEOUT_MS.
  */
-export type FormPage = z.ZodObject | Loose<[state: State, pages: State[]], z.ZodObject>;
-/** A form: one page, or several in order. */
-export type FormSpec = FormPage | readonly FormPage[];
-/** Whether a form is a list of pages (else one page). */
-export const isPageList = (f: FormSpec): f is readonly FormPage[] => Array.isArray(f);
+export type FormPage =
+  z.ZodObject | Loose<[state: State, pages: State[]], z.ZodObject | Promise<z.ZodObject>>;
+/** A form: one page, or several in order (a list, or a typed form of `pages`). */
+export type FormSpec = FormPage | readonly FormPage[] | FormPages<never, z.ZodObject>;
+/** A form's pages, in order (a form of `pages` is a list at runtime). */
+export const pageList = (f: FormSpec): FormPage[] =>
+  Array.isArray(f) ? [...(f as readonly FormPage[])] : [f as FormPage];
 
 interface StepBase {
   name: string;
@@ -156,7 +160,7 @@ export function inputStep(
   return {
     kind: 'input',
     name,
-    pages: isPageList(form) ? [...form] : [form],
+    pages: pageList(form),
     when: [],
     ...options,
   };

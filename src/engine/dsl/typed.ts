@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 import type { ProcessStatus, State, Target } from '../types.ts';
 import type { AuthorizeHook, RunPredicate, WorkflowDefinition } from './definition.ts';
+import type { FormPages } from './pages.ts';
 import type { CallbackContext, ChildSpec, StepContext } from './steps.ts';
 
 type Awaitable<T> = T | Promise<T>;
@@ -44,13 +45,17 @@ export type Skippable<S, T> = AsState<
 >;
 
 /** What a form page adds to the state: its schema's output. */
-type Out<Z extends z.ZodObject> = Known<z.output<Z>>;
-/** A page of a typed form: a zod object, or a function of the state (and pages so far) building one. */
-export type Page<S, Z extends z.ZodObject> = Z | ((state: S, pages: State[]) => Z);
+export type Out<Z extends z.ZodObject> = Known<z.output<Z>>;
+/**
+ * A page of a typed form: a zod object, or a function of the state (and pages so far) building
+ * one, which may be async (a page built from a lookup).
+ */
+export type Page<S, Z extends z.ZodObject> = Z | ((state: S, pages: State[]) => Awaitable<Z>);
 export type Empty = z.ZodObject<Nothing>;
 /**
- * A typed form of one to four pages: each page's function sees the state (`S`) merged with the
- * pages before it.
+ * A typed form: one page, a list of up to four, or any number through `pages((form) =>
+ * form.page(…).page(…))`; each page's function sees the state (`S`) merged with the pages before
+ * it (with `pages`, `A` is all the pages' fields in one object).
  */
 export type Form<
   S,
@@ -60,6 +65,7 @@ export type Form<
   D extends z.ZodObject = Empty,
 > =
   | Page<S, A>
+  | FormPages<S, A>
   | readonly [Page<S, A>]
   | readonly [Page<S, A>, Page<Merge<S, Out<A>>, B>]
   | readonly [Page<S, A>, Page<Merge<S, Out<A>>, B>, Page<Merge<Merge<S, Out<A>>, Out<B>>, C>]

@@ -8,7 +8,7 @@ import {
   conditional,
   flattenSteps,
   inputStep,
-  isPageList,
+  pageList,
   retryStep,
   sleep,
   step,
@@ -153,12 +153,7 @@ export function workflow(
   options: WorkflowOptions | TypedWorkflowOptions<Empty, Empty, Empty, Empty>,
 ) {
   checkedOptions(options);
-  const input: FormPage[] =
-    options.input === undefined
-      ? [z.object({})]
-      : isPageList(options.input)
-        ? [...options.input]
-        : [options.input];
+  const input: FormPage[] = options.input === undefined ? [z.object({})] : pageList(options.input);
   if (input.length === 0 || !input.every(isPage))
     throw new Error(
       `workflow ${options.name}: input must be a zod object, a function returning one, or a list of them`,

@@ -14,6 +14,7 @@ import {
   UnavailableError,
   ValidationError,
 } from '../errors.ts';
+import type { FormOptions } from '../forms.ts';
 import type { Registry } from '../registry.ts';
 import type { State } from '../types.ts';
 
@@ -36,6 +37,8 @@ export interface EngineContext {
   maxStateBytes: number;
   /** Refuses an input that would make the state too large to store. */
   checkStateSize(state: State): void;
+  /** How forms are evaluated: their time limit (FORM_TIMEOUT_MS). */
+  forms: FormOptions;
   /**
    * Runs `write` with the dispatch of `job` in one transaction; publishes its events once
    * committed. False when the write did not apply.
@@ -60,6 +63,7 @@ export interface EngineContextOptions {
   publish: Publish;
   logger: Logger;
   maxStateBytes: number;
+  forms: FormOptions;
 }
 
 export function createEngineContext(o: EngineContextOptions): EngineContext {

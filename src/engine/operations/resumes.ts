@@ -53,7 +53,13 @@ async function answerInput(
 ): Promise<void> {
   if (stepDef?.kind !== 'input' || stepDef.name !== row.lastStep)
     throw workflowChanged(def, row, stepDef?.name);
-  const input = parseForm(stepDef.pages, body, row.currentState, `step ${stepDef.name}`);
+  const input = await parseForm(
+    stepDef.pages,
+    body,
+    row.currentState,
+    `step ${stepDef.name}`,
+    ctx.forms,
+  );
   ctx.checkStateSize({ ...row.currentState, ...input });
   if (!mayAnswer(stepDef, actor))
     throw new ForbiddenError(

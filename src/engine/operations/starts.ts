@@ -148,7 +148,7 @@ export async function startProcess(
 ): Promise<{ id: string }> {
   const { pool, dispatcher, publish } = ctx;
   const def = ctx.registry.require(workflowName);
-  const input = parseForm(def.input, body, {}, `workflow ${def.name}`);
+  const input = await parseForm(def.input, body, {}, `workflow ${def.name}`, ctx.forms);
   ctx.checkStateSize(input);
   checkHook(def.authorize, { user: actor, action: 'start', workflow: def.name, input });
   const user = actor.name;
@@ -202,7 +202,7 @@ export async function startScheduled(
   if (!schedule.overlap && (await unendedOfSchedule(tx, schedule.name)))
     return skip('its previous process has not ended');
   try {
-    const input = parseForm(def.input, schedule.input, {}, `workflow ${def.name}`);
+    const input = await parseForm(def.input, schedule.input, {}, `workflow ${def.name}`, ctx.forms);
     // A refusal must not undo the tick's completion: the start runs in a savepoint.
     return await inSavepoint(tx, () =>
       startInTransaction(ctx, tx, {

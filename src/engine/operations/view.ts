@@ -35,10 +35,14 @@ export async function getProcess(ctx: EngineContext, id: string) {
     prev = s.state;
     return out;
   });
-  // A form built from the current state: its first page (the others follow from the answers).
+  // A form built from the current state: its first page (the others follow from the answers),
+  // within the form's time limit (a page may be built from a lookup).
   const form =
     row.status === 'suspended' && stepDef?.kind === 'input'
-      ? { form: firstPage(stepDef.pages, row.currentState), formPages: stepDef.pages.length }
+      ? {
+          form: await firstPage(stepDef.pages, row.currentState, `step ${stepDef.name}`, ctx.forms),
+          formPages: stepDef.pages.length,
+        }
       : {};
   const [latest] = await getCallbacks(pool, id);
   const callback = latest && {
