@@ -1,20 +1,19 @@
 // Runs claimed processes step by step under a lease: heartbeats, the steps' outcomes and their
 // commits (step-committer.ts), the children of a subProcesses step, the give-back on shutdown.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
-import { childrenOf, type NewChild } from '../db/children.ts';
 import { failClaimed, heartbeatLeases, releaseLease, type Claim } from '../db/leases.ts';
 import type { StepCommit } from '../db/step-commits.ts';
 import type { RunnerHooks } from './dispatch.ts';
-import type { ChildSpec, SubProcessesStep } from './dsl.ts';
-import { DEFAULT_FORM_TIMEOUT_MS, parseForm } from './forms.ts';
+import { DEFAULT_FORM_TIMEOUT_MS } from './forms.ts';
 import { noMetrics, type EngineMetrics } from './metrics.ts';
 import { toStepError } from './errors.ts';
 import { positionProblem, type Registry } from './registry.ts';
 import { createStepCommitter } from './step-committer.ts';
 import type { StepPool } from './step-pool.ts';
+import { ownOutcome } from './step-kinds.ts';
 import { transition, type Outcome } from './transitions.ts';
 import type { ProcessStatus, State, StepError } from './types.ts';
 
@@ -148,62 +147,6 @@ export function createRunner(opts: RunnerOptions): Runner {
     hooks,
   });
 
-  /**
-   * A subProcesses step: back from waiting for its children (claimed at this step, its last row
-   * the waiting one), their outcomes; else the children to start, each checked against its
-   * workflow's start form. An aborted child, or a child that cannot start, fails the step.
-   */
-  async function childrenOutcome(
-    stepDef: SubProcessesStep,
-    claim: Claim,
-    index: number,
-    state: State,
-  ): Promise<Outcome> {
-    const fail = (message: string): Outcome => ({
-      kind: 'error',
-      error: { outcome: 'failed', name: 'ChildProcessError', message },
-    });
-    if (
-      index === claim.stepIndex &&
-      claim.lastRowIndex === index &&
-      claim.lastRowStatus === 'waiting'
-    ) {
-      const children = await childrenOf(pool, claim.id, index);
-      const aborted = children.find((c) => c.status === 'aborted');
-      if (aborted) return fail(`child ${aborted.id} (${aborted.workflow}) was aborted`);
-      return { kind: 'success', delta: { [stepDef.resultKey]: children } };
-    }
-    let specs: ChildSpec[];
-    try {
-      specs = stepDef.children(state);
-      if (!Array.isArray(specs)) throw new TypeError('children() must return a list');
-    } catch (err) {
-      return { kind: 'error', error: toStepError(err) };
-    }
-    if (specs.length === 0) return { kind: 'success', delta: { [stepDef.resultKey]: [] } };
-    const children: NewChild[] = [];
-    for (const spec of specs) {
-      const def = registry.get(spec.workflow);
-      if (!def) return fail(`no workflow named ${JSON.stringify(spec.workflow)} to start`);
-      let input: State;
-      try {
-        input = await parseForm(def.input, spec.input ?? {}, {}, `workflow ${def.name}`, forms);
-      } catch (err) {
-        return fail(`child ${def.name} cannot start: ${(err as Error).message}`);
-      }
-      children.push({
-        id: randomUUID(),
-        workflowName: def.name,
-        workflowVersion: def.version,
-        target: def.target,
-        isTask: def.isTask,
-        createdBy: claim.createdBy,
-        input,
-      });
-    }
-    return { kind: 'children', children };
-  }
-
   async function execute(claim: Claim, controller: AbortController): Promise<RunResult> {
     const def = registry.get(claim.workflowName);
     const problem = def
@@ -248,23 +191,14 @@ export function createRunner(opts: RunnerOptions): Runner {
       } catch (err) {
         guard = { kind: 'error', error: toStepError(err) };
       }
-      let outcome: Outcome;
+      let outcome: Outcome | undefined;
       // Whether a body or action ran (skipped and input steps run nothing).
       let ran = false;
       if (guard === false) outcome = { kind: 'skipped' };
       else if (guard !== true) outcome = guard;
-      else if (stepDef.kind === 'input') outcome = { kind: 'suspend' };
-      else if (stepDef.kind === 'children')
-        outcome = await childrenOutcome(stepDef, claim, index, state);
-      else if (stepDef.kind === 'sleep')
-        // Claimed back at this very step from its wait: the sleep is over.
-        outcome =
-          index === claim.stepIndex &&
-          claim.lastRowIndex === index &&
-          claim.lastRowStatus === 'waiting'
-            ? { kind: 'success', delta: {} }
-            : { kind: 'sleep' };
-      else {
+      // A kind that runs no body (input, sleep, subProcesses) has its outcome in step-kinds.ts.
+      else outcome = await ownOutcome(stepDef, { pool, registry, claim, index, state, forms });
+      if (outcome === undefined) {
         const callback = stepDef.kind === 'callback' ? newCallbackToken() : undefined;
         const address = callback && (await callbackAddress(claim.id, callback.token));
         if (address && !address.ok) outcome = { kind: 'error', error: address.error };
