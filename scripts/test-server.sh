@@ -37,8 +37,19 @@ as_postgres() {
     "$@"
   fi
 }
+# A free port below the kernel's ephemeral range (see scripts/support/ports.ts): the cluster is
+# restarted on it, and a client's outgoing connection may hold an ephemeral port meanwhile.
 free_port() {
-  node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+  node -e "
+    const net = require('net');
+    const low = 10000, high = Math.max(low + 1000, Number(require('fs').readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\\s+/)[0]) - 1);
+    const tryPort = (n) => {
+      const port = low + Math.floor(Math.random() * (high - low));
+      const s = net.createServer();
+      s.once('error', () => (n > 0 ? tryPort(n - 1) : process.exit(1)));
+      s.listen(port, '127.0.0.1', () => { console.log(port); s.close(); });
+    };
+    tryPort(200);"
 }
 
 start_stock() {
