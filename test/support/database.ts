@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { inject } from 'vitest';
 import type { Queryable } from '../../src/db/pool.ts';
 import {
   claimProcesses,
@@ -9,7 +8,6 @@ import {
   type Claim,
   type NewProcess,
 } from '../../src/db/leases.ts';
-import { cloneDatabase } from '../../src/db/templates.ts';
 
 export { withDatabase } from '../../src/db/templates.ts';
 
@@ -19,22 +17,6 @@ export interface TestDatabase {
   /** A pool on the test database for assertions. */
   pool: pg.Pool;
   drop(): Promise<void>;
-}
-
-/** A fresh, migrated database cloned from the server's template (src/db/templates.ts). */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const db = await cloneDatabase(inject('adminUrl'));
-  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  pool.on('error', () => {});
-  return {
-    url: db.url,
-    name: db.name,
-    pool,
-    async drop() {
-      await pool.end();
-      await db.drop();
-    },
-  };
 }
 
 /**
