@@ -184,15 +184,17 @@ describe('an input step whose form looks things up', () => {
     expect(done.currentState.provisioned).toBe('leaf-1/Ethernet1/20 (vlan 20)');
   });
 
-  it('answers 504 form_timeout for the resume and the GET when the lookup is slow, writing nothing', async () => {
+  it('answers 504 form_timeout for the resume when the lookup is slow, writing nothing; the GET shows the process and why its form is missing', async () => {
     const id = await suspendedOnLeaf1();
     slow.vlans = true;
     const before = await rowCounts();
     const t0 = Date.now();
     const got = await h.http.get(`/api/processes/${id}`);
-    expect(got.status).toBe(504);
-    expect(got.body.error.code).toBe('form_timeout');
-    expect(got.body.error.message).toMatch(/step Vlan/);
+    expect(got.status).toBe(200);
+    expect(got.body.status).toBe('suspended');
+    expect(got.body.form).toBeUndefined();
+    expect(got.body.formError.code).toBe('form_timeout');
+    expect(got.body.formError.message).toMatch(/step Vlan/);
     const r = await h.http.put(`/api/processes/${id}/resume`, [{ vlan: 10 }, { confirmed: true }]);
     expect(r.status).toBe(504);
     expect(r.body.error.code).toBe('form_timeout');
@@ -216,7 +218,6 @@ describe('an input step whose form looks things up', () => {
     for (const op of [
       doc.paths['/api/processes/inventory_port'].post,
       doc.paths['/api/processes/{id}/resume'].put,
-      doc.paths['/api/processes/{id}'].get,
       doc.paths['/api/workflows/{name}'].get,
       doc.paths['/api/schedules'].post,
     ])

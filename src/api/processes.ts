@@ -87,13 +87,12 @@ export const processRoutes: Route[] = [
       operationId: 'getProcess',
       summary: 'One process with its steps',
       description:
-        'A suspended process carries `form` (the JSON Schema of its input step, built from the current state) and `formPages`. A form built by a function that fails is 400 `validation_error`; one whose lookups take longer than FORM_TIMEOUT_MS, 504 `form_timeout`.',
+        'A suspended process carries `form` (the JSON Schema of its input step, built from the current state) and `formPages`. When the form cannot be built now (a page function that fails, or lookups slower than FORM_TIMEOUT_MS), `formError` says why and `form` is absent: the process is still shown.',
       params: processIdParam,
       responses: { 200: json(processSchema, 'The process') },
       errors: {
-        400: ['invalid_id', 'validation_error'],
+        400: ['invalid_id'],
         404: ['process_not_found'],
-        504: ['form_timeout'],
       },
     },
     handler:

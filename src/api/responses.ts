@@ -97,6 +97,13 @@ export const processSchema = processSummarySchema.extend({
     .optional()
     .meta({ description: "`suspended`: the JSON Schema of the input step's first page" }),
   formPages: z.int().min(1).optional().meta({ description: "`suspended`: the form's pages" }),
+  formError: z
+    .object({ code: z.enum(['form_timeout', 'validation_error']), message: z.string() })
+    .optional()
+    .meta({
+      description:
+        '`suspended`, when the form cannot be built now (a lookup slower than FORM_TIMEOUT_MS, or failing): why; `form` is then absent',
+    }),
   callback: z
     .object({
       status: z.enum(['pending', 'done', 'expired', 'cancelled']),

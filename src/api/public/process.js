@@ -418,9 +418,23 @@ export async function processPage(id, visit) {
   }
 
   function showForm(p) {
-    const key = p.form ? `${p.status}:${p.stepIndex}` : '';
+    const key = p.form
+      ? `${p.status}:${p.stepIndex}`
+      : p.formError
+        ? `error:${p.formError.message}`
+        : '';
     if (key === shownForm) return;
     shownForm = key;
+    // The form could not be built now (a slow or failing lookup): say why; a reload tries again.
+    if (!p.form && p.formError)
+      return formBox.replaceChildren(
+        el('h2', { text: `Input: ${p.lastStep ?? ''}` }),
+        el('p', {
+          id: 'form-error',
+          class: 'error',
+          text: `The form cannot be shown now (${p.formError.code}): ${p.formError.message}`,
+        }),
+      );
     if (!p.form) return formBox.replaceChildren();
     const form = pagedForm({
       id: 'resume-form',

@@ -6,6 +6,7 @@ import { childSummaries } from '../../db/children.ts';
 import { locksOf } from '../../db/locks.ts';
 import { getStepRows, type StepRow } from '../../db/processes.ts';
 import { listProcesses, statusCounts, type ListQuery } from '../../db/process-list.ts';
+import { TimeoutError, ValidationError } from '../errors.ts';
 import { firstPage } from '../forms.ts';
 import { callbackPath } from '../runner.ts';
 import type { State } from '../types.ts';
@@ -36,13 +37,20 @@ export async function getProcess(ctx: EngineContext, id: string) {
     return out;
   });
   // A form built from the current state: its first page (the others follow from the answers),
-  // within the form's time limit (a page may be built from a lookup).
+  // within the form's time limit (a page may be built from a lookup). A form that cannot be
+  // built now (a slow or failing lookup) does not hide the process: it says why instead.
   const form =
     row.status === 'suspended' && stepDef?.kind === 'input'
-      ? {
-          form: await firstPage(stepDef.pages, row.currentState, `step ${stepDef.name}`, ctx.forms),
-          formPages: stepDef.pages.length,
-        }
+      ? await firstPage(stepDef.pages, row.currentState, `step ${stepDef.name}`, ctx.forms).then(
+          (schema) => ({ form: schema, formPages: stepDef.pages.length }),
+          (err: unknown) => {
+            if (!(err instanceof TimeoutError || err instanceof ValidationError)) throw err;
+            return {
+              formPages: stepDef.pages.length,
+              formError: { code: err.code, message: err.message },
+            };
+          },
+        )
       : {};
   const [latest] = await getCallbacks(pool, id);
   const callback = latest && {
