@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './api/app.ts';
-import { createAuthenticator } from './api/auth.ts';
+import { createAuthenticator, expiryOf } from './api/auth.ts';
+import { sitePolicy } from './api/site-guards.ts';
 import type { Config } from './config/index.ts';
 import type { Logger } from './config/logger.ts';
 import { openDatabase } from './db/database.ts';
@@ -71,6 +72,13 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   });
   // Set once the live server exists (it needs the HTTP server, which needs the app).
   const liveRef: { server?: LiveServer } = {};
+  // Without authentication: the names the API answers to, the origins it takes writes from.
+  const site = sitePolicy({
+    host: config.HOST,
+    allowedHosts: config.ALLOWED_HOSTS,
+    publicUrl: config.PUBLIC_URL,
+    corsOrigins: config.CORS_ORIGINS,
+  });
   const app = createApp({
     engine,
     pool,
@@ -83,6 +91,8 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
     logger,
     auth,
     corsOrigins: config.CORS_ORIGINS,
+    trustProxy: config.TRUST_PROXY,
+    site,
     // Live view: the web page at `/`.
     extend: (a) => a.use(liveViewRouter()),
   });
@@ -90,8 +100,22 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   // Live view: Socket.IO on the same port, relaying this database's LISTEN/NOTIFY events.
   const live = createLiveServer({
     httpServer: server,
-    authenticate: auth.required ? (token) => auth.verify(token) : undefined,
+    authenticate: auth.required
+      ? async (token) => {
+          const actor = await auth.verify(token);
+          return actor && { expiresAt: expiryOf(actor) };
+        }
+      : undefined,
     corsOrigins: config.CORS_ORIGINS,
+    // Without authentication, a handshake is checked as a write is: its Host, then its Origin.
+    checkRequest: auth.required
+      ? undefined
+      : (req) =>
+          !site.hostAllowed(req)
+            ? 'host_refused'
+            : !site.originAllowed(req)
+              ? 'origin_refused'
+              : undefined,
     pool,
     connectionString: database.connectionString,
     logger,

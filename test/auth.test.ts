@@ -38,16 +38,17 @@ async function startIssuer() {
     jwksFetches: () => jwksFetches,
     async token(
       claims: Record<string, unknown>,
-      o: { kid?: string; exp?: string | number; aud?: string; iss?: string } = {},
+      /** `exp: null`: a token without an expiry. */
+      o: { kid?: string; exp?: string | number | null; aud?: string; iss?: string } = {},
     ) {
       const key = keys.find((k) => k.kid === (o.kid ?? 'k1'))!;
-      return new SignJWT(claims)
+      const jwt = new SignJWT(claims)
         .setProtectedHeader({ alg: 'RS256', kid: key.kid })
         .setIssuer(o.iss ?? issuer)
         .setAudience(o.aud ?? 'orchestrator')
-        .setIssuedAt()
-        .setExpirationTime(o.exp ?? '5m')
-        .sign(key.privateKey);
+        .setIssuedAt();
+      if (o.exp !== null) jwt.setExpirationTime(o.exp ?? '5m');
+      return jwt.sign(key.privateKey);
     },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
@@ -69,6 +70,7 @@ const h = useHarness({
     API_TOKENS: `alice=${ALICE},ci=${CI}`,
     OIDC_ISSUER: issuer.issuer,
     OIDC_AUDIENCE: 'orchestrator',
+    OIDC_MAX_TOKEN_LIFETIME_SECONDS: '3600',
     WORKFLOWS_DIR: fixtures('workflows-auth'),
   }),
 });
@@ -202,6 +204,35 @@ describe('Socket.IO', () => {
     expect(await tryConnect({ token: CI })).toBe('connected');
     expect(await tryConnect({ token: await issuer.token({ sub: 'u1' }) })).toBe('connected');
   });
+
+  it('disconnects a socket when its token expires, and refuses it after', async () => {
+    const exp = Math.floor(Date.now() / 1000) + 3;
+    const token = await issuer.token({ sub: 'short-lived' }, { exp });
+    const socket = connect(base(), {
+      transports: ['websocket'],
+      reconnection: false,
+      auth: { token },
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.on('connect', () => resolve());
+        socket.on('connect_error', reject);
+      });
+      // Still connected just before, gone within a second after.
+      const reason = await new Promise<string>((resolve) => {
+        const t = setTimeout(() => resolve('still connected'), exp * 1000 - Date.now() + 2_000);
+        socket.on('disconnect', (r) => {
+          clearTimeout(t);
+          resolve(r);
+        });
+      });
+      expect(reason).toBe('io server disconnect');
+      expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
+      expect(await tryConnect({ token })).toBe('refused: unauthorized');
+    } finally {
+      socket.close();
+    }
+  });
 });
 
 describe('OIDC', () => {
@@ -230,6 +261,27 @@ describe('OIDC', () => {
     }
     expect(await rows()).toEqual(before);
     for (const id of [r.body.id, s.body.id]) await call('PUT', `/api/processes/${id}/abort`, good);
+  });
+
+  it('refuses a token without exp, or that lives longer than OIDC_MAX_TOKEN_LIFETIME_SECONDS', async () => {
+    const forever = await issuer.token({ sub: 'forever' }, { exp: null });
+    expect((await call('GET', '/api/processes', forever)).status).toBe(401);
+    const tooLong = await issuer.token({ sub: 'too-long' }, { exp: '2h' });
+    expect((await call('GET', '/api/processes', tooLong)).status).toBe(401);
+    const withinLimit = await issuer.token({ sub: 'within' }, { exp: '55m' });
+    expect((await call('GET', '/api/processes', withinLimit)).status).toBe(200);
+    const tryConnect = (token: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect(base(), {
+          transports: ['websocket'],
+          reconnection: false,
+          auth: { token },
+        });
+        socket.on('connect', () => (socket.close(), resolve('connected')));
+        socket.on('connect_error', (err) => (socket.close(), resolve(`refused: ${err.message}`)));
+      });
+    expect(await tryConnect(forever)).toBe('refused: unauthorized');
+    expect(await tryConnect(withinLimit)).toBe('connected');
   });
 
   it('follows a key rotation: a token signed by a new key is accepted once the JWKS has it', async () => {
@@ -330,5 +382,123 @@ describe('rate limit', () => {
     expect(answers.at(-1)).toBe(429);
     const r = await call('GET', '/api/processes', 'bad-again');
     expect(r.body.error.code).toBe('too_many_requests');
+  });
+
+  it("never refuses a valid token for others' failures from its address", async () => {
+    // The address is past its limit (the test before, or these).
+    for (let i = 0; i < 21; i++) await call('GET', '/api/processes', `bad-token-${i}`);
+    expect((await call('GET', '/api/processes', 'bad-token-x')).status).toBe(429);
+    expect((await call('GET', '/api/processes', ALICE)).status).toBe(200);
+    expect((await call('GET', '/api/processes', await issuer.token({ sub: 'ok' }))).status).toBe(
+      200,
+    );
+  });
+
+  describe('behind a reverse proxy', () => {
+    /** A reverse proxy as nginx's `proxy_add_x_forwarded_for` makes one: the client's address added. */
+    async function startProxy(target: number) {
+      const server = http.createServer((req, res) => {
+        const forwarded = [req.headers['x-forwarded-for'], req.socket.remoteAddress]
+          .filter(Boolean)
+          .join(', ');
+        const up = http.request(
+          {
+            host: '127.0.0.1',
+            port: target,
+            method: req.method,
+            path: req.url,
+            headers: { ...req.headers, 'x-forwarded-for': forwarded },
+          },
+          (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.pipe(res);
+          },
+        );
+        up.on('error', () => res.writeHead(502).end());
+        req.pipe(up);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      return {
+        port: (server.address() as AddressInfo).port,
+        close: () => new Promise<void>((r) => server.close(() => r())),
+      };
+    }
+    /** A GET through the proxy from the client address `from` (a loopback address of its own). */
+    const viaProxy = (port: number, from: string, token: string, headers = {}) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port,
+            localAddress: from,
+            path: '/api/processes?limit=1',
+            headers: { authorization: `Bearer ${token}`, ...headers },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+
+    it('counts the clients behind it apart with TRUST_PROXY, per address and per credential', async () => {
+      const env = {
+        HOST: '0.0.0.0',
+        API_TOKENS: `alice=${ALICE},ci=${CI}`,
+        WORKFLOWS_DIR: fixtures('workflows-auth'),
+      };
+      const trusting = await h.startApi({ ...env, TRUST_PROXY: '1' });
+      const proxy = await startProxy(trusting.port);
+      try {
+        // One client hammers with a wrong token: its own failures refuse it.
+        const mallory: number[] = [];
+        for (let i = 0; i < 25; i++)
+          mallory.push(await viaProxy(proxy.port, '127.0.0.2', `wrong-${i}-0123456789`));
+        expect(mallory.slice(0, 20).every((s) => s === 401)).toBe(true);
+        expect(mallory.at(-1)).toBe(429);
+        // Other clients of the proxy are not: a wrong token is a 401, a valid one passes, and
+        // so does a valid one from the address that failed.
+        expect(await viaProxy(proxy.port, '127.0.0.3', 'typo-0123456789abc')).toBe(401);
+        expect(await viaProxy(proxy.port, '127.0.0.3', CI)).toBe(200);
+        expect(await viaProxy(proxy.port, '127.0.0.2', ALICE)).toBe(200);
+        // A client cannot make itself someone else: what it says it forwards comes before the
+        // proxy's entry, which is the one trusted.
+        expect(
+          await viaProxy(proxy.port, '127.0.0.2', 'wrong-again-0123456789', {
+            'x-forwarded-for': '10.9.8.7',
+          }),
+        ).toBe(429);
+        // One credential tried from many addresses is counted too.
+        const spread: number[] = [];
+        for (let i = 0; i < 22; i++)
+          spread.push(await viaProxy(proxy.port, `127.0.1.${i + 1}`, 'stolen-0123456789abcdef'));
+        expect(spread.slice(0, 20).every((s) => s === 401)).toBe(true);
+        expect(spread.at(-1)).toBe(429);
+        expect(await viaProxy(proxy.port, '127.0.2.1', 'other-0123456789abcdef')).toBe(401);
+      } finally {
+        await proxy.close();
+        await trusting.close();
+      }
+    });
+
+    it('without TRUST_PROXY, everyone behind it shares its address (but valid tokens pass)', async () => {
+      const plain = await h.startApi({
+        HOST: '0.0.0.0',
+        API_TOKENS: `alice=${ALICE},ci=${CI}`,
+        WORKFLOWS_DIR: fixtures('workflows-auth'),
+      });
+      const proxy = await startProxy(plain.port);
+      try {
+        for (let i = 0; i < 21; i++)
+          await viaProxy(proxy.port, '127.0.0.2', `wrong-${i}-0123456789`);
+        expect(await viaProxy(proxy.port, '127.0.0.3', 'typo-0123456789abc')).toBe(429);
+        expect(await viaProxy(proxy.port, '127.0.0.3', CI)).toBe(200);
+      } finally {
+        await proxy.close();
+        await plain.close();
+      }
+    });
   });
 });

@@ -340,7 +340,12 @@ async function send(x: Attack) {
   const raw = typeof x.body === 'string';
   const res = await fetch(h.api.url + x.path, {
     method: x.method,
-    headers: x.body === undefined ? {} : { 'content-type': x.contentType ?? 'application/json' },
+    // Writes say JSON also without a body (as the API asks without authentication), unless the
+    // attack says otherwise.
+    headers:
+      x.contentType !== undefined || x.body !== undefined || x.method !== 'GET'
+        ? { 'content-type': x.contentType ?? 'application/json' }
+        : {},
     body: x.body === undefined ? undefined : raw ? (x.body as string) : JSON.stringify(x.body),
   });
   const text = await res.text();

@@ -4,6 +4,7 @@ import cors from 'cors';
 import helmet from 'helmet';
 import { authenticate, metricsTokenCheck, type Authenticator } from './auth.ts';
 import { hardenedJson } from './hardening.ts';
+import { hostCheck, originCheck, type SitePolicy } from './site-guards.ts';
 import { errorHandler, notFoundRoute } from './errors.ts';
 import type { ApiContext, Route } from './route.ts';
 import { ROUTERS } from './routes.ts';
@@ -18,24 +19,37 @@ export interface AppOptions extends ApiContext {
   corsOrigins?: readonly string[];
   /** The routes served, by router (the first the app's own). Default: all of them (routes.ts). */
   routers?: readonly (readonly Route[])[];
+  /** Express's `trust proxy` (TRUST_PROXY): who `req.ip` is. Default: the connection's address. */
+  trustProxy?: boolean | number | string;
+  /**
+   * Without authentication: the hosts and origins a browser may reach the API from
+   * (site-guards.ts). Checked only when `auth` requires no credential.
+   */
+  site?: SitePolicy;
 }
 
 export function createApp(options: AppOptions): express.Express {
-  const { logger, extend, auth, corsOrigins = [], routers = ROUTERS } = options;
+  const { logger, extend, auth, corsOrigins = [], routers = ROUTERS, site } = options;
   const routes = routers.flat();
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.set('trust proxy', options.trustProxy ?? false);
+  // Without a credential to ask for, only requests for one of its own names, and writes from no
+  // page but its own (site-guards.ts).
+  const unauthenticated = site !== undefined && !auth?.required;
   // Security headers (helmet: a maintained set with a same-origin Content-Security-Policy). The
   // live page loads only its own scripts and styles, and talks to its own origin.
   app.use(helmet());
+  if (unauthenticated) app.use(hostCheck(site));
   // CORS is off unless origins are configured.
   if (corsOrigins.length > 0)
     app.use('/api', cors({ origin: [...corsOrigins], maxAge: 600, exposedHeaders: ['Location'] }));
   // Before the body is read: a request without a valid credential costs nothing more.
   const guards = auth ? authenticate(auth, routes) : [];
   if (guards.length > 0) app.use('/api', ...guards);
-  app.use('/api', ...hardenedJson(routes));
+  if (unauthenticated) app.use('/api', originCheck(site, routes));
+  app.use('/api', ...hardenedJson(routes, { jsonWrites: unauthenticated }));
 
   routers.forEach((group, i) => {
     const router = i === 0 ? app : express.Router();

@@ -5,7 +5,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { rateLimit } from 'express-rate-limit';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../config/logger.ts';
@@ -69,7 +68,12 @@ function staticVerifier(tokens: Map<string, string>) {
  * OIDC: the issuer's JWKS found through its discovery document (once, then cached); jose
  * caches the keys and fetches them again when a token names a key it does not know (rotation).
  */
-function oidcVerifier(issuer: string, audience: string | undefined, logger: Logger) {
+function oidcVerifier(
+  issuer: string,
+  audience: string | undefined,
+  maxLifetimeSeconds: number,
+  logger: Logger,
+) {
   let jwks: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
   const keys = () => {
     jwks ??= (async () => {
@@ -90,7 +94,15 @@ function oidcVerifier(issuer: string, audience: string | undefined, logger: Logg
       const { payload } = await jwtVerify(token, await keys(), {
         issuer,
         ...(audience ? { audience } : {}),
+        // A token without an expiry would be good for ever, wherever it leaked.
+        requiredClaims: ['exp'],
       });
+      const exp = payload.exp!;
+      const from = typeof payload.iat === 'number' ? payload.iat : Date.now() / 1000;
+      if (exp - from > maxLifetimeSeconds)
+        throw new Error(
+          `the token's lifetime (${Math.round(exp - from)} s) is longer than OIDC_MAX_TOKEN_LIFETIME_SECONDS (${maxLifetimeSeconds})`,
+        );
       const name =
         typeof payload.preferred_username === 'string' ? payload.preferred_username : payload.sub;
       if (!name) return undefined;
@@ -118,7 +130,12 @@ export function createAuthenticator(config: Config, logger: Logger): Authenticat
   }
   const byToken = tokens.size > 0 ? staticVerifier(tokens) : undefined;
   const byOidc = config.OIDC_ISSUER
-    ? oidcVerifier(config.OIDC_ISSUER, config.OIDC_AUDIENCE, logger)
+    ? oidcVerifier(
+        config.OIDC_ISSUER,
+        config.OIDC_AUDIENCE,
+        config.OIDC_MAX_TOKEN_LIFETIME_SECONDS,
+        logger,
+      )
     : undefined;
   const configured = byToken !== undefined || byOidc !== undefined;
   if (!configured && config.AUTH !== 'none' && !LOOPBACK.has(config.HOST)) {
@@ -148,41 +165,97 @@ export function actorOf(req: Request): Actor {
   return (req as Request & { actor?: Actor }).actor ?? ANONYMOUS;
 }
 
+/** When an actor's credential stops being valid (ms since the epoch): an OIDC token's `exp`. */
+export function expiryOf(actor: Actor): number | undefined {
+  const exp = actor.claims.exp;
+  return typeof exp === 'number' ? exp * 1000 : undefined;
+}
+
+/** How many failed authentications are answered 401 before 429, in a window of `windowMs`. */
+export interface FailureLimits {
+  /** Failures from one address (`req.ip`: see TRUST_PROXY). */
+  perAddress: number;
+  /** Failures of one presented credential, from anywhere. */
+  perCredential: number;
+  windowMs: number;
+}
+
+export const DEFAULT_FAILURE_LIMITS: FailureLimits = {
+  perAddress: 20,
+  perCredential: 20,
+  windowMs: 60_000,
+};
+
+/** Keys counted at most: past it, new keys are not counted until the window ends. */
+const MAX_COUNTED_KEYS = 100_000;
+
+/** Failures by key in fixed windows: every count starts again when the window ends. */
+function failureCounter(windowMs: number) {
+  let counts = new Map<string, number>();
+  let endsAt = Date.now() + windowMs;
+  const roll = () => {
+    const now = Date.now();
+    if (now < endsAt) return;
+    counts = new Map();
+    endsAt = now + windowMs;
+  };
+  return {
+    get(key: string): number {
+      roll();
+      return counts.get(key) ?? 0;
+    },
+    add(key: string): number {
+      roll();
+      const n = (counts.get(key) ?? 0) + 1;
+      if (n > 1 || counts.size < MAX_COUNTED_KEYS) counts.set(key, n);
+      return n;
+    },
+    secondsLeft: () => Math.max(1, Math.ceil((endsAt - Date.now()) / 1000)),
+  };
+}
+
 /**
  * Express middleware for `/api`: a valid bearer token or 401 `unauthorized` (nothing runs, so
  * nothing is written), except on the paths of the `open` routes of `routes`, whatever the method.
- * Failures are rate limited per address: after `maxFailures` a minute, 429 `too_many_requests`
- * until the window passes.
+ *
+ * Failures are counted per address and per presented credential (its digest): past either limit
+ * in a window, a failure is answered 429 `too_many_requests` instead of 401, and a credential past
+ * its own limit is refused without being checked again until the window ends. A valid token is
+ * never refused for the failures of others, also when they share its address (a reverse proxy,
+ * a NAT): it is checked, and passes.
  */
 export function authenticate(
   auth: Authenticator,
   routes: readonly Route[],
-  maxFailures = 20,
+  limits: FailureLimits = DEFAULT_FAILURE_LIMITS,
 ): RequestHandler[] {
   if (!auth.required) return [];
   const isOpen = matcher(routes.filter((r) => r.auth === 'open'));
   const open = (req: Request) => isOpen(undefined, req.originalUrl);
-  const limiter = rateLimit({
-    windowMs: 60_000,
-    limit: maxFailures,
-    // Only failed authentications count.
-    requestWasSuccessful: (_req, res) => res.statusCode !== 401,
-    skipSuccessfulRequests: true,
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
-    handler: (_req, res) => {
-      res
-        .status(429)
-        .json(errorBody('too_many_requests', 'Too many failed authentications; try again later'));
-    },
-  });
+  const failures = failureCounter(limits.windowMs);
   const check = (req: Request, res: Response, next: NextFunction) => {
     if (open(req)) return next();
     const token = bearerOf(req.get('authorization'));
+    const address = `address ${req.ip ?? req.socket.remoteAddress ?? ''}`;
+    const credential =
+      token === undefined ? undefined : `credential ${digest(token).toString('base64url')}`;
+    const tooMany = () => {
+      res.set('Retry-After', String(failures.secondsLeft()));
+      res
+        .status(429)
+        .json(errorBody('too_many_requests', 'Too many failed authentications; try again later'));
+    };
     const refuse = () => {
+      const fromAddress = failures.add(address);
+      const withCredential = credential === undefined ? 0 : failures.add(credential);
+      if (fromAddress > limits.perAddress || withCredential > limits.perCredential)
+        return tooMany();
       res.set('WWW-Authenticate', 'Bearer');
       res.status(401).json(errorBody('unauthorized', 'A valid bearer token is required'));
     };
+    // Refused often enough already: not checked again (a client stuck with a wrong token).
+    if (credential !== undefined && failures.get(credential) >= limits.perCredential)
+      return tooMany();
     if (!token) return refuse();
     auth.verify(token).then((actor) => {
       if (!actor) return refuse();
@@ -190,7 +263,7 @@ export function authenticate(
       next();
     }, next);
   };
-  return [(req, res, next) => (open(req) ? next() : limiter(req, res, next)), check];
+  return [check];
 }
 
 const sameSecret = (a: string, b: string) => {

@@ -47,12 +47,18 @@ export const ERROR_CODES = {
     'the process does not wait for this callback (answered already, timed out or aborted)',
   precondition_failed: "the workflow's run predicate refuses the start",
   payload_too_large: 'the body is larger than the route accepts',
-  unsupported_media_type: 'the body is not application/json',
+  unsupported_media_type:
+    'the body is not application/json (without authentication: a write that does not say `Content-Type: application/json`, also without a body)',
   form_incomplete:
     'pages of the form are missing: `details.page` and `details.form` (the JSON Schema of the next page)',
   form_timeout:
     "the form's page functions or refinements (lookups) took longer than FORM_TIMEOUT_MS: nothing was written; try again",
-  too_many_requests: 'too many failed authentications from this address: try again in a minute',
+  too_many_requests:
+    'too many failed authentications from this address, or with this credential: try again in a minute (a valid token is never refused)',
+  host_refused:
+    'without authentication: the `Host` is not a name the API answers to (the bound HOST, loopback, PUBLIC_URL, ALLOWED_HOSTS)',
+  origin_refused:
+    "without authentication: a write from a page of another origin (not the API's own, PUBLIC_URL's or one of CORS_ORIGINS)",
   internal_error: 'an unexpected error (logged)',
   engine_paused: 'the engine is paused (global lock): nothing starts or resumes',
   not_repairable:

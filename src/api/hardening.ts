@@ -5,6 +5,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import express from 'express';
 import { errorBody } from './errors.ts';
 import { matcher, type Route } from './route.ts';
+import { checkedWrites } from './site-guards.ts';
 
 /** Bodies that carry inputs (start, resume, callbacks): up to this many bytes (their `bodyLimit`). */
 export const INPUT_BODY_LIMIT = 4 * 1024 * 1024;
@@ -43,14 +44,25 @@ export function inspectValue(
   return undefined;
 }
 
+/** Whether a Content-Type header names JSON (`application/json`, `application/*+json`). */
+export function isJsonType(contentType: string | undefined): boolean {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || /^application\/[^/]+\+json$/.test(type);
+}
+
 /**
  * Body parsing and checks for `/api`: JSON only (415 `unsupported_media_type` for a body of
- * another type), within the `bodyLimit` of the route of `routes` the request is for
- * (SMALL_BODY_LIMIT when none says more; 413 `payload_too_large`), at most MAX_DEPTH deep
+ * another type; with `jsonWrites`, also for a write to one of the routes' checked writes that
+ * does not say JSON, with a body or without: see site-guards.ts), within the `bodyLimit` of the
+ * route of `routes` the request is for (SMALL_BODY_LIMIT when none says more; 413
+ * `payload_too_large`), at most MAX_DEPTH deep
  * (400 `state_too_large`), and no NUL or lone surrogate in any string or key of the body or the
  * query (400 `invalid_text`).
  */
-export function hardenedJson(routes: readonly Route[]): RequestHandler[] {
+export function hardenedJson(
+  routes: readonly Route[],
+  options: { jsonWrites?: boolean } = {},
+): RequestHandler[] {
   // One parser per limit; a request takes the largest limit of the routes it is for.
   const limits = [...new Set(routes.map((r) => r.bodyLimit ?? SMALL_BODY_LIMIT))].sort(
     (a, b) => b - a,
@@ -60,14 +72,24 @@ export function hardenedJson(routes: readonly Route[]): RequestHandler[] {
     parse: express.json({ limit, strict: false }),
   }));
   const small = express.json({ limit: SMALL_BODY_LIMIT, strict: false });
+  const isCheckedWrite = options.jsonWrites ? matcher(checkedWrites(routes)) : () => false;
+  const hasBody = (req: Request) =>
+    Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
   const mediaType: RequestHandler = (req, res, next) => {
-    const hasBody =
-      Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
-    if (hasBody && !req.is(['application/json', 'application/*+json']))
+    if (hasBody(req) && !req.is(['application/json', 'application/*+json']))
       return refuse(res, 415, 'unsupported_media_type', 'Request bodies must be application/json');
+    if (isCheckedWrite(req.method, req.originalUrl) && !isJsonType(req.get('content-type')))
+      return refuse(
+        res,
+        415,
+        'unsupported_media_type',
+        'Without authentication, writes must say Content-Type: application/json, also without a body',
+      );
     next();
   };
   const parse: RequestHandler = (req, res, next) => {
+    // Nothing to read: the body stays undefined (the parser would make `{}` of an empty JSON body).
+    if (!hasBody(req)) return next();
     const parser = parsers.find((p) => p.isFor(req.method, req.originalUrl));
     (parser?.parse ?? small)(req, res, next);
   };

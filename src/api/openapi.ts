@@ -42,6 +42,7 @@ const STATUS_TEXT: Record<number, string> = {
   412: 'Precondition failed',
   413: 'Payload too large',
   415: 'Unsupported media type',
+  421: 'Misdirected request',
   422: 'Form incomplete',
   429: 'Too many requests',
   500: 'Internal error',
@@ -61,6 +62,7 @@ function addErrors(into: Errors, more: Errors): Errors {
 const SHARED_ERRORS: Record<string, { name: string; status: number; code: ErrorCode }> = {
   '401:unauthorized': { name: 'Unauthorized', status: 401, code: 'unauthorized' },
   '429:too_many_requests': { name: 'TooManyRequests', status: 429, code: 'too_many_requests' },
+  '421:host_refused': { name: 'HostRefused', status: 421, code: 'host_refused' },
   '500:internal_error': { name: 'InternalError', status: 500, code: 'internal_error' },
   '503:database_unavailable': {
     name: 'DatabaseUnavailable',
@@ -127,6 +129,11 @@ function operation(route: Route, spec: OperationDoc): ZodOpenApiOperationObject 
       });
   }
   if (auth === 'bearer') addErrors(errors, { 401: ['unauthorized'], 429: ['too_many_requests'] });
+  // Without authentication (src/api/site-guards.ts): any request for a name not the API's, and
+  // writes from a page of another origin or that do not say they are JSON.
+  addErrors(errors, { 421: ['host_refused'] });
+  if (route.method !== 'get' && auth !== 'open')
+    addErrors(errors, { 403: ['origin_refused'], 415: ['unsupported_media_type'] });
   if (auth === 'metricsToken') addErrors(errors, { 401: ['unauthorized'] });
   if (spec.database ?? true) addErrors(errors, { 503: ['database_unavailable'] });
   addErrors(errors, { 500: ['internal_error'] });

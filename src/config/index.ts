@@ -109,6 +109,10 @@ export const configSchema = z.object({
     description: 'The audience (`aud`) OIDC tokens must carry.',
     defaultText: 'not checked',
   }),
+  OIDC_MAX_TOKEN_LIFETIME_SECONDS: intFromEnv(86_400, 1).meta({
+    description:
+      'Longest lifetime (`iat` to `exp`, or now to `exp` without `iat`) of an OIDC token accepted; a token without `exp` is refused. A live connection is closed when its token expires.',
+  }),
   AUTH: z.enum(['none']).optional().meta({
     description:
       '`none`: listen on a non-loopback HOST without authentication, on purpose (logged as a warning). Without any authentication the API otherwise refuses to.',
@@ -127,6 +131,37 @@ export const configSchema = z.object({
     .meta({
       description: 'Origins allowed to call the API from a browser, comma-separated.',
       defaultText: 'none (CORS off)',
+    }),
+  ALLOWED_HOSTS: z
+    .string()
+    .optional()
+    .transform((s) =>
+      s
+        ? s
+            .split(',')
+            .map((h) => h.trim().toLowerCase())
+            .filter(Boolean)
+        : [],
+    )
+    .meta({
+      description:
+        'Without authentication: further names the API answers to (its `Host` header), comma-separated, `name` (any port) or `name:port`. Always answered: the bound HOST (with HOST `0.0.0.0` or `::`, the address a connection came in on), `localhost`, `127.0.0.1`, `[::1]` and the host of PUBLIC_URL; any other `Host` is refused (421 `host_refused`), so that a page of another site cannot reach the API through DNS rebinding. With authentication configured, not checked.',
+      defaultText: 'none',
+    }),
+  TRUST_PROXY: z
+    .string()
+    .optional()
+    .transform((s): boolean | number | string => {
+      const v = s?.trim() ?? '';
+      if (v === '' || v === 'false') return false;
+      if (v === 'true') return true;
+      if (/^\d+$/.test(v)) return Number(v);
+      return v;
+    })
+    .meta({
+      description:
+        "Express's `trust proxy`: which reverse proxies' `X-Forwarded-For` names the client, as the failed-login limit counts addresses. A hop count (`1`: the one proxy in front), addresses or subnets and the names `loopback`, `linklocal`, `uniquelocal`, comma-separated (the proxies' own addresses), or `true` (every hop: only when nothing reaches the API but through the proxy). Unset: the address of the connection, so behind a proxy every client shares the proxy's.",
+      defaultText: 'off',
     }),
 });
 

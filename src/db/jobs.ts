@@ -122,6 +122,19 @@ export async function scheduledJobs(
   return rows;
 }
 
+/**
+ * Deletes a pg-boss schedule (queue `queue`, key `key`) in one statement: whether a row was deleted
+ * decides, so of two deletes at once exactly one finds it (pg-boss's own `unschedule` does not
+ * say, and a read before it would let both see the row).
+ */
+export async function deleteSchedule(db: Queryable, queue: string, key: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `DELETE FROM pgboss.schedule WHERE name = $1 AND COALESCE(key, '') = $2`,
+    [queue, key],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
 /** Statement names by text: pg-boss's statements, prepared once per connection. */
 const statementNames = new Map<string, string>();
 const statementName = (text: string): string => {

@@ -12,7 +12,7 @@ import { markDefaultInstalled } from '../db/settings.ts';
 import type { State } from '../db/model.ts';
 import type { ScheduledStart } from '../engine/dispatch.ts';
 import { SCHEDULE_QUEUE } from './boss.ts';
-import { inTransaction } from '../db/jobs.ts';
+import { deleteSchedule, inTransaction } from '../db/jobs.ts';
 
 export { SCHEDULE_QUEUE };
 
@@ -173,9 +173,8 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       return existed ? 'updated' : 'created';
     },
     async remove(name) {
-      if ((await boss.getSchedule(SCHEDULE_QUEUE, name)) === null) return false;
-      await boss.unschedule(SCHEDULE_QUEUE, name);
-      return true;
+      // One conditional statement: of two removes at once, one is told there was nothing.
+      return deleteSchedule(pool, SCHEDULE_QUEUE, name);
     },
     nextRun,
     start(start) {

@@ -37,10 +37,24 @@ export interface LiveServerOptions {
    * Checks the handshake's `auth: { token }`; a client without a valid one is refused
    * (`connect_error` with message `unauthorized`). Default: everyone may connect.
    */
-  authenticate?: ((token: string) => Promise<unknown>) | undefined;
+  authenticate?: ((token: string) => Promise<LiveCredential | undefined>) | undefined;
   /** Origins allowed to connect from a browser page of another origin. Default: none. */
   corsOrigins?: readonly string[];
+  /**
+   * Checks a handshake's HTTP request before anything else (its `Host` and `Origin`, without
+   * authentication): the reason it is refused, or undefined. Default: every request is checked
+   * by `authenticate` alone.
+   */
+  checkRequest?: ((req: http.IncomingMessage) => string | undefined) | undefined;
 }
+
+/** What `authenticate` found of a valid token: when it expires (ms since the epoch), if ever. */
+export interface LiveCredential {
+  expiresAt?: number | undefined;
+}
+
+/** The longest a Node.js timer waits at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface LiveServer {
   io: Server<ClientToServerEvents, ServerToClientEvents>;
@@ -104,6 +118,14 @@ export function createLiveServer(opts: LiveServerOptions): LiveServer {
     serveClient: true,
     // The default, said: with compression a broadcast is no longer encoded once for every socket.
     perMessageDeflate: false,
+    ...(opts.checkRequest
+      ? {
+          allowRequest: (req, callback) => {
+            const refused = opts.checkRequest!(req);
+            callback(refused ?? null, refused === undefined);
+          },
+        }
+      : {}),
   });
   io.engine.on(
     'connection',
@@ -309,12 +331,39 @@ export function createLiveServer(opts: LiveServerOptions): LiveServer {
       const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
       if (typeof token !== 'string' || token === '') return next(new Error('unauthorized'));
       authenticate(token).then(
-        (who) => next(who ? undefined : new Error('unauthorized')),
+        (who) => {
+          if (!who) return next(new Error('unauthorized'));
+          (socket.data as { expiresAt?: number }).expiresAt = who.expiresAt;
+          next();
+        },
         () => next(new Error('unauthorized')),
       );
     });
   }
-  io.on('connection', onConnection);
+  /**
+   * A connection lasts as long as its token: when it expires the socket is disconnected (the
+   * client's `disconnect` says `io server disconnect`), and a new handshake needs a valid token.
+   */
+  function expireAt(socket: LiveSocket, expiresAt: number): void {
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      const left = expiresAt - Date.now();
+      if (left <= 0) {
+        logger.debug('live connection closed: its token expired', { socket: socket.id });
+        socket.disconnect(true);
+        return;
+      }
+      timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+      timer.unref();
+    };
+    arm();
+    socket.once('disconnect', () => clearTimeout(timer));
+  }
+  io.on('connection', (socket) => {
+    const { expiresAt } = socket.data as { expiresAt?: number };
+    if (expiresAt !== undefined) expireAt(socket, expiresAt);
+    onConnection(socket);
+  });
 
   return {
     io,

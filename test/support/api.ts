@@ -22,7 +22,8 @@ export function client(baseUrl: string) {
   async function call<T = any>(method: string, path: string, body?: unknown): Promise<Response<T>> {
     const res = await fetch(baseUrl + path, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      // Writes say JSON also without a body, as the API asks without authentication.
+      headers: method === 'GET' ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();

@@ -39,6 +39,11 @@ export const socket = io({
 socket.on('connect_error', (err) => {
   if (err.message === 'unauthorized' && handshakeToken === storedToken()) refused(handshakeToken);
 });
+// Closed by the server (its token expired): connects again, with the token stored now; a refused
+// handshake then shows the sign-in panel.
+socket.on('disconnect', (reason) => {
+  if (reason === 'io server disconnect') socket.connect();
+});
 /** Connects the live connection again, with the token stored now. */
 export function reconnect() {
   socket.disconnect().connect();
@@ -50,7 +55,9 @@ export function reconnect() {
  */
 export async function api(method, path, body, options = {}) {
   const token = options.token ?? storedToken();
-  const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+  // Every write says JSON, with a body or without: without authentication the API takes no
+  // other (a page of another site cannot send it without asking first).
+  const headers = method === 'GET' ? {} : { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(path, {
     method,
