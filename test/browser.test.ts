@@ -295,7 +295,8 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       await page.waitForSelector('#connection.online', WAIT);
       await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
       await page.waitForSelector('#start-form input[name="delayMs"]', WAIT);
-      await page.fill('#start-form input[name="delayMs"]', '1000');
+      // Long enough for the page to show the children going on a loaded machine.
+      await page.fill('#start-form input[name="delayMs"]', '4000');
       await page.click('#start-form button[type="submit"]');
       await page.waitForSelector('#process-status', WAIT);
       const id = page.url().split('#/process/')[1]!;
@@ -323,7 +324,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
         expect(c.href).toBe(`#/process/${c.id}`);
         expect(c).toMatchObject({ workflow: 'validate_device', step: 'Validate devices' });
       }
-      // Each child takes a second: they are shown going, then completed, without a reload.
+      // Each child takes 4 s: they are shown going, then completed, without a reload.
       expect(children.some((c) => c.status !== 'completed')).toBe(true);
       await expect
         .poll(() => subscribed, WAIT)

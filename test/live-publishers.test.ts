@@ -77,13 +77,16 @@ describe('publishers that die or skip', () => {
       version,
     });
     const p = randomUUID();
-    await notify({ p, s: 1, e: [event(2, 'running')] });
-    await notify({ p: randomUUID(), s: 1, e: [event(1, 'created')], bye: true });
-    await notify({ p, s: 2, e: [event(3, 'completed')], bye: true });
     const mine = () =>
       live.events
         .filter((e) => e.event === 'process:updated' && e.data.id === id)
         .map((e) => e.data.status);
+    await notify({ p, s: 1, e: [event(2, 'running')] });
+    // Relayed before the others arrive: the list room gets one update per process and event-loop
+    // turn, so notifications handled in one turn would show only the latest.
+    await live.waitFor(() => mine().includes('running'), 'the first event');
+    await notify({ p: randomUUID(), s: 1, e: [event(1, 'created')], bye: true });
+    await notify({ p, s: 2, e: [event(3, 'completed')], bye: true });
     await live.waitFor(() => mine().includes('completed'), 'the newer event');
     expect(mine()).toEqual(['running', 'completed']);
   });

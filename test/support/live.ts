@@ -114,7 +114,13 @@ const step = (index: number, name: string, status: string) =>
  */
 export function eventFlowSuite(executor: Executor): void {
   // The threadpool claims a new process in its insert when a slot is free: it starts `running`.
-  const start = executor === 'worker' ? ['created', 'running'] : ['running'];
+  // How a process's statuses begin: `running` (the threadpool claims it in its insert). In worker
+  // mode it is inserted `created` and a worker claims it; the `created` event is relayed before
+  // the client, which subscribes once the start answered, may be listening (no replay): seen or
+  // not, depending on the machine's load, so it is not asked for.
+  const start = ['running'];
+  const fromClaim = (statuses: string[]) =>
+    executor === 'worker' && statuses[0] === 'created' ? statuses.slice(1) : statuses;
   const h = useHarness({ executor, apiIn: 'here' });
   let live: LiveClient;
 
@@ -139,7 +145,7 @@ export function eventFlowSuite(executor: Executor): void {
       step(1, 'Two', 'success'),
       step(2, 'Three', 'success'),
     ]);
-    expect(flow.statuses.slice(0, start.length)).toEqual(start);
+    expect(fromClaim(flow.statuses).slice(0, start.length)).toEqual(start);
     // The last step is announced before the status it led to, and nothing follows `completed`.
     expect(flow.all.at(-1)).toEqual({
       event: 'process:updated',
@@ -174,7 +180,7 @@ export function eventFlowSuite(executor: Executor): void {
       step(1, 'Confirm', 'success'),
       step(2, 'Finish', 'success'),
     ]);
-    const order = flow.statuses.filter((s, i, all) => s !== all[i - 1]);
+    const order = fromClaim(flow.statuses).filter((s, i, all) => s !== all[i - 1]);
     expect(order).toEqual([...start, 'suspended', 'resumed', 'running', 'completed']);
     expect(flow.all.at(-1)?.data).toMatchObject({ status: 'completed', lastStep: 'Finish' });
   });
