@@ -800,7 +800,8 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
 
   it('pauses while slow runs: PAUSING with the running count, then PAUSED; unpaused it completes', async () => {
     const http = client(h.api.url);
-    const id = await http.start('slow', { sleepMs: 1500 });
+    // Five steps of 3 s: the pause lands before the last one even when the pages open slowly.
+    const id = await http.start('slow', { sleepMs: 3000 });
     const other = await browser.newPage();
     try {
       await other.goto(`${h.api.url}/`);
