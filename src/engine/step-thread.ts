@@ -13,7 +13,7 @@ import {
   type StepMessage,
   type StepReply,
   type StepThreadData,
-} from './step-lanes.ts';
+} from './step-pool.ts';
 
 const data = workerData as StepThreadData;
 
