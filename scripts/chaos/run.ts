@@ -57,7 +57,6 @@ const WORKER_FAULTS: FaultKind[] = [
   'postgres_restart',
   'listen_cut',
   'sigstop_worker',
-  'lost_client',
 ];
 const THREADPOOL_FAULTS: FaultKind[] = [
   'kill9_api',
@@ -65,7 +64,6 @@ const THREADPOOL_FAULTS: FaultKind[] = [
   'pause',
   'terminate_backends',
   'postgres_restart',
-  'lost_client',
 ];
 
 const { values: args } = parseArgs({
