@@ -39,7 +39,6 @@ export {
   type StepContext,
   type StepDef,
   type StepFn,
-  type StepOptions,
   type StepResult,
   type TypedWorkflowOptions,
   type WithForm,

@@ -30,7 +30,6 @@ export {
   type StepDef,
   type StepFn,
   type StepItem,
-  type StepOptions,
   type SubProcessesStep,
 } from './dsl/steps.ts';
 export type {

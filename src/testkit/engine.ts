@@ -108,12 +108,8 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
           maxThreads: options.stepThreads ?? 2,
           stepsPerThread: options.stepsPerThread ?? 16,
           abortGraceMs,
-          timeLimitSeconds: options.stepTimeLimitSeconds ?? 3_600,
-          crashLimit: options.stepCrashLimit ?? 3,
-          threadMemoryMb: options.stepThreadMemoryMb ?? 512,
-          maxHeapMb: options.stepThreadMaxHeapMb,
         })
-      : inProcessStepPool(registry, abortGraceMs, options.stepTimeLimitSeconds ?? 3_600);
+      : inProcessStepPool(registry, abortGraceMs);
   const later: { launch?: (ids: string[]) => void } = {};
   const timekeeper = createTimekeeper({
     pool,
