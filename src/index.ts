@@ -39,6 +39,7 @@ export {
   type StepContext,
   type StepDef,
   type StepFn,
+  type StepOptions,
   type StepResult,
   type TypedWorkflowOptions,
   type WithForm,

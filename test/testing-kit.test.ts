@@ -96,9 +96,22 @@ if (process.env.VITEST) {
     .callbackStep('Run job', { action: () => {}, timeoutSeconds: 600 })
     .step('Done', () => ({ done: true }));
 
+  // Ignores its signal and runs past its time limit: failed with StepTimeout, as on step threads.
+  const overtime = workflow({ name: 'overtime', target: 'modify' }).step(
+    'Too long',
+    async () => {
+      await sleep(3_000);
+      return { finished: true };
+    },
+    { timeLimitSeconds: 0.3 },
+  );
+
   let t: TestEngine;
   before(async () => {
-    t = await createTestEngine({ workflows: [order, repairable, job] });
+    t = await createTestEngine({
+      workflows: [order, repairable, job, overtime],
+      abortGraceMs: 200,
+    });
   });
   after(() => t.close());
 
@@ -151,6 +164,16 @@ if (process.env.VITEST) {
           ['Ship', 'failed'],
         ],
       );
+    });
+
+    void it('fails a step past its time limit with StepTimeout, as the step threads do', async () => {
+      const p = await t.run(overtime);
+      assert.equal(p.status, 'failed');
+      assert.equal(p.failedReason, 'the step ran past its time limit of 0.3 s');
+      assert.deepEqual(p.steps.at(-1)?.error, {
+        name: 'StepTimeout',
+        message: 'the step ran past its time limit of 0.3 s',
+      });
     });
 
     void it('surfaces the engine’s errors with their code', async () => {

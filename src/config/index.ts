@@ -34,7 +34,24 @@ export const configSchema = z.object({
   }),
   STEPS_PER_THREAD: intFromEnv(16, 1).meta({
     description:
-      'Steps one step-pool thread runs at once: steps waiting on I/O share a thread, a CPU-bound step holds its own.',
+      'Steps one step-pool thread runs at once: steps waiting on I/O share a thread. New steps go only to threads whose event loop answers, so a CPU-bound step delays only the steps already running beside it (see Step isolation).',
+  }),
+  STEP_TIME_LIMIT_SECONDS: intFromEnv(3600, 1).meta({
+    description:
+      "Seconds a step's body may run unless the step declares its own `timeLimitSeconds`. Past it the step's `signal` fires; a step still running 5 s later has its thread terminated. Either way it fails with `StepTimeout`.",
+  }),
+  STEP_CRASH_LIMIT: intFromEnv(3, 1).meta({
+    description:
+      "Times a step may crash its step thread, running alone on it (out of memory, `process.exit`, an uncaught error), before its process fails with `StepCrashed` and the crash's reason. Steps that only shared a crashed thread run again, not counted.",
+  }),
+  STEP_THREAD_MEMORY_MB: intFromEnv(512, 16).meta({
+    description:
+      'A step thread whose heap (used, plus Buffers and other external memory) exceeds this after a step takes no new steps and is replaced once its steps end, so memory a step kept is given back.',
+  }),
+  STEP_THREAD_MAX_HEAP_MB: z.coerce.number().int().min(16).optional().meta({
+    description:
+      'Largest JavaScript heap of a step thread (its `maxOldGenerationSizeMb`): a step that needs more crashes its thread (`ERR_WORKER_OUT_OF_MEMORY`), never the process.',
+    defaultText: "Node.js's own limit",
   }),
   LEASE_SECONDS: intFromEnv(30, 1).meta({
     description:

@@ -30,6 +30,7 @@ export {
   type StepDef,
   type StepFn,
   type StepItem,
+  type StepOptions,
   type SubProcessesStep,
 } from './dsl/steps.ts';
 export type {

@@ -213,10 +213,14 @@ export function createRunner(opts: RunnerOptions): Runner {
                 processId: claim.id,
                 attempt,
                 callbackUrl: address?.url,
+                timeLimitSeconds:
+                  'timeLimitSeconds' in stepDef ? stepDef.timeLimitSeconds : undefined,
               },
               controller.signal,
             )
-            // After an abort the pool may give up on a step that ignores its signal.
+            // After an abort the pool may give up on a step that ignores its signal (its thread
+            // is then terminated); a step past its time limit, or one that crashed its thread too
+            // often, is a failed outcome (StepTimeout, StepCrashed).
             .catch((err: unknown) => {
               if (controller.signal.aborted) return undefined;
               throw err;

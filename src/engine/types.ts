@@ -60,4 +60,6 @@ export interface StepTask {
   attempt: number;
   /** A callback step: the URL its action hands out. */
   callbackUrl?: string | undefined;
+  /** The step's own time limit (`timeLimitSeconds`); unset: the pool's default (STEP_TIME_LIMIT_SECONDS). */
+  timeLimitSeconds?: number | undefined;
 }

@@ -108,8 +108,12 @@ export async function createTestEngine(options: TestEngineOptions): Promise<Test
           maxThreads: options.stepThreads ?? 2,
           stepsPerThread: options.stepsPerThread ?? 16,
           abortGraceMs,
+          timeLimitSeconds: options.stepTimeLimitSeconds ?? 3_600,
+          crashLimit: options.stepCrashLimit ?? 3,
+          threadMemoryMb: options.stepThreadMemoryMb ?? 512,
+          maxHeapMb: options.stepThreadMaxHeapMb,
         })
-      : inProcessStepPool(registry, abortGraceMs);
+      : inProcessStepPool(registry, abortGraceMs, options.stepTimeLimitSeconds ?? 3_600);
   const later: { launch?: (ids: string[]) => void } = {};
   const timekeeper = createTimekeeper({
     pool,

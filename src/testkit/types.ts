@@ -56,8 +56,16 @@ interface CommonOptions {
   publicUrl?: string;
   /** How long `run`, `resume`, `skip`, `callback` and `advanceRetries` wait for processes to stop moving. Default 10 s. */
   waitMs?: number;
-  /** After an abort, how long a step may take to notice before it is abandoned. Default 1000 ms. */
+  /**
+   * After an abort, or past its time limit, how long a step may take to notice before it is
+   * abandoned (on threads: its thread terminated). Default 1000 ms.
+   */
   abortGraceMs?: number;
+  /**
+   * Seconds a step may run unless it declares `timeLimitSeconds` (STEP_TIME_LIMIT_SECONDS): past
+   * it the step fails with `StepTimeout`, as in production. Default 3600.
+   */
+  stepTimeLimitSeconds?: number;
   leaseSeconds?: number;
   /**
    * How long one evaluation of a form (its page functions and refinements, which may look things
@@ -99,6 +107,12 @@ export interface ThreadStepsOptions extends CommonOptions {
   stepThreads?: number;
   /** Steps one thread runs at once (STEPS_PER_THREAD). Default 16. */
   stepsPerThread?: number;
+  /** Crashes of its thread, alone, after which a step fails with `StepCrashed` (STEP_CRASH_LIMIT). Default 3. */
+  stepCrashLimit?: number;
+  /** A thread whose heap exceeds this after a step is replaced (STEP_THREAD_MEMORY_MB). Default 512. */
+  stepThreadMemoryMb?: number;
+  /** Each thread's largest heap (STEP_THREAD_MAX_HEAP_MB). Default: Node.js's own limit. */
+  stepThreadMaxHeapMb?: number;
 }
 
 export type TestEngineOptions = InlineStepsOptions | ThreadStepsOptions;

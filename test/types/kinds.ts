@@ -120,3 +120,16 @@ export const fanOutDefaultKey = start
   .subProcesses('Children', () => [])
   // @ts-expect-error TS2339: without resultKey the outcomes are under `children`
   .step('Report', ({ state }) => ({ n: state.kids.length }));
+
+// A time limit on the steps that run a body: a number of seconds, beside each kind's options.
+export const limited = start
+  .step('Quick', () => ({ quick: true }), { timeLimitSeconds: 5 })
+  .retryStep('Call', () => ({ called: true }), {
+    maxAttempts: 2,
+    backoffSeconds: 1,
+    timeLimitSeconds: 30,
+  })
+  .callbackStep('Job', { action: () => {}, timeoutSeconds: 600, timeLimitSeconds: 10 });
+
+// @ts-expect-error TS2322: a time limit is a number of seconds
+export const badLimit = start.step('Quick', () => {}, { timeLimitSeconds: '5 s' });

@@ -58,11 +58,20 @@ interface StepBase {
   /** The `stepGroup` it belongs to, shown with its step rows. */
   group?: string | undefined;
 }
-export interface PlainStep extends StepBase {
+/** What a step that runs a body (a step, a retry step, a callback step's action) may declare. */
+export interface StepOptions {
+  /**
+   * Seconds the body may run. Past it the step's `signal` fires; a body that has not stopped a
+   * grace period later loses its thread (terminated and replaced). Either way the step fails with
+   * `StepTimeout` ("the step ran past its time limit of N s"). Default: STEP_TIME_LIMIT_SECONDS.
+   */
+  timeLimitSeconds?: number | undefined;
+}
+export interface PlainStep extends StepBase, StepOptions {
   kind: 'step';
   run: StepFn;
 }
-export interface RetryOptions {
+export interface RetryOptions extends StepOptions {
   /** Attempts in all, the first included; after the last failure the process is `failed`. */
   maxAttempts: number;
   /** Wait before the first retry; doubles with each further one. */
@@ -90,7 +99,8 @@ export interface InputStep extends StepBase {
   /** Who may resume it (default: the workflow's `authorize`). */
   authorizeResume?: AuthorizeHook | undefined;
 }
-export interface CallbackOptions {
+export interface CallbackOptions extends StepOptions {
+  /** Starts the external work; its time limit is `timeLimitSeconds` (`timeoutSeconds` is the answer's). */
   action: CallbackFn;
   /**
    * Checks the posted payload before it is stored: a zod schema, or a function that returns the
@@ -129,9 +139,9 @@ export type StepDef =
 /** One entry of a workflow's `steps`: a step, or several from `conditional` or `stepGroup`. */
 export type StepItem = StepDef | StepItem[];
 
-/** A step that runs `run` on the step pool. */
-export function step(name: string, run: StepFn): PlainStep {
-  return { kind: 'step', name, run, when: [] };
+/** A step that runs `run` on the step pool (`options.timeLimitSeconds`: see StepOptions). */
+export function step(name: string, run: StepFn, options: StepOptions = {}): PlainStep {
+  return { kind: 'step', name, run, when: [], ...options };
 }
 
 /**

@@ -138,10 +138,15 @@ declare const startInput: unique symbol;
 export interface WorkflowBuilder<S extends State, I = unknown> extends WorkflowDefinition {
   /** Types only, never set: what the start form takes. */
   readonly [startInput]?: I;
-  /** A step that runs `run` on the step pool; what it returns is merged into the state. */
+  /**
+   * A step that runs `run` on the step pool; what it returns is merged into the state.
+   * `timeLimitSeconds`: how long it may run (default STEP_TIME_LIMIT_SECONDS), then it fails
+   * with `StepTimeout`.
+   */
   step<R extends StepResult>(
     name: string,
     run: (ctx: StepContext<S>) => Awaitable<R>,
+    options?: { timeLimitSeconds?: number },
   ): WorkflowBuilder<Merge<S, Delta<R>>, I>;
   /** A step retried by itself after an error, with backoff (see `retryStep`). */
   retryStep<R extends StepResult>(
@@ -151,6 +156,8 @@ export interface WorkflowBuilder<S extends State, I = unknown> extends WorkflowD
       maxAttempts: number;
       backoffSeconds: number | ((state: S) => number);
       maxBackoffSeconds?: number;
+      /** How long one attempt may run (see `step`); one past it is a failed attempt. */
+      timeLimitSeconds?: number;
     },
   ): WorkflowBuilder<Merge<S, Delta<R>>, I>;
   /** Suspends until a user resumes with input valid for `form`; its fields join the state. */
@@ -174,6 +181,8 @@ export interface WorkflowBuilder<S extends State, I = unknown> extends WorkflowD
       action: (ctx: CallbackContext<S>) => Awaitable<R>;
       validate?: z.ZodType<V> | ((payload: unknown, state: Merge<S, Delta<R>>) => V);
       timeoutSeconds?: number | ((state: Merge<S, Delta<R>>) => number);
+      /** How long `action` may run (see `step`); `timeoutSeconds` is how long the answer may take. */
+      timeLimitSeconds?: number;
       resultKey?: K;
     },
   ): WorkflowBuilder<Merge<Merge<S, Delta<R>>, { [P in K]: V }>, I>;

@@ -48,6 +48,11 @@ const fromState = (v: unknown) =>
 function stepProblem(s: StepDef): string | undefined {
   if (s === null || typeof s !== 'object' || typeof s.name !== 'string' || s.name.length === 0)
     return 'a step needs a name';
+  if (s.kind === 'step' || s.kind === 'retry' || s.kind === 'callback') {
+    const limit = s.timeLimitSeconds;
+    if (limit !== undefined && !(typeof limit === 'number' && limit > 0 && Number.isFinite(limit)))
+      return 'timeLimitSeconds must be a number > 0';
+  }
   switch (s.kind) {
     case 'step':
       return typeof s.run === 'function' ? undefined : 'run must be a function';
@@ -111,7 +116,7 @@ function builder<S extends State>(def: WorkflowDefinition): WorkflowBuilder<S> {
     steps(builder<S>({ ...def, steps: [] })).steps;
   return {
     ...def,
-    step: (name, run) => next([step(name, run)]),
+    step: (name, run, options = {}) => next([step(name, run, options)]),
     retryStep: (name, run, options) => next([retryStep(name, run, options)]),
     inputStep: (name, form, options = {}) => next([inputStep(name, form, options)]),
     callbackStep: (name, options) => next([callbackStep(name, options)]),
