@@ -7,7 +7,8 @@ import type { Config } from './config/index.ts';
 import type { Logger } from './config/logger.ts';
 import { openDatabase } from './db/database.ts';
 import { createEventPublisher } from './db/events.ts';
-import { createPool } from './db/pool.ts';
+import { createPool, sessionLimitsOf } from './db/pool.ts';
+import { createDatabaseWatch } from './api/database-watch.ts';
 import { recordPublicUrl } from './db/settings.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { loadRegistry } from './engine/registry.ts';
@@ -39,12 +40,37 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   const registry = await loadRegistry(config.WORKFLOWS_DIR);
   logger.info('workflows loaded', { count: registry.list().length });
   const database = await openDatabase(config, logger);
+  // Every session bounds how long it waits for a lock and how long a lost one keeps its locks
+  // (see SessionLimits in src/db/pool.ts).
+  const limits = sessionLimitsOf(config);
   const pool = createPool({
     connectionString: database.connectionString,
     max: config.DB_POOL_SIZE,
     logger,
     applicationName: 'orchestrator-api',
+    limits,
   });
+  // The API's reads and its health check have connections of their own, each statement bounded
+  // too: operations piling up on a locked row cannot take them, and a read cannot hang.
+  const reads = { ...limits, statementTimeoutMs: config.API_READ_TIMEOUT_MS };
+  const readPool = createPool({
+    connectionString: database.connectionString,
+    max: config.DB_READ_POOL_SIZE,
+    logger,
+    applicationName: 'orchestrator-api-reads',
+    limits: reads,
+  });
+  // One connection, not kept (each check connects: a database that refuses new clients shows).
+  const healthPool = createPool({
+    connectionString: database.connectionString,
+    max: 1,
+    logger,
+    applicationName: 'orchestrator-api-health',
+    limits: reads,
+    idleTimeoutMillis: 1,
+    connectRetryMs: 0,
+  });
+  const databaseWatch = createDatabaseWatch();
   // Events of committed changes, sent after each commit (see src/db/events.ts).
   const events = createEventPublisher({ connectionString: database.connectionString, logger });
   await events.start();
@@ -63,6 +89,7 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   });
   const engine = createEngine({
     pool,
+    readPool,
     registry,
     dispatcher: executor.dispatcher,
     logger,
@@ -82,6 +109,8 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
   const app = createApp({
     engine,
     pool,
+    healthPool,
+    databaseWatch,
     scheduler: executor.scheduler,
     executor: config.EXECUTOR,
     queues: allQueues(config.TARGET_QUEUES),
@@ -173,6 +202,8 @@ export async function startOrchestrator(config: Config, logger: Logger): Promise
         await executor.stop(timeoutMs);
         await events.stop();
         await pool.end();
+        await readPool.end();
+        await healthPool.end();
         await database.close();
       })();
       return closing;

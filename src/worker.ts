@@ -7,7 +7,7 @@ import type { Logger } from './config/logger.ts';
 import { embeddedConnectionString } from './db/embedded.ts';
 import { runMigrations } from './db/migrate.ts';
 import { createEventPublisher } from './db/events.ts';
-import { createPool, retryOnConnectionError, type Queryable } from './db/pool.ts';
+import { createPool, retryOnConnectionError, sessionLimitsOf, type Queryable } from './db/pool.ts';
 import { getPublicUrl } from './db/settings.ts';
 import { markWorkerStopped, pruneWorkers, registerWorker, workerHeartbeat } from './db/workers.ts';
 import { loadRegistry } from './engine/registry.ts';
@@ -85,6 +85,8 @@ export async function startWorker(
     max: config.DB_POOL_SIZE,
     logger,
     applicationName: 'orchestrator-worker',
+    // A worker cut off mid-commit holds its locks about a lease at most (src/db/pool.ts).
+    limits: sessionLimitsOf(config),
   });
   // The hand-off's fetches and claims (see src/executors/worker.ts).
   const handOffPool = createPool({
@@ -93,6 +95,7 @@ export async function startWorker(
     logger,
     applicationName: 'orchestrator-worker-handoff',
     asynchronousCommit: true,
+    limits: sessionLimitsOf(config),
   });
   const boss = createBoss({
     connectionString,

@@ -87,6 +87,37 @@ it('finds nothing wrong in consistent data and each kind of corruption in broken
   expect(by(failedKeepsLease)).toEqual(['status fits steps']);
 });
 
+it('flags a running process whose lease expired more than two leases ago', async () => {
+  // A runner cut off mid-transaction: its session held the row, so no sweeper took it over.
+  const lease = `, lease_token = gen_random_uuid(), lease_expires_at = now() - $4::interval`;
+  const seeded = async (ago: string) => {
+    const id = await seedProcess(h.db.pool);
+    await h.db.pool.query(
+      `UPDATE orchestrator.processes SET status = $2, step_index = $3 ${lease} WHERE id = $1`,
+      [id, 'running', 0, ago],
+    );
+    return id;
+  };
+  const lost = await seeded('25 seconds');
+  const late = await seeded('15 seconds');
+  const found = await checkInvariants(h.db.pool, { registry, leaseSeconds: 10 });
+  const by = (id: string) => found.filter((v) => v.processId === id);
+  expect(by(lost)).toEqual([
+    {
+      invariant: 'no abandoned lease',
+      processId: lost,
+      detail: 'lease expired more than 20 s ago',
+    },
+  ]);
+  // Expired, but within two leases: a sweeper may still be on its way.
+  expect(by(late)).toEqual([]);
+  // Without the lease, the grace stays abandonedAfterSeconds (60 s).
+  expect(
+    (await checkInvariants(h.db.pool, { registry })).filter((v) => v.processId === lost),
+  ).toEqual([]);
+  await h.db.pool.query(`DELETE FROM orchestrator.processes WHERE id = ANY($1)`, [[lost, late]]);
+});
+
 describe('retries and callbacks', () => {
   /** A process of `workflow` claimed by a runner, as the engine leaves it before its first step. */
   async function claimed(workflow: string): Promise<{ id: string; token: string }> {

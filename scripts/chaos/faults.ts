@@ -2,8 +2,12 @@
 // is part of the fault); recovery is measured separately by the caller.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
+import { loadConfig } from '../../src/config/index.ts';
+import { silentLogger } from '../../src/config/logger.ts';
+import { createPool, sessionLimitsOf } from '../../src/db/pool.ts';
 import type { Violation } from '../../src/db/testkit/invariants.ts';
 import type { OwnCluster } from '../support/cluster.ts';
+import { startFreezingProxy } from '../support/freezing-proxy.ts';
 import type { Service } from './cluster.ts';
 import type { Load } from './load.ts';
 import type { Timeline } from './schedules.ts';
@@ -32,7 +36,8 @@ export type FaultKind =
   | 'listen_cut'
   | 'concurrent_resume_abort'
   | 'kill9_api'
-  | 'pause';
+  | 'pause'
+  | 'lost_client';
 
 const randomOf = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
 
@@ -126,6 +131,67 @@ export const FAULTS: Record<FaultKind, (c: FaultContext) => Promise<string>> = {
     if (unexpected.length)
       throw new Error(`unexpected answers to racing resume/abort: ${unexpected.join(',')}`);
     return `50 concurrent resumes/aborts on ${rows.length} processes`;
+  },
+
+  /**
+   * A session of the engine (its settings, through a proxy) holds a live process's row in a
+   * transaction and is cut off without a FIN: the proxy stops forwarding and keeps its sockets.
+   * The runner's commit on that row meets lock_timeout and is tried again; the server must end the
+   * session within idle_in_transaction_session_timeout, which frees the row.
+   */
+  async lost_client(c) {
+    const { rows } = await c.pool.query<{ id: string }>(
+      `SELECT id FROM orchestrator.processes
+        WHERE status IN ('running', 'created', 'resumed', 'suspended', 'waiting')
+        ORDER BY status = 'running' DESC, random() LIMIT 1`,
+    );
+    const id = rows[0]?.id;
+    if (!id) return 'no process to hold';
+    const limits = sessionLimitsOf(
+      loadConfig({ DATABASE_URL: c.db.url, LEASE_SECONDS: String(c.leaseSeconds) }),
+    );
+    const bound = limits.idleInTransactionMs ?? 0;
+    const target = new URL(c.db.url);
+    const proxy = await startFreezingProxy({ host: target.hostname, port: Number(target.port) });
+    const name = 'orchestrator-lost-client';
+    const pool = createPool({
+      connectionString: proxy.urlFor(c.db.url),
+      max: 1,
+      logger: silentLogger,
+      applicationName: name,
+      limits,
+    });
+    const client = await pool.connect();
+    client.on('error', () => undefined);
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT 1 FROM orchestrator.processes WHERE id = $1 FOR UPDATE`, [id]);
+      proxy.freeze();
+      const frozenAt = Date.now();
+      void client.query('COMMIT').catch(() => undefined);
+      for (;;) {
+        const { rowCount } = await c.pool.query(
+          `SELECT 1 FROM pg_stat_activity WHERE application_name = $1`,
+          [name],
+        );
+        const ms = Date.now() - frozenAt;
+        if (!rowCount)
+          return `a session holding process ${id} cut off mid-transaction; the server ended it after ${ms} ms`;
+        if (ms > bound + 10_000) {
+          c.violations.push({
+            invariant: 'lost client',
+            processId: id,
+            detail: `its session still there ${ms} ms after it was cut off (bound ${bound} ms)`,
+          });
+          return `a session holding process ${id} cut off mid-transaction; NOT ended after ${ms} ms`;
+        }
+        await sleep(250);
+      }
+    } finally {
+      client.release(true);
+      await proxy.close();
+      await pool.end();
+    }
   },
 
   async kill9_api(c) {

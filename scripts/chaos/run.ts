@@ -57,6 +57,7 @@ const WORKER_FAULTS: FaultKind[] = [
   'postgres_restart',
   'listen_cut',
   'sigstop_worker',
+  'lost_client',
 ];
 const THREADPOOL_FAULTS: FaultKind[] = [
   'kill9_api',
@@ -64,6 +65,7 @@ const THREADPOOL_FAULTS: FaultKind[] = [
   'pause',
   'terminate_backends',
   'postgres_restart',
+  'lost_client',
 ];
 
 const { values: args } = parseArgs({

@@ -50,6 +50,16 @@ export function createApp(options: AppOptions): express.Express {
   if (guards.length > 0) app.use('/api', ...guards);
   if (unauthenticated) app.use('/api', originCheck(site, routes));
   app.use('/api', ...hardenedJson(routes, { jsonWrites: unauthenticated }));
+  // A write that went through tells the health check the database writes again.
+  const { databaseWatch } = options;
+  if (databaseWatch)
+    app.use('/api', (req, res, next) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        res.once('finish', () => {
+          if (res.statusCode < 400) databaseWatch.wrote();
+        });
+      next();
+    });
 
   routers.forEach((group, i) => {
     const router = i === 0 ? app : express.Router();
@@ -64,6 +74,6 @@ export function createApp(options: AppOptions): express.Express {
 
   extend?.(app);
   app.use('/api', notFoundRoute);
-  app.use(errorHandler(logger));
+  app.use(errorHandler(logger, databaseWatch && ((err) => databaseWatch.refused(err))));
   return app;
 }

@@ -1,6 +1,12 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from '../config/logger.ts';
-import { isConnectionError } from '../db/pool.ts';
+import {
+  isConnectionError,
+  isDiskFull,
+  isLockTimeout,
+  isStatementTimeout,
+  isTooManyClients,
+} from '../db/pool.ts';
 import {
   ConflictError,
   ForbiddenError,
@@ -66,6 +72,12 @@ export const ERROR_CODES = {
   waiting_for_children:
     'the process waits for the child processes it started: it goes on when they have ended',
   database_unavailable: 'the database is unreachable: try again shortly',
+  database_busy:
+    'the database refuses new connections (too many clients), or a read took longer than API_READ_TIMEOUT_MS: nothing was written; try again shortly',
+  database_full:
+    'the database cannot write, its disk is full: nothing was written; try again once space is freed',
+  database_locked:
+    'a row or lock the operation needs is held by another session for longer than DB_LOCK_TIMEOUT_MS (a client cut off mid-transaction holds it at most DB_IDLE_IN_TRANSACTION_TIMEOUT_MS): nothing was written; try again shortly',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -77,11 +89,55 @@ export function errorBody(code: string, message: string, details?: unknown) {
   return { error: { code, message, ...(details === undefined ? {} : { details }) } };
 }
 
+/**
+ * Errors of the database a client cannot fix but may try again after: the code, the message and
+ * how many seconds to wait (`Retry-After`). Undefined for anything else.
+ */
+export function databaseRefusal(
+  err: unknown,
+): { code: ErrorCode; message: string; retryAfter: number } | undefined {
+  if (isDiskFull(err))
+    return {
+      code: 'database_full',
+      message: 'The database cannot write: its disk is full',
+      retryAfter: 30,
+    };
+  if (isTooManyClients(err))
+    return {
+      code: 'database_busy',
+      message: 'The database refuses new connections (too many clients); try again shortly',
+      retryAfter: 1,
+    };
+  if (isStatementTimeout(err))
+    return {
+      code: 'database_busy',
+      message: 'The database did not answer in time; try again shortly',
+      retryAfter: 1,
+    };
+  if (isLockTimeout(err))
+    return {
+      code: 'database_locked',
+      message: 'Another session holds a row or lock this operation needs; try again shortly',
+      retryAfter: 1,
+    };
+  if (isConnectionError(err))
+    return {
+      code: 'database_unavailable',
+      message: 'The database is unreachable; try again shortly',
+      retryAfter: 1,
+    };
+  return undefined;
+}
+
 export const notFoundRoute: RequestHandler = (req, res) => {
   res.status(404).json(errorBody('route_not_found', `No route ${req.method} ${req.path}`));
 };
 
-export function errorHandler(logger: Logger): ErrorRequestHandler {
+/** `onRefused`: told of each refusal of the database (disk full, no connection to spare, …). */
+export function errorHandler(
+  logger: Logger,
+  onRefused?: (err: unknown) => void,
+): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const status = (err as { status?: number; type?: string }).status;
     const type = (err as { type?: string }).type;
@@ -138,10 +194,20 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         );
       return;
     }
-    if (isConnectionError(err)) {
+    const refusal = databaseRefusal(err);
+    if (refusal) {
+      onRefused?.(err);
+      if (refusal.code !== 'database_unavailable')
+        logger.warn('the database refused a request', {
+          method: req.method,
+          path: req.path,
+          code: refusal.code,
+          err: (err as Error).message,
+        });
       res
         .status(503)
-        .json(errorBody('database_unavailable', 'The database is unreachable; try again shortly'));
+        .set('Retry-After', String(refusal.retryAfter))
+        .json(errorBody(refusal.code, refusal.message));
       return;
     }
     logger.error('request failed', {

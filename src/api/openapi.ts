@@ -135,7 +135,14 @@ function operation(route: Route, spec: OperationDoc): ZodOpenApiOperationObject 
   if (route.method !== 'get' && auth !== 'open')
     addErrors(errors, { 403: ['origin_refused'], 415: ['unsupported_media_type'] });
   if (auth === 'metricsToken') addErrors(errors, { 401: ['unauthorized'] });
-  if (spec.database ?? true) addErrors(errors, { 503: ['database_unavailable'] });
+  if (spec.database ?? true)
+    addErrors(errors, {
+      503: [
+        'database_unavailable',
+        'database_busy',
+        ...(route.method === 'get' ? [] : (['database_full', 'database_locked'] as const)),
+      ],
+    });
   addErrors(errors, { 500: ['internal_error'] });
   return {
     tags: [spec.tag],

@@ -10,6 +10,7 @@ import type { Engine } from '../engine/engine.ts';
 import type { EngineMetrics } from '../engine/metrics.ts';
 import type { describeWorkflow } from '../engine/registry.ts';
 import type { Scheduler } from '../executors/scheduler.ts';
+import type { DatabaseWatch } from './database-watch.ts';
 import type { Errors } from './errors.ts';
 
 export type Method = 'get' | 'put' | 'post' | 'delete' | 'patch';
@@ -18,6 +19,13 @@ export type Method = 'get' | 'put' | 'post' | 'delete' | 'patch';
 export interface ApiContext {
   engine: Engine;
   pool: Pool;
+  /**
+   * `GET /api/health`: a pool of its own (default `pool`), so that it answers while operations
+   * waiting on a locked row hold every connection of the others.
+   */
+  healthPool?: Pool;
+  /** What the operations met of the database refusing writes (default: nothing watched). */
+  databaseWatch?: DatabaseWatch;
   scheduler: Scheduler;
   /** `GET /api/settings/worker-status`: the executor of this deployment. */
   executor: 'threadpool' | 'worker';
@@ -44,7 +52,11 @@ export interface OperationDoc {
   operationId: string;
   summary: string;
   description?: string;
-  /** Reads the database: 503 `database_unavailable` when it is unreachable. Default true. */
+  /**
+   * Reads the database: 503 `database_unavailable` when it is unreachable, `database_busy` when it
+   * has no connection to spare; an operation that writes (any method but GET) 503
+   * `database_full` and `database_locked` too. Default true.
+   */
   database?: boolean;
   params?: z.ZodObject;
   query?: z.ZodType<unknown, Record<string, unknown>>;

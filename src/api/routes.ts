@@ -3,7 +3,7 @@
 // router's (a concrete path before a parameter that would match it: status-counts before :id) and
 // the document's.
 import { z } from 'zod';
-import { ping, type Pool } from '../db/pool.ts';
+import { isStatementTimeout, isTooManyClients, ping, type Pool } from '../db/pool.ts';
 import { callbackRoutes } from './callbacks.ts';
 import { docsRoutes } from './docs.ts';
 import { ERROR_CODES, errorBody } from './errors.ts';
@@ -17,15 +17,26 @@ import { settingsRoutes } from './settings.ts';
 import { workerStatusRoute } from './worker-status.ts';
 import { getWorkflow, listWorkflows, startProcess } from './workflows.ts';
 
-/** Checks the database with a short timeout, so a dead database answers 503 quickly. */
-async function databaseReachable(pool: Pool, timeoutMs = 2_000): Promise<boolean> {
+/**
+ * Checks the database with a short timeout, so a dead database answers 503 quickly: undefined
+ * when it answers, else the code to answer (a database refusing new connections is busy).
+ */
+async function databaseProblem(
+  pool: Pool,
+  timeoutMs = 2_000,
+): Promise<'database_unavailable' | 'database_busy' | undefined> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+  const timeout = new Promise<'database_unavailable'>(
+    (r) => (timer = setTimeout(() => r('database_unavailable'), timeoutMs)),
+  );
   try {
     return await Promise.race([
       ping(pool).then(
-        () => true,
-        () => false,
+        () => undefined,
+        (err: unknown) =>
+          isTooManyClients(err) || isStatementTimeout(err)
+            ? ('database_busy' as const)
+            : ('database_unavailable' as const),
       ),
       timeout,
     ]);
@@ -33,6 +44,14 @@ async function databaseReachable(pool: Pool, timeoutMs = 2_000): Promise<boolean
     clearTimeout(timer);
   }
 }
+
+const HEALTH_MESSAGES = {
+  database_unavailable: 'The database is unreachable',
+  database_busy: 'The database refuses new connections (too many clients)',
+  database_full: 'The database refuses writes: its disk is full',
+} as const;
+
+const HEALTH_CODES = ['database_unavailable', 'database_busy', 'database_full'] as const;
 
 const health: Route = {
   method: 'get',
@@ -42,25 +61,27 @@ const health: Route = {
     tag: 'Health',
     operationId: 'getHealth',
     summary: 'Health check',
-    description: 'Answers 503 when the database is unreachable.',
+    description:
+      'Answers 503 when the database is unreachable, refuses new connections, or refused a write for a full disk since the last write that went through.',
     database: false,
     responses: {
       200: json(healthSchema, 'The API and its database are up'),
       503: json(
-        errorSchema(['database_unavailable']).extend({ status: z.literal('unavailable') }),
-        `Service unavailable:\n\n- \`database_unavailable\`: ${ERROR_CODES.database_unavailable}`,
+        errorSchema([...HEALTH_CODES]).extend({ status: z.literal('unavailable') }),
+        `Service unavailable:\n\n${HEALTH_CODES.map((c) => `- \`${c}\`: ${ERROR_CODES[c]}`).join('\n')}`,
       ),
     },
   },
   handler:
-    ({ pool }) =>
+    ({ pool, healthPool, databaseWatch }) =>
     async (_req, res) => {
-      if (await databaseReachable(pool)) res.json({ status: 'ok' });
+      const problem = (await databaseProblem(healthPool ?? pool)) ?? databaseWatch?.condition();
+      if (!problem) res.json({ status: 'ok' });
       else
-        res.status(503).json({
-          status: 'unavailable',
-          ...errorBody('database_unavailable', 'The database is unreachable'),
-        });
+        res
+          .status(503)
+          .set('Retry-After', '1')
+          .json({ status: 'unavailable', ...errorBody(problem, HEALTH_MESSAGES[problem]) });
     },
 };
 

@@ -69,6 +69,28 @@ export const configSchema = z.object({
     defaultText: '`workflows`',
   }),
   DB_POOL_SIZE: intFromEnv(10, 2).meta({ description: "Connections in the engine's pool." }),
+  DB_READ_POOL_SIZE: intFromEnv(3, 1).meta({
+    description:
+      'Connections the API keeps apart for its reads (the list, a process, the counts, the engine status), so that operations waiting on a locked row never take them all; `/api/health` has a connection of its own besides.',
+  }),
+  DB_LOCK_TIMEOUT_MS: intFromEnv(5_000, 0).meta({
+    description:
+      "Milliseconds a statement of the engine waits for a row or lock another session holds (`lock_timeout`; 0: forever). Past it an API operation answers 503 `database_locked` and writes nothing; a runner's commit is tried again.",
+  }),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(0).optional().meta({
+    description:
+      'Milliseconds the server lets a session of the engine sit idle inside a transaction before it ends the session (`idle_in_transaction_session_timeout`; 0: never): a worker or API cut off mid-transaction holds its locks no longer than this.',
+    defaultText: 'LEASE_SECONDS, at least 10 s',
+  }),
+  DB_KEEPALIVE_SECONDS: z.coerce.number().int().min(0).optional().meta({
+    description:
+      "Idle seconds before TCP keepalive probes start on the engine's connections, on both sides (pg's `keepAlive`, the server's `tcp_keepalives_*`; 0: off): a peer gone without a FIN is dropped after about twice this.",
+    defaultText: 'LEASE_SECONDS / 2',
+  }),
+  API_READ_TIMEOUT_MS: intFromEnv(30_000, 0).meta({
+    description:
+      "Milliseconds one statement of the API's reads and health check may run (`statement_timeout` of their connections; 0: no limit); past it 503 `database_busy`.",
+  }),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').meta({
     description: 'Log level: `debug`, `info`, `warn`, `error`; logs are JSON lines on stderr.',
   }),

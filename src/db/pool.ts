@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { Config } from '../config/index.ts';
 import type { Logger } from '../config/logger.ts';
 
 export type Pool = pg.Pool;
@@ -29,7 +30,85 @@ export interface PoolOptions {
    * later durable commit flushes anyway, or that are harmless to lose. Default false.
    */
   asynchronousCommit?: boolean;
+  /** How long a session may hold or wait for locks, and how a lost peer is noticed. Default: none. */
+  limits?: SessionLimits;
+  /**
+   * How long a new connection refused with 53300 (too many clients) is tried again before the
+   * caller gets the error, like a connection loss. Default 2000 ms.
+   */
+  connectRetryMs?: number;
+  /** Close a connection idle this long. Default 30 s. */
+  idleTimeoutMillis?: number;
   logger: Logger;
+}
+
+/**
+ * The bounds every session of the engine carries, so that a client lost without a FIN (a worker
+ * or an API cut off by the network, a frozen VM) cannot hold its locks for hours, and nothing
+ * waits on it for longer than a bound. Milliseconds unless said; 0 or undefined: not set.
+ */
+export interface SessionLimits {
+  /**
+   * `idle_in_transaction_session_timeout`: the server ends a session left idle inside a
+   * transaction this long (a client lost mid-transaction), which rolls it back and frees its locks.
+   * No transaction of the engine waits this long between two statements.
+   */
+  idleInTransactionMs?: number;
+  /**
+   * `lock_timeout`: a statement waiting this long for a lock another session holds fails (55P03)
+   * instead of holding its connection until that session goes away: the API answers 503
+   * `database_locked`, a runner's commit is tried again.
+   */
+  lockTimeoutMs?: number;
+  /** `statement_timeout`: for the API's reads, which must never hold a connection for long. */
+  statementTimeoutMs?: number;
+  /**
+   * TCP keepalive, both ways, after this many idle seconds: the client's socket (pg's `keepAlive`,
+   * Node probing every second 10 times) and the server's (`tcp_keepalives_idle`, probing every
+   * third of it 3 times), so each side drops a peer that went away without a FIN after about
+   * twice this (the server's side frees the connection slot of a lost client).
+   */
+  keepAliveSeconds?: number;
+}
+
+/** The engine's session bounds from the configuration (see the DB_* settings). */
+export function sessionLimitsOf(
+  config: Pick<
+    Config,
+    | 'LEASE_SECONDS'
+    | 'DB_LOCK_TIMEOUT_MS'
+    | 'DB_IDLE_IN_TRANSACTION_TIMEOUT_MS'
+    | 'DB_KEEPALIVE_SECONDS'
+  >,
+): SessionLimits {
+  return {
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    // About a lease (at least 10 s, as no transaction of the engine is close to it anyway): a
+    // process whose runner was cut off mid-commit is free for the sweeper within about two leases.
+    idleInTransactionMs:
+      config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS ?? Math.max(config.LEASE_SECONDS, 10) * 1000,
+    keepAliveSeconds:
+      config.DB_KEEPALIVE_SECONDS ?? Math.max(1, Math.round(config.LEASE_SECONDS / 2)),
+  };
+}
+
+/** The `-c` settings of `limits` for the connection's `options`. */
+function sessionSettings(limits: SessionLimits): string[] {
+  const out: string[] = [];
+  const ms = (name: string, v: number | undefined) => {
+    if (v) out.push(`-c ${name}=${Math.round(v)}`);
+  };
+  ms('idle_in_transaction_session_timeout', limits.idleInTransactionMs);
+  ms('lock_timeout', limits.lockTimeoutMs);
+  ms('statement_timeout', limits.statementTimeoutMs);
+  const idle = limits.keepAliveSeconds;
+  if (idle) {
+    // Ignored by the server on a Unix socket, where a lost peer is seen at once.
+    out.push(`-c tcp_keepalives_idle=${idle}`);
+    out.push(`-c tcp_keepalives_interval=${Math.max(1, Math.ceil(idle / 3))}`);
+    out.push('-c tcp_keepalives_count=3');
+  }
+  return out;
 }
 
 /** A pool whose idle-client errors (database restart, terminated backend) are logged, not fatal. */
@@ -58,12 +137,17 @@ export function createPool(opts: PoolOptions): Pool {
     options: [
       '-c plan_cache_mode=force_custom_plan',
       opts.asynchronousCommit ? '-c synchronous_commit=off' : '',
+      ...sessionSettings(opts.limits ?? {}),
     ]
       .filter(Boolean)
       .join(' '),
+    ...(opts.limits?.keepAliveSeconds
+      ? { keepAlive: true, keepAliveInitialDelayMillis: opts.limits.keepAliveSeconds * 1000 }
+      : {}),
     connectionTimeoutMillis: 5_000,
-    idleTimeoutMillis: 30_000,
+    idleTimeoutMillis: opts.idleTimeoutMillis ?? 30_000,
   });
+  retryRefusedConnects(pool, opts.connectRetryMs ?? 2_000);
   // Every client gets its own error listener: pg-pool listens only on idle clients, and a backend
   // terminated between two queries of a transaction would emit an unhandled 'error' and kill the
   // process. With it the next query fails instead, and the pool drops the broken client. It also
@@ -73,6 +157,38 @@ export function createPool(opts: PoolOptions): Pool {
   });
   pool.on('error', () => undefined);
   return pool;
+}
+
+/**
+ * A new connection the server refused for want of slots (53300, too many clients) is tried again
+ * with doubling delays for up to `forMs`, as a connection loss would be: a burst of clients
+ * elsewhere costs a caller a short wait, not an error. `pool.query` goes through `connect` too.
+ */
+function retryRefusedConnects(pool: Pool, forMs: number): void {
+  if (forMs <= 0) return;
+  type Callback = (err: Error | undefined, client?: PoolClient, release?: () => void) => void;
+  const connect = pool.connect.bind(pool) as (cb: Callback) => void;
+  const withRetry = (cb: Callback) => {
+    const deadline = Date.now() + forMs;
+    const attempt = (delay: number) =>
+      connect((err, client, release) => {
+        if (err && isTooManyClients(err) && Date.now() + delay < deadline && !pool.ending) {
+          setTimeout(() => attempt(Math.min(delay * 2, 500)), delay);
+          return;
+        }
+        cb(err, client, release);
+      });
+    attempt(50);
+  };
+  (pool as { connect: unknown }).connect = (cb?: Callback) => {
+    if (cb) {
+      withRetry(cb);
+      return undefined;
+    }
+    return new Promise<PoolClient>((resolve, reject) =>
+      withRetry((err, client) => (err ? reject(err) : resolve(client!))),
+    );
+  };
 }
 
 /** Runs `fn` in a transaction on one client; rolls back on any error. */
@@ -141,7 +257,24 @@ const CONNECTION_CODES = new Set([
   '08001',
   '08003',
   '08006',
+  // too_many_connections: the server refuses new clients for now (max_connections reached); a
+  // caller waits and tries again as after a loss. The API answers it 503 `database_busy`.
+  '53300',
 ]);
+
+/** The server has no connection slot to spare (53300). */
+export const isTooManyClients = (err: unknown) => sqlState(err) === '53300';
+/** The server cannot write: its disk is full (53100, disk_full). */
+export const isDiskFull = (err: unknown) => sqlState(err) === '53100';
+/** A statement gave up waiting for a lock another session holds (55P03, `lock_timeout`). */
+export const isLockTimeout = (err: unknown) => sqlState(err) === '55P03';
+/** A statement cancelled by its `statement_timeout` (57014, query_canceled). */
+export const isStatementTimeout = (err: unknown) => sqlState(err) === '57014';
+
+function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
 
 /**
  * Runs `fn`, retrying it after connection failures with doubling delays (`firstDelayMs` up to

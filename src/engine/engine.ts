@@ -25,6 +25,11 @@ import { getProcess, listProcessesOf, statusCountsOf } from './operations/view.t
 
 export interface EngineOptions {
   pool: Pool;
+  /**
+   * The pool of the reads (a process, the list, the counts, the engine status), default `pool`:
+   * one of their own keeps them answering while writes wait on a locked row.
+   */
+  readPool?: Pool;
   registry: Registry;
   dispatcher: Dispatcher;
   logger: Logger;

@@ -3,7 +3,7 @@
 // through connection failures.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../config/logger.ts';
-import { isConnectionError, withTransaction, type Pool } from '../db/pool.ts';
+import { isConnectionError, isLockTimeout, withTransaction, type Pool } from '../db/pool.ts';
 import { insertChildren } from '../db/children.ts';
 import {
   commitStep,
@@ -74,7 +74,10 @@ export function createStepCommitter(opts: StepCommitterOptions): StepCommitter {
         // Committed by the earlier try, whose events are unknown: listeners may miss this step.
         if (retried && (err as { constraint?: string }).constraint === 'process_steps_cleared_once')
           return { held: true, events: null };
-        if (!isConnectionError(err) || Date.now() + delay > deadline) throw err;
+        // A connection lost or refused (too many clients), or a row locked past lock_timeout by
+        // a session that will be ended (idle_in_transaction_session_timeout): tried again.
+        const transient = isConnectionError(err) || isLockTimeout(err);
+        if (!transient || Date.now() + delay > deadline) throw err;
         logger.warn('commit failed, retrying', { processId: commit.id, step: commit.name, err });
         retried = true;
         await sleep(delay);

@@ -29,6 +29,13 @@ export interface InvariantOptions {
    * its time by as long as not timed out. Default 60 s.
    */
   abandonedAfterSeconds?: number;
+  /**
+   * The runners' LEASE_SECONDS: a `running` process whose lease expired more than two leases ago
+   * counts as abandoned (the sweeper takes an expired lease over within about one), or after
+   * `abandonedAfterSeconds` when that is shorter. A runner cut off mid-transaction, whose session
+   * still held the process's row, left one so.
+   */
+  leaseSeconds?: number;
   /** Check that every created/resumed/waiting process has exactly one live job (worker mode). Default false. */
   checkJobs?: boolean;
 }
@@ -83,6 +90,10 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
   );
 
   // 3. The status fits the step rows and the definition.
+  const abandonedAfter =
+    opts.leaseSeconds !== undefined
+      ? Math.min(2 * opts.leaseSeconds, opts.abandonedAfterSeconds ?? Infinity)
+      : (opts.abandonedAfterSeconds ?? 60);
   const { rows } = await db.query<{
     id: string;
     workflow: string;
@@ -103,7 +114,7 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
     `SELECT p.id, p.workflow_name AS workflow, p.status, p.step_index AS "stepIndex",
             p.lease_token AS "leaseToken", p.retry_at IS NOT NULL AS "hasRetryAt",
             last.status AS "lastStatus", last.step_index AS "lastIndex",
-            (p.status = 'running' AND p.lease_expires_at < now() - make_interval(secs => $1)) AS abandoned,
+            (p.status = 'running' AND p.lease_expires_at < now() - make_interval(secs => $2)) AS abandoned,
             (p.status = 'waiting' AND p.retry_at < now() - make_interval(secs => $1)) AS "retryOverdue",
             cb.pending, cb.latest AS "latestCallback", cb.latest_index AS "latestCallbackIndex",
             cb.overdue AS "timeoutOverdue",
@@ -120,7 +131,7 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
                 coalesce(bool_or(c.status = 'pending'
                                  AND c.expires_at < now() - make_interval(secs => $1)), false) AS overdue
            FROM orchestrator.callbacks c WHERE c.process_id = p.id) cb`,
-    [opts.abandonedAfterSeconds ?? 60],
+    [opts.abandonedAfterSeconds ?? 60, abandonedAfter],
   );
   for (const r of rows) {
     const bad = (detail: string) =>
@@ -190,7 +201,7 @@ export async function checkInvariants(db: Queryable, opts: InvariantOptions): Pr
           violations.push({
             invariant: 'no abandoned lease',
             processId: r.id,
-            detail: 'lease expired long ago',
+            detail: `lease expired more than ${abandonedAfter} s ago`,
           });
         break;
     }

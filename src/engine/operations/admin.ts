@@ -135,4 +135,4 @@ export async function setGlobalLock(
   return getEngineStatus(pool);
 }
 
-export const engineStatus = (ctx: EngineContext) => getEngineStatus(ctx.pool);
+export const engineStatus = (ctx: EngineContext) => getEngineStatus(ctx.readPool);

@@ -28,6 +28,8 @@ export const asEvents = (w: Written): readonly LiveEvent[] =>
 
 export interface EngineContext {
   pool: Pool;
+  /** The reads of the API (a process, the list, the counts, the engine status): `pool` or its own. */
+  readPool: Pool;
   registry: Registry;
   dispatcher: Dispatcher;
   /** Where the events of committed changes go (after their commit). */
@@ -58,6 +60,8 @@ export interface EngineContext {
 
 export interface EngineContextOptions {
   pool: Pool;
+  /** Default `pool`. */
+  readPool?: Pool | undefined;
   registry: Registry;
   dispatcher: Dispatcher;
   publish: Publish;
@@ -78,6 +82,7 @@ export function createEngineContext(o: EngineContextOptions): EngineContext {
   }
   return {
     ...o,
+    readPool: o.readPool ?? pool,
     checkStateSize(state) {
       const bytes = JSON.stringify(state).length;
       if (bytes > maxStateBytes)

@@ -22,7 +22,7 @@ function stateDelta(prev: State, next: State): State {
 }
 
 export async function getProcess(ctx: EngineContext, id: string) {
-  const { pool } = ctx;
+  const pool = ctx.readPool;
   // One snapshot: a step committed between two separate reads would show a process whose
   // steps do not match its status.
   const [row, stepRows] = await withSnapshot(pool, (tx) =>
@@ -70,5 +70,5 @@ export async function getProcess(ctx: EngineContext, id: string) {
   return { ...row, steps, ...form, ...(callback ? { callback } : {}), ...locks, ...kids };
 }
 
-export const listProcessesOf = (ctx: EngineContext, q: ListQuery) => listProcesses(ctx.pool, q);
-export const statusCountsOf = (ctx: EngineContext) => statusCounts(ctx.pool);
+export const listProcessesOf = (ctx: EngineContext, q: ListQuery) => listProcesses(ctx.readPool, q);
+export const statusCountsOf = (ctx: EngineContext) => statusCounts(ctx.readPool);
