@@ -99,6 +99,9 @@ const MIX: [workflow: string, weight: number, start: () => Omit<Start, 'workflow
   // Each child's step takes delayMs: faults hit parents while their children are mid-way.
   ['nightly_validation', 2, () => ({ input: { delayMs: 100 + Math.floor(Math.random() * 700) } })],
   ['sleep_demo', 3, () => ({ input: { seconds: 1 + Math.round(Math.random() * 20) / 10 } })],
+  // A step past its time limit, ignoring its signal: some end within the grace, the others lose
+  // their thread, which the steps sharing it must not notice.
+  ['overtime', 1, () => ({ input: { sleepMs: 2_000 + Math.floor(Math.random() * 8_000) } })],
 ];
 const TOTAL_WEIGHT = MIX.reduce((n, [, w]) => n + w, 0);
 

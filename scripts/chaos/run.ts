@@ -25,7 +25,7 @@ import { createLocker } from './locks.ts';
 import { measureRecovery } from './recovery.ts';
 import { checkRepairs } from './repairs.ts';
 import { checkSchedule, SCHEDULE_NAME, type Timeline } from './schedules.ts';
-import { checkStepKinds } from './step-kinds.ts';
+import { checkStepKinds, OVERTIME_REASON } from './step-kinds.ts';
 
 const PROFILES = {
   short: {
@@ -271,9 +271,10 @@ async function runPhase(
 
 /**
  * Ended for the load: completed, aborted, or failed because its callback did not come (the load
- * never answers some callbacks; nothing resumes those).
+ * never answers some callbacks; nothing resumes those) or its step ran past its time limit
+ * (`overtime`).
  */
-const ENDED = `(status IN ('completed', 'aborted') OR (status = 'failed' AND failed_reason = $1))`;
+const ENDED = `(status IN ('completed', 'aborted') OR (status = 'failed' AND failed_reason IN ($1, '${OVERTIME_REASON}')))`;
 
 /**
  * Waits until nothing is left to run: every process ended (or waits for something the load gives:

@@ -2,7 +2,8 @@
 // process completed on the attempt after its last planned failure, each attempt committed once
 // (no retry lost, none run twice); every callback answered was applied at most once, with a
 // payload the load sent, the one that got the 204; every callback never answered timed out; every
-// sleep_demo completed (or was aborted), having slept at least its seconds, its sleep cleared once.
+// sleep_demo completed (or was aborted), having slept at least its seconds, its sleep cleared once;
+// every overtime process failed with StepTimeout (or was aborted), its late step never cleared.
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
 import type { Violation } from '../../src/db/testkit/invariants.ts';
@@ -23,6 +24,9 @@ interface CallbackRow {
   failedReason: string | null;
   results: unknown[];
 }
+
+/** How an `overtime` process ends: its step past its time limit of 1 s. */
+export const OVERTIME_REASON = 'the step ran past its time limit of 1 s';
 
 const count = <T>(xs: readonly T[], key: (x: T) => string) => {
   const out: Record<string, number> = {};
@@ -152,6 +156,29 @@ export async function checkStepKinds(
     }
   }
 
+  // overtime: 'Past its limit' runs past its time limit, ignoring its signal.
+  const { rows: overtimes } = await pool.query<{
+    id: string;
+    status: string;
+    failedReason: string | null;
+    cleared: number;
+    errors: (string | null)[];
+  }>(
+    `SELECT p.id, p.status, p.failed_reason AS "failedReason",
+            (SELECT count(*)::int FROM orchestrator.process_steps s
+              WHERE s.process_id = p.id AND s.name = 'Past its limit' AND s.status = 'success') AS cleared,
+            coalesce((SELECT json_agg(s.error->>'name' ORDER BY s.id) FROM orchestrator.process_steps s
+                       WHERE s.process_id = p.id AND s.name = 'Past its limit' AND s.status = 'failed'), '[]') AS errors
+       FROM orchestrator.processes p WHERE p.workflow_name = 'overtime'`,
+  );
+  for (const r of overtimes) {
+    if (r.cleared > 0) bad('time limit held', r.id, `'Past its limit' cleared ${r.cleared} times`);
+    const other = r.errors.filter((e) => e !== 'StepTimeout');
+    if (other.length > 0) bad('time limit held', r.id, `failed with ${other.join(', ')}`);
+    if (r.status === 'failed' ? r.failedReason !== OVERTIME_REASON : r.status !== 'aborted')
+      bad('time limit held', r.id, `ended ${r.status} (${r.failedReason})`);
+  }
+
   const plans = [...callbacks.values()];
   const summary = {
     retryDemo: {
@@ -172,6 +199,7 @@ export async function checkStepKinds(
       byStatus: count(sleeps, (r) => r.status),
       maxOversleptMs: Math.round(overslept),
     },
+    overtime: { processes: overtimes.length, byStatus: count(overtimes, (r) => r.status) },
   };
   return { violations, summary };
 }
