@@ -13,7 +13,7 @@ import {
   type StepMessage,
   type StepReply,
   type StepThreadData,
-} from './step-pool.ts';
+} from './step-lanes.ts';
 
 const data = workerData as StepThreadData;
 
