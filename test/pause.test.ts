@@ -1,7 +1,9 @@
 // The global lock as a true pause, in both executors: running processes stop before their next
 // step and give back their lease; nothing starts, resumes or is called back while it is set; and
 // clearing it continues everything that stopped for it.
+import { randomUUID } from 'node:crypto';
 import { expect, it } from 'vitest';
+import { heartbeatLeases, insertProcesses } from '../src/db/leases.ts';
 import { client } from './support/api.ts';
 import type { TestDatabase } from './support/database.ts';
 import { describeBothModes, useHarness } from './support/harness.ts';
@@ -88,6 +90,83 @@ function pauseSuite(ctx: () => { http: Http; db: Pick<TestDatabase, 'pool'> }) {
 describeBothModes('pause', (executor) => {
   const h = useHarness({ executor, workerArgs: ['--concurrency', '4'] });
   pauseSuite(() => ({ http: h.http, db: h.db }));
+
+  if (executor === 'threadpool') {
+    // A start or claim whose statement read the lock before the pause committed, and commits after
+    // it: the pause waits for it, so PAUSED is never said while that lease is about to appear.
+    it('a claim in flight when the lock is set is counted: PAUSING, never a PAUSED it contradicts', async () => {
+      const id = randomUUID();
+      const tx = await h.db.pool.connect();
+      try {
+        await tx.query('BEGIN');
+        const [inserted] = await insertProcesses(tx, [
+          {
+            id,
+            workflowName: 'noop',
+            target: 'CREATE',
+            isTask: false,
+            createdBy: null,
+            input: {},
+            lease: { owner: 'pause-test', leaseSeconds: 60 },
+          },
+        ]);
+        expect(inserted?.claim).toBeDefined();
+        let settled = false;
+        const pausing = h.http.put('/api/settings/status', { globalLock: true }).finally(() => {
+          settled = true;
+        });
+        await new Promise((r) => setTimeout(r, 500));
+        expect(settled).toBe(false);
+        await tx.query('COMMIT');
+        const locked = await pausing;
+        expect(locked.status).toBe(200);
+        expect(locked.body).toMatchObject({ globalLock: true, engineStatus: 'PAUSING' });
+        expect(locked.body.runningProcesses).toBe(1);
+      } finally {
+        await tx.query('ROLLBACK').catch(() => undefined);
+        tx.release();
+        await h.db.pool.query(`DELETE FROM orchestrator.processes WHERE id = $1`, [id]);
+        await h.http.put('/api/settings/status', { globalLock: false });
+      }
+    });
+
+    it('while paused, a runner late with its heartbeat does not revive its expired lease', async () => {
+      const id = randomUUID();
+      const [inserted] = await insertProcesses(h.db.pool, [
+        {
+          id,
+          workflowName: 'noop',
+          target: 'CREATE',
+          isTask: false,
+          createdBy: null,
+          input: {},
+          lease: { owner: 'pause-test', leaseSeconds: 60 },
+        },
+      ]);
+      const lease = { id, leaseToken: inserted!.claim!.leaseToken };
+      try {
+        await h.db.pool.query(
+          `UPDATE orchestrator.processes SET lease_expires_at = now() - interval '1 second'
+            WHERE id = $1`,
+          [id],
+        );
+        // Not paused: a late heartbeat keeps an expired lease nobody took over.
+        expect(await heartbeatLeases(h.db.pool, [lease], 60)).toEqual([]);
+        await h.db.pool.query(
+          `UPDATE orchestrator.processes SET lease_expires_at = now() - interval '1 second'
+            WHERE id = $1`,
+          [id],
+        );
+        const locked = await h.http.put('/api/settings/status', { globalLock: true });
+        expect(locked.body.engineStatus).toBe('PAUSED');
+        expect(await heartbeatLeases(h.db.pool, [lease], 60)).toEqual([id]);
+        expect((await h.http.get('/api/settings/status')).body.engineStatus).toBe('PAUSED');
+      } finally {
+        await h.db.pool.query(`DELETE FROM orchestrator.processes WHERE id = $1`, [id]);
+        await h.http.put('/api/settings/status', { globalLock: false });
+      }
+    });
+  }
 
   if (executor === 'worker') {
     it('processes whose jobs a worker consumed while paused get new jobs when unpaused', async () => {

@@ -176,7 +176,9 @@ export interface Lease {
 
 /**
  * Extends every lease a runner holds in one statement (one commit per runner and interval, not one
- * per process); returns the ids whose lease was lost (aborted, or taken over after expiry).
+ * per process); returns the ids whose lease was lost (aborted, or taken over after expiry). While
+ * the engine is paused a lease that already expired is not revived: the engine may have said
+ * PAUSED since, and its process is continued (its step run again) once the lock is cleared.
  */
 export async function heartbeatLeases(
   db: Queryable,
@@ -190,6 +192,7 @@ export async function heartbeatLeases(
      held AS (
        UPDATE orchestrator.processes p SET lease_expires_at = now() + make_interval(secs => $3)
          FROM l WHERE p.id = l.id AND p.lease_token = l.token
+          AND (p.lease_expires_at > clock_timestamp() OR NOT ${PAUSED})
        RETURNING p.id)
      SELECT l.id FROM l WHERE l.id NOT IN (SELECT id FROM held)`,
     values: [leases.map((l) => l.id), leases.map((l) => l.leaseToken), leaseSeconds],

@@ -41,12 +41,23 @@ export async function getEngineStatus(db: Queryable): Promise<EngineStatus> {
   };
 }
 
-/** Sets or clears the global lock; returns the event to publish when it changed. */
+/**
+ * Sets or clears the global lock, in a transaction `tx` of the caller's; returns the event to
+ * publish when it changed.
+ *
+ * First it takes the processes table in SHARE ROW EXCLUSIVE mode (till `tx` ends), which waits
+ * for every transaction writing processes right now. A claim or start whose statement read the
+ * lock before it was set commits before this one does, so the status read after it counts that
+ * lease (PAUSING, not a PAUSED that a late claim then contradicts); statements that take their
+ * snapshot after this commit see the lock. Writers queue for the moment it is held: a pause costs
+ * them one short wait, and claims no lock of their own on every start.
+ */
 export async function setGlobalLock(
-  db: Queryable,
+  tx: Queryable,
   globalLock: boolean,
 ): Promise<EngineEventRow | undefined> {
-  const { rowCount } = await db.query(
+  await tx.query(`LOCK TABLE orchestrator.processes IN SHARE ROW EXCLUSIVE MODE`);
+  const { rowCount } = await tx.query(
     `UPDATE orchestrator.engine_settings SET global_lock = $1 WHERE global_lock IS DISTINCT FROM $1`,
     [globalLock],
   );

@@ -123,7 +123,7 @@ export async function setGlobalLock(
   globalLock: boolean,
 ): Promise<EngineStatus> {
   const { pool, publish } = ctx;
-  if (globalLock) publish([await setLock(pool, true)]);
+  if (globalLock) publish([await withTransaction(pool, (tx) => setLock(tx, true))]);
   else {
     const [event, after] = await withTransaction(pool, async (tx) => {
       const e = await setLock(tx, false);
