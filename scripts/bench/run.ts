@@ -1,8 +1,8 @@
-// `npm run bench [-- --quick] [-- --peers] [-- --out FILE] [-- --pg-stats] [-- --only live]
+// `npm run bench [-- --quick] [-- --peers] [-- --out FILE] [-- --pg-stats] [-- --only live|fanout]
 // [-- --server LIST]`: measures the ceiling, the pg-boss floor, the Celery + Redis peer (`--peers`)
 // and the orchestrator side by side on one Postgres, prints a table and writes JSON. `--only
 // live`: the ceiling, item 3's threadpool noop runs (without their database cost) and item 5,
-// nothing else. `--server embedded,stock`: the whole profile on each server in turn, a table each
+// nothing else. `--only fanout`: the ceiling and item 9 (with `--peers`, its Celery row). `--server embedded,stock`: the whole profile on each server in turn, a table each
 // (`embedded`, the default; `stock`, `stock:MAJOR`, `embedded:MAJOR`: scripts/test-server.sh);
 // without `--server`, on DATABASE_URL's server when it is set.
 import fs from 'node:fs';
@@ -21,6 +21,7 @@ import {
 import { TimeLimitError } from './client.ts';
 import { CostProbe, type RunCost } from './dbcost.ts';
 import { cpuSeconds, LiveClients, liveAvailable, measureLiveLatency } from './live.ts';
+import { measureFanout, postmasterPid, type FanoutRun } from './fanout.ts';
 import { measureLatency } from './latency.ts';
 import { CELERY_PROCESSES, findPeerTools, measureCeleryPeer, PEERS_APT } from './peers.ts';
 import { measurePgBossFloor } from './pgboss.ts';
@@ -49,11 +50,14 @@ const { values: args } = parseArgs({
     server: { type: 'string' },
   },
 });
-if (args.only !== undefined && args.only !== 'live') {
-  process.stderr.write(`--only takes \`live\`, not \`${args.only}\`\n`);
+if (args.only !== undefined && args.only !== 'live' && args.only !== 'fanout') {
+  process.stderr.write(`--only takes \`live\` or \`fanout\`, not \`${args.only}\`\n`);
   process.exit(2);
 }
 const liveOnly = args.only === 'live';
+const fanoutOnly = args.only === 'fanout';
+/** Only some items: the ceiling and those. */
+const someOnly = liveOnly || fanoutOnly;
 /** The servers to run on, in order; `undefined`: DATABASE_URL's server. */
 const servers: (ServerSpec | undefined)[] =
   args.server === undefined
@@ -86,6 +90,8 @@ const PROFILES = {
     scaleRequests: 200,
     /** Noop throughput runs (of `runs`) whose database cost is read; each waits ~10 s after. */
     costRuns: 3,
+    /** Item 9: children of the one fan-out task. */
+    fanoutChildren: 10_000,
   },
   quick: {
     runs: 3,
@@ -103,6 +109,7 @@ const PROFILES = {
     scaleRows: 10_000,
     scaleRequests: 10,
     costRuns: 1,
+    fanoutChildren: 500,
   },
 } as const;
 
@@ -397,7 +404,7 @@ async function run(db: BenchDatabase, result: ServerRun): Promise<void> {
   const time = (v: number) => v / commit;
   // The reference of each big-state throughput row: the same statement with a state that big.
   const sizedCeiling = new Map<number, number>();
-  for (const [bytes] of liveOnly ? [] : profile.payloads) {
+  for (const [bytes] of someOnly ? [] : profile.payloads) {
     const s = summarize(
       await withoutTriggers(db.url, () =>
         repeat(profile.runs, () =>
@@ -415,7 +422,7 @@ async function run(db: BenchDatabase, result: ServerRun): Promise<void> {
     });
   }
 
-  if (!liveOnly) {
+  if (!someOnly) {
     log('2. pg-boss floor');
     await db.reset();
     const floor = summarize(
@@ -436,13 +443,14 @@ async function run(db: BenchDatabase, result: ServerRun): Promise<void> {
 
   const peerLabel = `Celery + Redis: 3-step workflow, prefork ${CELERY_PROCESSES} processes, ${profile.processes} workflows`;
   let peer: number | undefined;
-  if (liveOnly) {
+  const peerTools = args.peers ? findPeerTools() : undefined;
+  if (someOnly) {
     // No peer either.
   } else if (!args.peers) {
     figures.push({ item: 0, label: peerLabel, unit: 'workflows/s', missing: 'run with --peers' });
   } else {
     log('0. peer: Celery + Redis');
-    const tools = findPeerTools();
+    const tools = peerTools;
     if (!tools) {
       log(`   Celery, Redis or psycopg2 not installed; to measure this row: ${PEERS_APT}`);
       figures.push({
@@ -500,7 +508,8 @@ async function run(db: BenchDatabase, result: ServerRun): Promise<void> {
   let threadpoolApiCpuMs = Number.NaN;
   /** Why threadpool mode was not measured (item 6 runs on it too). */
   let threadpoolFailed: string | undefined;
-  for (const mode of liveOnly ? (['threadpool'] as const) : (['worker', 'threadpool'] as const)) {
+  const modes = liveOnly ? ['threadpool'] : fanoutOnly ? [] : ['worker', 'threadpool'];
+  for (const mode of modes as Mode[]) {
     const name = modeName(mode);
     const rows = modeRows(mode);
     const missing = (why: string) => {
@@ -676,6 +685,8 @@ async function run(db: BenchDatabase, result: ServerRun): Promise<void> {
   }
 
   if (liveOnly) return;
+  await measureFanoutItem(db, figures, { rate, peerTools });
+  if (fanoutOnly) return;
   const seededRows = profile.scaleRows.toLocaleString('en-US');
   const scaleRow = (what: string, q: 'p50' | 'p99') =>
     row(6, `${what}, ${seededRows} processes, ${q}`, 'ms');
@@ -813,18 +824,21 @@ function costRows(name: string): [Row, Row, Row, Row, Row] {
 function costFigures(
   [commitsRow, ownRow, rowsRow, walRow, flushesRow]: [Row, Row, Row, Row, Row],
   costs: RunCost[],
-  maxCommits: number,
+  maxCommits: number | undefined,
+  /** What the costs are divided by: processes (item 8) or children (item 9). */
+  count: number = profile.processes,
 ): Figure[] {
   if (!costs.length) return [];
-  const per = (f: (c: RunCost) => number) => summarize(costs.map((c) => f(c) / profile.processes));
+  const per = (f: (c: RunCost) => number) => summarize(costs.map((c) => f(c) / count));
   const commits = per((c) => c.commits - c.probeCommits);
   const flushes = costs.every((c) => c.walFlushes !== undefined);
   return [
     {
       ...commitsRow,
       value: commits,
-      target: `≤ ${maxCommits}`,
-      met: commits.median <= maxCommits,
+      ...(maxCommits === undefined
+        ? {}
+        : { target: `≤ ${maxCommits}`, met: commits.median <= maxCommits }),
     },
     { ...ownRow, value: per((c) => c.probeCommits) },
     { ...rowsRow, value: per((c) => c.rows) },
@@ -836,6 +850,144 @@ function costFigures(
         : { missing: 'no WAL flush count on this server' }),
     },
   ];
+}
+
+/**
+ * Item 9, fan-out: one task starting `fanoutChildren` noop children in worker mode (2 workers),
+ * `runs` runs (the database cost of the first `costRuns`), and with `--peers` the Celery design
+ * doing the same (one task inserting the rows and sending a task per child) on the same Postgres.
+ */
+async function measureFanoutItem(
+  db: BenchDatabase,
+  figures: Figure[],
+  o: { rate: (perSecond: number) => number; peerTools: ReturnType<typeof findPeerTools> },
+): Promise<void> {
+  const n = profile.fanoutChildren;
+  const count = n.toLocaleString('en-US');
+  const name = modeName('worker');
+  const peerRow = row(
+    9,
+    `Celery + Redis fan-out: one task inserting ${count} rows, sending ${count} workflow tasks`,
+    'workflows/s',
+  );
+  const rows = {
+    children: row(9, `fan-out, ${name}: one task, ${count} noop children`, 'children/s'),
+    steps: row(9, `fan-out, ${name}: the children's committed steps`, 'steps/s'),
+    last: row(9, `fan-out: the task's start → its last child committed`, 's'),
+    parent: row(9, `fan-out: the task's start → the task completed`, 's'),
+    cost: [
+      row(9, `DB cost per child, fan-out: commits (the bench's own subtracted)`, 'commits'),
+      row(9, `DB cost per child, fan-out: the bench's own commits (polls, reads)`, 'commits'),
+      row(9, `DB cost per child, fan-out: rows inserted + updated + deleted`, 'rows'),
+      row(9, `DB cost per child, fan-out: WAL`, 'bytes'),
+      row(9, `DB cost per child, fan-out: WAL flushes`, 'flushes'),
+    ] as [Row, Row, Row, Row, Row],
+    cpu: (who: string) => row(9, `CPU per child, fan-out: ${who}`, 'ms'),
+  };
+  let peer: number | undefined;
+  if (!args.peers) figures.push({ ...peerRow, missing: 'run with --peers' });
+  else if (!o.peerTools) figures.push({ ...peerRow, missing: `not installed: ${PEERS_APT}` });
+  else {
+    log(`9. fan-out, Celery + Redis: ${count} workflows from one task`);
+    try {
+      const s = summarize(
+        await measureCeleryPeer(db.url, o.peerTools, {
+          workflows: n,
+          runs: profile.runs,
+          timeoutMs: 600_000,
+          fanout: true,
+        }),
+      );
+      peer = s.median;
+      figures.push({
+        ...peerRow,
+        value: s,
+        ratio: o.rate(s.median * STEPS_PER_PROCESS),
+        peerRatio: 1,
+      });
+    } catch (err) {
+      log(`   the Celery fan-out failed: ${String(err)}`);
+      figures.push({ ...peerRow, missing: `failed: ${String(err).split('\n')[0]}` });
+    }
+  }
+  if (!workerModeAvailable) {
+    for (const r of [rows.children, rows.steps, rows.last, rows.parent])
+      figures.push({ ...r, missing: 'worker mode not available' });
+    return;
+  }
+  const failed = await withWarmApi(db, 'worker', { settle: true }, async (api, workers) => {
+    log(`9. fan-out, ${name}: ${count} children, ${profile.runs} runs`);
+    const probe = await CostProbe.open(db.url);
+    let runs: FanoutRun[];
+    try {
+      const watch = {
+        api: api.process.child.pid,
+        workers: workers.map((w) => w.child.pid),
+        postmaster: await postmasterPid(probe.client),
+      };
+      runs = await repeat(profile.runs, async (run) => {
+        const r = await measureFanout(db, api.url, {
+          children: n,
+          watch,
+          ...(run < profile.costRuns ? { cost: probe } : {}),
+        });
+        log(
+          `   ${r.childrenPerSecond.toFixed(0)} children/s, ${r.seconds.toFixed(1)} s ` +
+            `(task completed at ${r.parentSeconds.toFixed(1)} s)`,
+        );
+        return r;
+      });
+    } finally {
+      await probe.close();
+    }
+    const children = summarize(runs.map((r) => r.childrenPerSecond));
+    const steps = summarize(runs.map((r) => r.stepsPerSecond));
+    figures.push(
+      {
+        ...rows.children,
+        value: children,
+        ratio: o.rate(children.median * STEPS_PER_PROCESS),
+        ...(peer === undefined
+          ? {}
+          : {
+              peerRatio: children.median / peer,
+              target: '≥ 2× Celery',
+              met: children.median >= 2 * peer,
+            }),
+      },
+      {
+        ...rows.steps,
+        value: steps,
+        ratio: o.rate(steps.median),
+        target: '≥ 0.5× ceiling',
+        met: o.rate(steps.median) >= 0.5,
+      },
+      { ...rows.last, value: summarize(runs.map((r) => r.seconds)) },
+      { ...rows.parent, value: summarize(runs.map((r) => r.parentSeconds)) },
+      ...costFigures(
+        rows.cost,
+        runs.flatMap((r) => (r.cost ? [r.cost] : [])),
+        undefined,
+        n,
+      ),
+    );
+    // Where the CPU went, per child, start to the task's completion.
+    for (const [who, key] of [
+      ['Postgres (all its processes)', 'postgres'],
+      [`the ${WORKERS} workers`, 'workers'],
+      ['the API', 'api'],
+      ['the benchmark (polls)', 'bench'],
+    ] as const)
+      figures.push({
+        ...rows.cpu(who),
+        value: summarize(runs.map((r) => (r.cpu[key] * 1000) / n)),
+      });
+  });
+  if (failed) {
+    failures.push(`${db.describe}: fan-out: ${failed}`);
+    for (const r of [rows.children, rows.steps, rows.last, rows.parent])
+      figures.push({ ...r, missing: failed });
+  }
 }
 
 /** With --pg-stats: the statements that took the most time in the server's run, as text. */

@@ -8,11 +8,15 @@ columns, indexes and storage settings, none of its triggers); the enqueue script
 process row per workflow with its lease token and sends the task through Redis. No result
 backend: completions are counted in Postgres.
 
+The fan-out (`fan_out`): one task inserts a parent row and N process rows (one INSERT), then sends
+one workflow task per row, the Celery design of one task starting N children.
+
 Environment: BENCH_PG_URL (libpq URL of the bench database), BENCH_BROKER_URL (redis://...).
 """
 
 import json
 import os
+import uuid
 
 import psycopg2
 from celery import Celery
@@ -80,3 +84,28 @@ def run_workflow(process_id, token):
             )
             if cur.rowcount != 1:
                 raise RuntimeError(f"lease lost for process {process_id} at step {index}")
+
+
+@app.task(name="bench_peers.fan_out")
+def fan_out(n):
+    if _conn is None:
+        _connect()
+    parent = str(uuid.uuid4())
+    token = str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    with _conn.cursor() as cur:
+        # The parent's started_at is the fan-out's start (bench: to the last child's commit).
+        cur.execute(
+            """INSERT INTO bench_peers.processes (id, workflow_name, status, target, is_task)
+               VALUES (%s, 'peer_fanout', 'waiting', 'system', true)""",
+            (parent,),
+        )
+        cur.execute(
+            """INSERT INTO bench_peers.processes
+                 (id, workflow_name, status, target, lease_token, lease_owner, parent_id, parent_step)
+               SELECT unnest(%s::uuid[]), 'peer_noop', 'created', 'modify', %s, 'celery', %s, 0""",
+            (ids, token, parent),
+        )
+    with app.producer_or_acquire() as producer:
+        for pid in ids:
+            run_workflow.apply_async((pid, token), producer=producer)

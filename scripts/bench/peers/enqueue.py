@@ -2,6 +2,7 @@
 leased with one token), then one task per workflow sent to Redis. Prints the count sent.
 
 Usage: BENCH_PG_URL=... BENCH_BROKER_URL=... python3 enqueue.py N
+       ... python3 enqueue.py --fanout N   (one fan_out task that does the same from the worker)
 """
 
 import os
@@ -10,7 +11,12 @@ import uuid
 
 import psycopg2
 
-from celery_app import run_workflow
+from celery_app import fan_out, run_workflow
+
+if sys.argv[1] == "--fanout":
+    fan_out.delay(int(sys.argv[2]))
+    print("enqueued the fan-out", flush=True)
+    sys.exit(0)
 
 n = int(sys.argv[1])
 ids = [str(uuid.uuid4()) for _ in range(n)]
