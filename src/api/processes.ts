@@ -10,7 +10,14 @@ import {
   statusCountsSchema,
 } from './responses.ts';
 import { json, noContent, type Route } from './route.ts';
-import { listQuerySchema, noteSchema, parseOr, processId, processIdSchema } from './schemas.ts';
+import {
+  listQuerySchema,
+  noteSchema,
+  parseOr,
+  processId,
+  processIdSchema,
+  processViewQuerySchema,
+} from './schemas.ts';
 
 // The path parameter: the schema the routes validate with, as it is (its words are added to the
 // document afterwards, see PARAMETER_WORDS in openapi.ts).
@@ -89,16 +96,24 @@ export const processRoutes: Route[] = [
       description:
         'A suspended process carries `form` (the JSON Schema of its input step, built from the current state) and `formPages`. When the form cannot be built now (a page function that fails, or lookups slower than FORM_TIMEOUT_MS), `formError` says why and `form` is absent: the process is still shown.',
       params: processIdParam,
+      query: processViewQuerySchema,
       responses: { 200: json(processSchema, 'The process') },
       errors: {
-        400: ['invalid_id'],
+        400: ['invalid_id', 'validation_error'],
         404: ['process_not_found'],
       },
     },
     handler:
       ({ engine }) =>
       async (req, res) => {
-        res.json(await engine.getProcess(processId(req)));
+        const id = processId(req);
+        const { states } = parseOr(
+          processViewQuerySchema,
+          req.query,
+          'validation_error',
+          'Invalid query parameters',
+        );
+        res.json(await engine.getProcess(id, { states }));
       },
   },
   {

@@ -80,8 +80,16 @@ export const stepSchema = z.object({
   stepIndex: z.int(),
   name: z.string(),
   status: stepStatusSchema,
-  state: stateSchema,
-  stateDelta: stateSchema.meta({ description: 'What this step changed in the state' }),
+  state: stateSchema
+    .optional()
+    .meta({ description: 'The state after this step (absent with `states=false`)' }),
+  stateDelta: stateSchema
+    .optional()
+    .meta({ description: 'What this step changed in the state (absent with `states=false`)' }),
+  stateSize: z
+    .int()
+    .optional()
+    .meta({ description: "`states=false`: the stored state's size in bytes (compressed)" }),
   error: z.unknown().meta({ description: 'The error of a failed step, or null' }),
   startedAt: dateTime(),
   completedAt: dateTime(),
@@ -91,7 +99,9 @@ export const stepSchema = z.object({
 });
 
 export const processSchema = processSummarySchema.extend({
-  currentState: stateSchema,
+  currentState: stateSchema
+    .optional()
+    .meta({ description: 'The state after the last step (absent with `states=false`)' }),
   steps: z.array(stepSchema),
   form: jsonSchemaSchema
     .optional()
@@ -108,6 +118,10 @@ export const processSchema = processSummarySchema.extend({
     .object({
       status: z.enum(['pending', 'done', 'expired', 'cancelled']),
       path: z.string(),
+      url: z
+        .string()
+        .optional()
+        .meta({ description: 'The callback URL the step gave out (`callbackUrl` of the state)' }),
       createdAt: dateTime(),
       expiresAt: dateTime().nullable(),
       resolvedAt: dateTime().nullable(),
@@ -131,6 +145,15 @@ export const processSchema = processSummarySchema.extend({
     )
     .optional()
     .meta({ description: 'Workflows with subProcesses steps: the children started, by step' }),
+});
+
+/** `GET /api/processes/:id/state`: one step's state (the current state without `step`). */
+export const stepStateSchema = z.object({
+  stepId: z.int().nullable().meta({ description: 'The step row, or null for the current state' }),
+  state: stateSchema,
+  stateDelta: stateSchema
+    .nullable()
+    .meta({ description: 'What the step changed (null for the current state)' }),
 });
 
 export const processListSchema = z.object({

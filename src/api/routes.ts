@@ -9,6 +9,7 @@ import { docsRoutes } from './docs.ts';
 import { ERROR_CODES, errorBody } from './errors.ts';
 import { metricsRoute } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
+import { stepStateRoute } from './process-states.ts';
 import { processRoutes } from './processes.ts';
 import { errorSchema, healthSchema } from './responses.ts';
 import { json, type Route } from './route.ts';
@@ -119,7 +120,15 @@ const openapi: Route = {
  * (`Allow`), while OPTIONS on a path of the app's own routes goes on to the 404.
  */
 export const ROUTERS: readonly (readonly Route[])[] = [
-  [health, listWorkflows, getWorkflow, startProcess, ...processRoutes, ...callbackRoutes],
+  [
+    health,
+    listWorkflows,
+    getWorkflow,
+    startProcess,
+    ...processRoutes,
+    stepStateRoute,
+    ...callbackRoutes,
+  ],
   settingsRoutes,
   [workerStatusRoute],
   scheduleRoutes,

@@ -33,6 +33,23 @@ export const listQuerySchema = z
       .min(1)
       .optional()
       .meta({ description: 'Processes suspended at an input step assigned to this role' }),
+    startedAfter: z.coerce
+      .date()
+      .optional()
+      .meta({ description: 'Started at or after this time (ISO 8601)' }),
+    startedBefore: z.coerce
+      .date()
+      .optional()
+      .meta({ description: 'Started before this time (ISO 8601)' }),
+    topLevel: z
+      .enum(['true', 'false'])
+      .transform((v) => v === 'true')
+      .optional()
+      .meta({ description: '`true`: child processes left out (each shows under its parent)' }),
+    search: z.string().max(200).optional().meta({
+      description:
+        'One text matched against an id prefix (4 or more hex digits), a workflow name, a creator, the words of a note, and the string values of the current state (exact); any of them matches',
+    }),
     limit: z.coerce.number().int().min(1).max(1000).default(50),
     offset: z.coerce.number().int().min(0).default(0),
     /** `field` or `field:asc|desc`; default `startedAt:desc`. */
@@ -75,3 +92,30 @@ export function processId(req: Request): string {
     `Process id ${JSON.stringify(req.params.id)} is not a uuid`,
   );
 }
+
+/** `GET /api/processes/:id` query: `states=false` leaves the states out (steps alone). */
+export const processViewQuerySchema = z.object({
+  states: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true')
+    .meta({
+      description:
+        '`false`: the steps without `state` and `stateDelta`, and no `currentState` (read one with GET /api/processes/{id}/state)',
+    }),
+});
+
+/** `GET /api/processes/:id/state` query: a step row's id, or none for the current state. */
+export const stepStateQuerySchema = z
+  .object({
+    step: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(Number.MAX_SAFE_INTEGER)
+      .optional()
+      .meta({
+        description: "A step row's `id` (from the process's `steps`); none: the current state",
+      }),
+  })
+  .strict();

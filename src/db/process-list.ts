@@ -1,3 +1,4 @@
+// The process list (GET /api/processes): filters, the search, sorting, a page and the total.
 import type { ProcessStatus } from './model.ts';
 import type { Queryable } from './pool.ts';
 import { PROCESS_COLUMNS, type ProcessRow } from './processes.ts';
@@ -9,6 +10,17 @@ export interface ProcessFilter {
   createdBy?: string | undefined;
   /** Suspended at an input step assigned to this role. */
   assignee?: string | undefined;
+  /** Started at or after. */
+  startedAfter?: Date | undefined;
+  /** Started before. */
+  startedBefore?: Date | undefined;
+  /** Only processes no other process started (children hidden under their parent). */
+  topLevel?: boolean | undefined;
+  /**
+   * One text matched against an id prefix (4+ hex digits), a workflow name, a creator, the words
+   * of a note, and the string values of the current state (exact, case-sensitive).
+   */
+  search?: string | undefined;
 }
 
 /** Sortable fields and their columns (the only text that enters ORDER BY). */
@@ -28,19 +40,93 @@ export interface ListQuery extends ProcessFilter {
   order: 'asc' | 'desc';
 }
 
+/**
+ * The uuid range of an id prefix: `3fa8` gives 3fa80000-… to 3fa8ffff-…; undefined for a text
+ * that is no prefix of an id (fewer than 4 hex digits, or other characters).
+ */
+export function idPrefixRange(text: string): [string, string] | undefined {
+  const t = text.trim().toLowerCase();
+  if (!/^[0-9a-f-]+$/.test(t)) return undefined;
+  const hex = t.replace(/-/g, '');
+  if (hex.length < 4 || hex.length > 32) return undefined;
+  // Dashes must stand where a uuid has them (8-4-4-4-12).
+  const shaped = (h: string) =>
+    `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  if (!shaped(hex.padEnd(32, '0')).startsWith(t)) return undefined;
+  return [shaped(hex.padEnd(32, '0')), shaped(hex.padEnd(32, 'f'))];
+}
+
+/**
+ * The search as one OR of branches the planner reads through their indexes (sql/014_search.sql):
+ * the primary key (id prefix), processes_workflow_idx, processes_created_by_idx,
+ * processes_note_words_idx, and process_steps_values_idx for the state, whose matching process ids
+ * come as one array (an InitPlan) so that the OR stays a BitmapOr. Only a process's latest step
+ * row is its current state: an older step's value does not match.
+ */
+function searchClause(text: string, param: (v: unknown) => string): string {
+  const s = param(text);
+  const branches = [
+    `p.workflow_name = ${s}`,
+    `p.created_by = ${s}`,
+    `(p.note IS NOT NULL AND to_tsvector('simple', p.note) @@ plainto_tsquery('simple', ${s}))`,
+    `p.id = ANY (ARRAY(
+       SELECT st.process_id FROM orchestrator.process_steps st
+        WHERE orchestrator.state_values(st.state) @> jsonb_build_array(${s}::text)
+          AND st.id = (SELECT max(x.id) FROM orchestrator.process_steps x
+                        WHERE x.process_id = st.process_id)))`,
+  ];
+  const range = idPrefixRange(text);
+  if (range) branches.unshift(`p.id BETWEEN ${param(range[0])}::uuid AND ${param(range[1])}::uuid`);
+  return `(${branches.join(' OR ')})`;
+}
+
 function where(f: ProcessFilter): { sql: string; values: unknown[] } {
   const clauses: string[] = [];
   const values: unknown[] = [];
-  const add = (sql: string, v: unknown) => {
+  const param = (v: unknown) => {
     values.push(v);
-    clauses.push(sql.replace('?', `$${values.length}`));
+    return `$${values.length}`;
   };
+  const add = (sql: string, v: unknown) => clauses.push(sql.replace('?', param(v)));
   if (f.status?.length) add('p.status = ANY(?::text[])', f.status);
   if (f.workflow !== undefined) add('p.workflow_name = ?', f.workflow);
   if (f.isTask !== undefined) add('p.is_task = ?', f.isTask);
   if (f.createdBy !== undefined) add('p.created_by = ?', f.createdBy);
   if (f.assignee !== undefined) add('p.assignee = ?', f.assignee);
+  if (f.startedAfter !== undefined) add('p.started_at >= ?', f.startedAfter);
+  if (f.startedBefore !== undefined) add('p.started_at < ?', f.startedBefore);
+  if (f.topLevel) clauses.push('p.parent_id IS NULL');
+  if (f.search !== undefined && f.search.trim() !== '') {
+    clauses.push(searchClause(f.search.trim(), param));
+  }
   return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
+}
+
+/** Filters the status counts answer exactly (kept by triggers): no need to count the rows. */
+const countedByStatus = (f: ProcessFilter) =>
+  f.workflow === undefined &&
+  f.createdBy === undefined &&
+  f.assignee === undefined &&
+  f.startedAfter === undefined &&
+  f.startedBefore === undefined &&
+  !f.topLevel &&
+  (f.search === undefined || f.search.trim() === '');
+
+async function countMatches(db: Queryable, q: ListQuery, w: ReturnType<typeof where>) {
+  if (countedByStatus(q)) {
+    const { rows } = await db.query<{ total: number }>(
+      `SELECT coalesce(sum(n), 0)::int AS total FROM orchestrator.status_counts
+        WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))
+          AND ($2::boolean IS NULL OR is_task = $2)`,
+      [q.status?.length ? q.status : null, q.isTask ?? null],
+    );
+    return rows[0]?.total ?? 0;
+  }
+  const { rows } = await db.query<{ total: number }>(
+    `SELECT count(*)::int AS total FROM orchestrator.processes p ${w.sql}`,
+    w.values,
+  );
+  return rows[0]?.total ?? 0;
 }
 
 export async function listProcesses(
@@ -55,12 +141,9 @@ export async function listProcesses(
       `SELECT ${PROCESS_COLUMNS} FROM orchestrator.processes p ${w.sql} ORDER BY ${order} LIMIT $${n + 1} OFFSET $${n + 2}`,
       [...w.values, q.limit, q.offset],
     ),
-    db.query<{ total: number }>(
-      `SELECT count(*) AS total FROM orchestrator.processes p ${w.sql}`,
-      w.values,
-    ),
+    countMatches(db, q, w),
   ]);
-  return { items: items.rows, total: total.rows[0]?.total ?? 0 };
+  return { items: items.rows, total };
 }
 
 export async function statusCounts(db: Queryable): Promise<{

@@ -21,7 +21,7 @@ import { createEngineContext } from './operations/context.ts';
 import { skipStep } from './operations/repairs.ts';
 import { resumeProcess } from './operations/resumes.ts';
 import { createStartBatcher, startProcess, startScheduled } from './operations/starts.ts';
-import { getProcess, listProcessesOf, statusCountsOf } from './operations/view.ts';
+import { getProcess, listProcessesOf, statusCountsOf, stepStateOf } from './operations/view.ts';
 
 export interface EngineOptions {
   pool: Pool;
@@ -82,7 +82,8 @@ export function createEngine({
     setNote: (id: string, note: string | null) => setNote(ctx, id, note),
     abortProcess: (id: string, actor: Actor) => abortProcess(ctx, id, actor),
 
-    getProcess: (id: string) => getProcess(ctx, id),
+    getProcess: (id: string, opts?: { states?: boolean }) => getProcess(ctx, id, opts),
+    stepState: (id: string, stepId?: number) => stepStateOf(ctx, id, stepId),
 
     setGlobalLock: (globalLock: boolean) => setGlobalLock(ctx, globalLock),
     engineStatus: () => engineStatus(ctx),

@@ -6,6 +6,7 @@ import { childSummaries } from '../../db/children.ts';
 import { locksOf } from '../../db/locks.ts';
 import { getStepRows, type StepRow } from '../../db/processes.ts';
 import { listProcesses, statusCounts, type ListQuery } from '../../db/process-list.ts';
+import { getStepState, getStepSummaries } from '../../db/step-states.ts';
 import { TimeoutError, ValidationError } from '../errors.ts';
 import { firstPage } from '../forms.ts';
 import { callbackPath } from '../runner.ts';
@@ -21,21 +22,50 @@ function stateDelta(prev: State, next: State): State {
   return delta;
 }
 
-export async function getProcess(ctx: EngineContext, id: string) {
+/** A step row's state and what it changed, or 400 when the process has no step with this id. */
+export async function stepStateOf(ctx: EngineContext, id: string, stepId: number | undefined) {
   const pool = ctx.readPool;
+  if (stepId === undefined) {
+    const row = await ctx.requireProcess(id, pool);
+    return { stepId: null, state: row.currentState, stateDelta: null };
+  }
+  const [exists, found] = await Promise.all([
+    ctx.requireProcess(id, pool).then(() => true),
+    getStepState(pool, id, stepId),
+  ]);
+  if (exists && !found) {
+    throw new ValidationError('validation_error', `Process ${id} has no step ${stepId}`, {
+      details: [{ path: ['step'], message: 'not a step of this process', code: 'custom' }],
+    });
+  }
+  return { stepId, state: found!.state, stateDelta: stateDelta(found!.previous, found!.state) };
+}
+
+/**
+ * One process with its steps. `states: false`: the steps without their states and deltas, and no
+ * `currentState` (the page reads a step's state when it is opened: GET …/state?step=).
+ */
+export async function getProcess(ctx: EngineContext, id: string, opts: { states?: boolean } = {}) {
+  const pool = ctx.readPool;
+  const withStates = opts.states !== false;
   // One snapshot: a step committed between two separate reads would show a process whose
   // steps do not match its status.
   const [row, stepRows] = await withSnapshot(pool, (tx) =>
-    Promise.all([ctx.requireProcess(id, tx), getStepRows(tx, id)]),
+    Promise.all([
+      ctx.requireProcess(id, tx),
+      withStates ? getStepRows(tx, id) : getStepSummaries(tx, id),
+    ]),
   );
   const def = ctx.registry.get(row.workflowName);
   const stepDef = def?.steps[row.stepIndex];
   let prev: State = {};
-  const steps = stepRows.map((s: StepRow) => {
-    const out = { ...s, stateDelta: stateDelta(prev, s.state) };
-    prev = s.state;
-    return out;
-  });
+  const steps = withStates
+    ? (stepRows as StepRow[]).map((s) => {
+        const out = { ...s, stateDelta: stateDelta(prev, s.state) };
+        prev = s.state;
+        return out;
+      })
+    : stepRows;
   // A form built from the current state: its first page (the others follow from the answers),
   // within the form's time limit (a page may be built from a lookup). A form that cannot be
   // built now (a slow or failing lookup) does not hide the process: it says why instead.
@@ -53,9 +83,11 @@ export async function getProcess(ctx: EngineContext, id: string) {
         )
       : {};
   const [latest] = await getCallbacks(pool, id);
+  const callbackUrl = row.currentState.callbackUrl;
   const callback = latest && {
     status: latest.status,
     path: callbackPath(id, '<token>'),
+    ...(typeof callbackUrl === 'string' ? { url: callbackUrl } : {}),
     createdAt: latest.createdAt,
     expiresAt: latest.expiresAt,
     resolvedAt: latest.resolvedAt,
@@ -67,7 +99,16 @@ export async function getProcess(ctx: EngineContext, id: string) {
   const kids = def?.steps.some((st) => st.kind === 'children')
     ? { children: await childSummaries(pool, id) }
     : {};
-  return { ...row, steps, ...form, ...(callback ? { callback } : {}), ...locks, ...kids };
+  const { currentState, ...fields } = row;
+  return {
+    ...fields,
+    ...(withStates ? { currentState } : {}),
+    steps,
+    ...form,
+    ...(callback ? { callback } : {}),
+    ...locks,
+    ...kids,
+  };
 }
 
 export const listProcessesOf = (ctx: EngineContext, q: ListQuery) => listProcesses(ctx.readPool, q);
