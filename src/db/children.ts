@@ -35,6 +35,19 @@ export async function insertChildren(
   return inserted.map((i) => i!.event);
 }
 
+/**
+ * Whether a parent was made runnable by its children's end (child_ended, sql/015): one read, no
+ * lock, so that a worker asks for a parent's job only once the last child ended.
+ */
+export async function parentResumed(db: Queryable, parentId: string): Promise<boolean> {
+  const { rows } = await db.query<{ resumed: boolean }>({
+    name: 'orchestrator-parent-resumed',
+    text: `SELECT status = 'resumed' AS resumed FROM orchestrator.processes WHERE id = $1`,
+    values: [parentId],
+  });
+  return rows[0]?.resumed ?? false;
+}
+
 /** Every child a process started, by step: id, workflow, status (for showing the parent). */
 export async function childSummaries(
   db: Queryable,

@@ -12,6 +12,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from '../config/logger.ts';
 import type { Publish } from '../db/events.ts';
+import { parentResumed } from '../db/children.ts';
 import { inTransaction } from '../db/jobs.ts';
 import { retryOnConnectionError, type Pool } from '../db/pool.ts';
 import { claimProcesses, type Claim } from '../db/leases.ts';
@@ -113,15 +114,36 @@ export function createWorkerExecutor(opts: WorkerExecutorOptions): WorkerExecuto
           children.map((c) => dispatchOf('new', c.processId, c.user, c)),
           opts.targetQueues,
         ),
-      childEnded: (parentId) => {
-        queueIfUnqueued(parentId, { graceSeconds: 0, leaseSeconds: opts.leaseSeconds }).catch(
-          (err: unknown) =>
-            logger.warn('could not queue a parent; the sweep will', { parentId, err }),
-        );
-      },
+      childEnded: (parentId) => parentMayGoOn(parentId),
     },
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
+  /**
+   * Parents whose child ended here, with whether another one ended while their look was out. A
+   * parent is queued (and this worker woken for it) once the last child's commit resumed it: a
+   * read per child, not a transaction locking the parent's row (which queued the children's ends
+   * behind each other, and wrote a lock to the parent's row per child).
+   */
+  const parentLooks = new Map<string, boolean>();
+  function parentMayGoOn(parentId: string): void {
+    if (parentLooks.has(parentId)) {
+      parentLooks.set(parentId, true);
+      return;
+    }
+    parentLooks.set(parentId, false);
+    void (async () => {
+      do {
+        parentLooks.set(parentId, false);
+        if (!(await parentResumed(pool, parentId))) continue;
+        const window = { graceSeconds: 0, leaseSeconds: opts.leaseSeconds };
+        if (await queueIfUnqueued(parentId, window)) wake();
+      } while (parentLooks.get(parentId));
+    })()
+      .catch((err: unknown) =>
+        logger.warn('could not queue a parent; the sweep will', { parentId, err }),
+      )
+      .finally(() => parentLooks.delete(parentId));
+  }
   let state: WorkerState = 'created';
   let stopping: Promise<void> | undefined;
   const pollIntervalMs = opts.pollIntervalMs ?? 2_000;
