@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { heartbeatLeases, insertProcesses } from '../src/db/leases.ts';
+import type { Queryable } from '../src/db/pool.ts';
 import { client } from './support/api.ts';
 import type { TestDatabase } from './support/database.ts';
 import { describeBothModes, useHarness } from './support/harness.ts';
@@ -18,6 +19,22 @@ async function counts(db: Pick<TestDatabase, 'pool'>) {
             (SELECT count(*)::int FROM orchestrator.input_states) AS inputs`,
   );
   return rows[0];
+}
+
+/** A `noop` started as the threadpool starts one: inserted already running, leased to a runner. */
+async function startLeased(db: Queryable, id: string) {
+  const [inserted] = await insertProcesses(db, [
+    {
+      id,
+      workflowName: 'noop',
+      target: 'CREATE',
+      isTask: false,
+      createdBy: null,
+      input: {},
+      lease: { owner: 'pause-test', leaseSeconds: 60 },
+    },
+  ]);
+  return inserted?.claim;
 }
 
 function pauseSuite(ctx: () => { http: Http; db: Pick<TestDatabase, 'pool'> }) {
@@ -99,18 +116,7 @@ describeBothModes('pause', (executor) => {
       const tx = await h.db.pool.connect();
       try {
         await tx.query('BEGIN');
-        const [inserted] = await insertProcesses(tx, [
-          {
-            id,
-            workflowName: 'noop',
-            target: 'CREATE',
-            isTask: false,
-            createdBy: null,
-            input: {},
-            lease: { owner: 'pause-test', leaseSeconds: 60 },
-          },
-        ]);
-        expect(inserted?.claim).toBeDefined();
+        expect(await startLeased(tx, id)).toBeDefined();
         let settled = false;
         const pausing = h.http.put('/api/settings/status', { globalLock: true }).finally(() => {
           settled = true;
@@ -132,18 +138,7 @@ describeBothModes('pause', (executor) => {
 
     it('while paused, a runner late with its heartbeat does not revive its expired lease', async () => {
       const id = randomUUID();
-      const [inserted] = await insertProcesses(h.db.pool, [
-        {
-          id,
-          workflowName: 'noop',
-          target: 'CREATE',
-          isTask: false,
-          createdBy: null,
-          input: {},
-          lease: { owner: 'pause-test', leaseSeconds: 60 },
-        },
-      ]);
-      const lease = { id, leaseToken: inserted!.claim!.leaseToken };
+      const lease = { id, leaseToken: (await startLeased(h.db.pool, id))!.leaseToken };
       try {
         await h.db.pool.query(
           `UPDATE orchestrator.processes SET lease_expires_at = now() - interval '1 second'
