@@ -96,38 +96,33 @@ export function errorBody(code: string, message: string, details?: unknown) {
 export function databaseRefusal(
   err: unknown,
 ): { code: ErrorCode; message: string; retryAfter: number } | undefined {
-  if (isDiskFull(err))
-    return {
-      code: 'database_full',
-      message: 'The database cannot write: its disk is full',
-      retryAfter: 30,
-    };
-  if (isTooManyClients(err))
-    return {
-      code: 'database_busy',
-      message: 'The database refuses new connections (too many clients); try again shortly',
-      retryAfter: 1,
-    };
-  if (isStatementTimeout(err))
-    return {
-      code: 'database_busy',
-      message: 'The database did not answer in time; try again shortly',
-      retryAfter: 1,
-    };
-  if (isLockTimeout(err))
-    return {
-      code: 'database_locked',
-      message: 'Another session holds a row or lock this operation needs; try again shortly',
-      retryAfter: 1,
-    };
-  if (isConnectionError(err))
-    return {
-      code: 'database_unavailable',
-      message: 'The database is unreachable; try again shortly',
-      retryAfter: 1,
-    };
-  return undefined;
+  const r = DATABASE_REFUSALS.find(([is]) => is(err));
+  return r && { code: r[1], message: r[2], retryAfter: r[3] };
 }
+
+/** Which refusal is which: the test, the code, the message, and Retry-After in seconds. */
+const DATABASE_REFUSALS: [(err: unknown) => boolean, ErrorCode, string, number][] = [
+  [isDiskFull, 'database_full', 'The database cannot write: its disk is full', 30],
+  [
+    isTooManyClients,
+    'database_busy',
+    'The database refuses new connections (too many clients); try again shortly',
+    1,
+  ],
+  [
+    isStatementTimeout,
+    'database_busy',
+    'The database did not answer in time; try again shortly',
+    1,
+  ],
+  [
+    isLockTimeout,
+    'database_locked',
+    'Another session holds a row or lock this operation needs; try again shortly',
+    1,
+  ],
+  [isConnectionError, 'database_unavailable', 'The database is unreachable; try again shortly', 1],
+];
 
 export const notFoundRoute: RequestHandler = (req, res) => {
   res.status(404).json(errorBody('route_not_found', `No route ${req.method} ${req.path}`));
