@@ -5,6 +5,8 @@
 //   --phases LIST          worker,threadpool (default both, in that order)
 //   --server SPEC          embedded (default), stock (Debian's postgresql-15, stock settings),
 //                          stock:MAJOR or embedded:MAJOR (scripts/test-server.sh)
+//   --cluster              the network's faults on simulated hosts instead (scripts/cluster/chaos.ts,
+//                          `npm run cluster -- chaos`; needs root and iproute2)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,8 +77,18 @@ const { values: args } = parseArgs({
     phases: { type: 'string', default: 'worker,threadpool' },
     /** embedded (default), stock (Debian's postgresql-15), stock:MAJOR or embedded:MAJOR. */
     server: { type: 'string', default: 'embedded' },
+    cluster: { type: 'boolean', default: false },
   },
 });
+if (args.cluster) {
+  const { spawnSync } = await import('node:child_process');
+  const script = path.join(import.meta.dirname, '..', 'cluster', 'run.ts');
+  const profile = args.profile === 'full' ? 'full' : 'short';
+  const r = spawnSync(process.execPath, [script, 'chaos', '--profile', profile], {
+    stdio: 'inherit',
+  });
+  process.exit(r.status ?? 1);
+}
 try {
   parseServerSpec(args.server!);
 } catch (err) {
