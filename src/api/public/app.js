@@ -6,11 +6,14 @@
 //                      retry with changed state (repair.js), note, locks, children or parent
 //                      (process.js)
 //   #/schedules        the schedules with their next run; add, replace and delete (schedules.js)
+//   #/settings         engine, workers, queues, schedules, version (settings.js)
 // With authentication on, a refused call shows the sign-in panel in place of the page (sign-in.js).
+import { confirmAction } from './dialog.js';
 import { listPage } from './list.js';
 import { api, createVisit, errorLine, socket } from './page.js';
 import { processPage } from './process.js';
 import { schedulesPage } from './schedules.js';
+import { settingsPage } from './settings.js';
 import { setUpSignIn } from './sign-in.js';
 import { startPage } from './start.js';
 
@@ -36,6 +39,25 @@ function showEngine(status) {
 }
 engineToggle.addEventListener('click', async () => {
   const seen = engineEvents;
+  const pausing = !engine?.globalLock;
+  const yes = await confirmAction(
+    pausing
+      ? {
+          title: 'Pause the engine?',
+          lines: [
+            'No process starts or resumes until the engine is resumed; the starts and resumes asked for meanwhile are refused (503 engine_paused).',
+            `The ${engine?.runningProcesses ?? 0} running processes finish the step they are in, then stop.`,
+          ],
+          confirmText: 'Pause engine',
+          danger: true,
+        }
+      : {
+          title: 'Resume the engine?',
+          lines: ['Processes start and resume again; those waiting for the engine go on.'],
+          confirmText: 'Resume engine',
+        },
+  );
+  if (!yes) return;
   engineToggle.disabled = true;
   try {
     const status = await api('PUT', '/api/settings/status', { globalLock: !engine?.globalLock });
@@ -81,6 +103,8 @@ async function route() {
   try {
     if (parts[0] === 'process' && parts[1]) {
       await processPage(decodeURIComponent(parts[1]), current);
+    } else if (parts[0] === 'settings') {
+      await settingsPage(current);
     } else if (parts[0] === 'schedules') {
       await schedulesPage(current);
     } else if (parts[0] === 'start') {

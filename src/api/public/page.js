@@ -83,6 +83,16 @@ export async function api(method, path, body, options = {}) {
 }
 
 export const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
+/** Date and time: for a time that may be on another day than today. */
+export const fullTime = (iso) =>
+  iso ? new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' }) : '';
+/** A <time> with the full date and time, the ISO time in `datetime`. */
+export const timeEl = (iso) => el('time', { datetime: iso ?? '', text: fullTime(iso) });
+/** Says `text` to screen readers (the page's one polite live region, #announcer). */
+export function announce(text) {
+  const region = document.getElementById('announcer');
+  if (region) region.textContent = text;
+}
 /** How far `iso` is from now, for countdowns: "in 4 s", "in 3 min", "in 5 h", "in 2 d" or "now". */
 export function untilText(iso) {
   const s = Math.round((new Date(iso).getTime() - Date.now()) / 1000);

@@ -6,35 +6,29 @@
 // from other pages), the locks held or awaited, its child processes (live) or its parent.
 import { el } from './forms.js';
 import {
+  announce,
   api,
   debounce,
   errorLine,
   RESUMABLE,
-  statusPill,
   TERMINAL,
   time,
   untilText,
   view,
 } from './page.js';
+import { confirmAction } from './dialog.js';
 import { noteEditor } from './note.js';
 import { pagedForm } from './paged-form.js';
+import { currentStateBox, tracebackBox } from './process-state.js';
+import { childrenTable, showCallback, showLocks } from './process-parts.js';
 import { REPAIRABLE, stateEditor } from './repair.js';
+import { stepDetails, stepsView } from './steps.js';
 
 /** Statuses the retry button applies to (resume without input). */
 // Retried from the page: every resumable status but suspended (its form resumes it) and resumed
 // (on its way already); finished: the terminal ones. Both from the engine's sets (/statuses.js).
 const RETRYABLE = RESUMABLE.filter((s) => s !== 'suspended' && s !== 'resumed');
 const FINISHED = TERMINAL;
-const STEP_COLUMNS = [
-  '#',
-  'Step',
-  'Status',
-  'Started',
-  'Completed',
-  'Retries',
-  'Changed',
-  'Details',
-];
 
 /** The children a parent waits for: those not yet completed (a failed one is retried first). */
 const going = (c) => !FINISHED.includes(c.status);
@@ -50,8 +44,8 @@ export async function processPage(id, visit) {
   const formBox = el('div', { id: 'resume-box' });
   const patchEditor = stateEditor(id, visit);
   const childrenBox = el('div', { id: 'children-box' });
-  const stepsBody = el('tbody');
-  const state = el('pre', { id: 'current-state' });
+  const currentState = currentStateBox(id, visit);
+  const stepsBox = stepsView(id, visit);
   view.replaceChildren(
     header,
     actions,
@@ -62,19 +56,8 @@ export async function processPage(id, visit) {
     callbackBox,
     formBox,
     childrenBox,
-    el('h2', { text: 'Steps' }),
-    el('table', { id: 'steps' }, [
-      el('thead', {}, [
-        el(
-          'tr',
-          {},
-          STEP_COLUMNS.map((h) => el('th', { text: h })),
-        ),
-      ]),
-      stepsBody,
-    ]),
-    el('h2', { text: 'Current state' }),
-    state,
+    stepsBox.node,
+    currentState.node,
   );
   let shownForm = '';
 
@@ -95,91 +78,17 @@ export async function processPage(id, visit) {
     !p.retryAt &&
     (kindAt(p.stepIndex) === 'children' || (p.children ?? []).length > 0);
 
-  /**
-   * What a row says besides its status: who skipped a failed step, who patched the state before
-   * a retry (a `failed` row named StatePatched), why a step failed, or that a condition skipped it.
-   */
-  function stepDetails(s, previous) {
-    if (s.status === 'failed' && s.error?.name === 'StatePatched') {
-      return { kind: 'state-patched', status: 'state patched', text: s.error.message };
-    }
-    if (s.status === 'skipped') {
-      // Skipped by a user: the row after the failed row of its step (PUT …/skip).
-      if (previous && stepIndex(previous) === stepIndex(s) && previous.status === 'failed') {
-        return { kind: 'skipped-by-user', text: `skipped by ${s.createdBy ?? 'anonymous'}` };
-      }
-      if (workflowSteps[stepIndex(s)]?.conditional) {
-        return { kind: 'condition', text: 'its condition did not hold' };
-      }
-      return null;
-    }
-    if (s.status === 'failed' && s.error) {
-      const e = s.error;
-      const text =
-        typeof e === 'object' && e !== null
-          ? [e.name, e.message].filter(Boolean).join(': ')
-          : String(e);
-      return { kind: 'error', text };
-    }
-    return null;
-  }
-
-  function stepRow(s, previous) {
-    const details = stepDetails(s, previous);
-    const pill = statusPill(s.status);
-    if (details?.status) {
-      pill.textContent = details.status;
-      pill.classList.add(`status-${details.kind}`);
-      pill.title = `recorded as ${s.status}`;
-    }
-    return el(
-      'tr',
-      {
-        'data-step': s.id ?? '',
-        'data-kind': details?.kind,
-        class: groupOf(s) ? 'step in-group' : 'step',
-      },
-      [
-        el('td', { text: String(stepIndex(s)) }),
-        el('td', { text: s.name }),
-        el('td', {}, [pill]),
-        el('td', { text: time(s.startedAt) }),
-        el('td', { text: time(s.completedAt) }),
-        el('td', { text: String(s.retries ?? 0) }),
-        el('td', { class: 'mono', text: s.stateDelta ? JSON.stringify(s.stateDelta) : '' }),
-        el('td', {
-          class: details ? `step-details step-${details.kind}` : 'step-details',
-          text: details?.text ?? '',
-        }),
-      ],
-    );
-  }
-
-  /** The step rows, consecutive steps of one group under a row with the group's name. */
   let steps = [];
-  function showSteps() {
-    const rows = [];
-    let group = null;
-    let previous = null;
-    for (const s of steps) {
-      const g = groupOf(s);
-      if (g && g !== group) {
-        rows.push(
-          el('tr', { class: 'group-head', 'data-group': g }, [
-            el('th', { colspan: STEP_COLUMNS.length, text: g }),
-          ]),
-        );
-      }
-      group = g;
-      rows.push(stepRow(s, previous));
-      previous = s;
-    }
-    stepsBody.replaceChildren(...rows);
-  }
+  const showSteps = () =>
+    stepsBox.show(shown ?? {}, steps, workflowSteps, groupOf, (st, prev) =>
+      stepDetails(st, prev, workflowSteps),
+    );
 
-  const button = (text, cls, fn) => {
+  const button = (text, cls, fn, question) => {
     const b = el('button', { type: 'button', class: cls, text });
     b.addEventListener('click', async () => {
+      // Asked first, the button still enabled: focus goes back to it when the dialog closes.
+      if (question && !(await confirmAction({ ...question, danger: cls === 'danger' }))) return;
       b.disabled = true;
       actionError.textContent = '';
       try {
@@ -206,7 +115,10 @@ export async function processPage(id, visit) {
   /** The parent of a child process, as a link (its workflow once fetched). */
   let parentName = null;
 
+  let announced;
   function showHeader(p) {
+    if (announced && announced !== p.status) announce(`${p.workflowName}: ${p.status}`);
+    announced = p.status;
     const timed = p.status === 'waiting' && p.retryAt;
     const sleeping = timed && kindAt(p.stepIndex) === 'sleep';
     const forChildren = waitingForChildren(p);
@@ -247,6 +159,7 @@ export async function processPage(id, visit) {
         el('span', { id: 'process-status', class: `status status-${p.status}`, text: p.status }),
         ...facts.flatMap((f) => [' · ', f]),
       ]),
+      tracebackBox(p),
       p.parentId
         ? el('p', { id: 'parent' }, [
             'Child process of ',
@@ -259,21 +172,38 @@ export async function processPage(id, visit) {
         : '',
     );
     const buttons = [];
+    const name = `${p.workflowName} ${id}`;
+    /** A button whose action runs once the user confirmed what it will do. */
+    const asked = (text, cls, question, fn) => button(text, cls, fn, question);
     // A parent waiting for its children goes on by itself once they end (a resume is refused).
     if (RETRYABLE.includes(p.status) && !forChildren) {
       const text = p.status !== 'waiting' ? 'Retry' : sleeping ? 'Wake now' : 'Retry now';
-      buttons.push(button(text, 'primary', () => api('PUT', `/api/processes/${id}/resume`, {})));
+      const lines = [`${name} runs again from step "${p.lastStep ?? `#${p.stepIndex}`}".`];
+      if (p.status === 'awaiting_callback')
+        lines.push(
+          'It waits for a callback: the callback URL handed out before stops working, and the step hands out a new one.',
+        );
+      buttons.push(
+        asked(text, 'primary', { title: `${text}?`, lines, confirmText: text }, () =>
+          api('PUT', `/api/processes/${id}/resume`, {}),
+        ),
+      );
     }
     if (REPAIRABLE.includes(p.status)) {
       const step = p.lastStep ?? `#${p.stepIndex}`;
       buttons.push(
-        button('Skip step', '', async () => {
-          const question =
-            `Skip step "${step}" of ${p.workflowName} ${id}? It is recorded as skipped ` +
-            'and the process goes on with the next step.';
-          if (!window.confirm(question)) return;
-          await api('PUT', `/api/processes/${id}/skip`);
-        }),
+        asked(
+          'Skip step',
+          '',
+          {
+            title: 'Skip step?',
+            lines: [
+              `Skip step "${step}" of ${name}? It is recorded as skipped and the process goes on with the next step.`,
+            ],
+            confirmText: 'Skip step',
+          },
+          () => api('PUT', `/api/processes/${id}/skip`),
+        ),
         button('Retry with changed state', '', async () => {
           // The state as it stands now, not as the last event left it.
           const fresh = await api('GET', `/api/processes/${id}`);
@@ -283,95 +213,42 @@ export async function processPage(id, visit) {
     }
     patchEditor.sync(p);
     if (!FINISHED.includes(p.status)) {
-      buttons.push(button('Abort', 'danger', () => api('PUT', `/api/processes/${id}/abort`)));
+      const kids = (p.children ?? []).filter(going).length;
+      buttons.push(
+        asked(
+          'Abort',
+          'danger',
+          {
+            title: 'Abort?',
+            lines: [
+              `${name} stops for good (status aborted); it cannot be retried.`,
+              ...(kids ? [`Its ${kids} running child processes are aborted with it.`] : []),
+            ],
+            confirmText: 'Abort',
+          },
+          () => api('PUT', `/api/processes/${id}/abort`),
+        ),
+      );
     }
     // Only tasks are deleted, and not while they run (the API answers 400 / 409 otherwise).
     if (p.isTask && p.status !== 'running') {
       buttons.push(
-        button('Delete', 'danger', async () => {
-          if (!window.confirm(`Delete task ${p.workflowName} ${id} with its steps?`)) return;
-          await api('DELETE', `/api/processes/${id}`);
-          if (visit.alive()) location.hash = '#/';
-        }),
+        asked(
+          'Delete',
+          'danger',
+          {
+            title: 'Delete task?',
+            lines: [`Delete task ${name} with its steps? This cannot be undone.`],
+            confirmText: 'Delete',
+          },
+          async () => {
+            await api('DELETE', `/api/processes/${id}`);
+            if (visit.alive()) location.hash = '#/';
+          },
+        ),
       );
     }
     actions.replaceChildren(...buttons);
-  }
-
-  /** The resource locks of a workflow with lockKeys: held, and waited for (lockMode queue). */
-  function showLocks(p) {
-    const held = p.locks?.held ?? [];
-    const waitingFor = p.locks?.waitingFor ?? [];
-    if (held.length === 0 && waitingFor.length === 0) return locksBox.replaceChildren();
-    const keys = (list, cls) =>
-      list.length
-        ? el(
-            'span',
-            { class: cls },
-            list.map((k) => el('code', { class: 'lock-key mono', text: k })),
-          )
-        : el('span', { class: `${cls} muted`, text: 'none' });
-    locksBox.replaceChildren(
-      el('h2', { text: 'Locks' }),
-      el('dl', { class: 'facts', id: 'locks' }, [
-        el('dt', { text: 'Holds' }),
-        el('dd', {}, [keys(held, 'locks-held')]),
-        el('dt', { text: 'Waiting for' }),
-        el('dd', {}, [keys(waitingFor, 'locks-waiting')]),
-      ]),
-    );
-  }
-
-  /** The latest callback: where to post while it is pending, until when, and its progress. */
-  function showCallback(p) {
-    const cb = p.callback;
-    if (!cb) return callbackBox.replaceChildren();
-    const pending = p.status === 'awaiting_callback' && cb.status === 'pending';
-    const url =
-      typeof p.currentState?.callbackUrl === 'string' ? p.currentState.callbackUrl : cb.path;
-    const rows = [
-      [
-        'Status',
-        el('span', {
-          id: 'callback-status',
-          class: `status status-cb-${cb.status}`,
-          text: cb.status,
-        }),
-      ],
-    ];
-    if (pending) {
-      rows.push(['URL', el('code', { id: 'callback-url', class: 'mono', text: url })]);
-      if (cb.expiresAt) {
-        rows.push([
-          'Expires',
-          el('span', {
-            id: 'callback-expires',
-            'data-at': cb.expiresAt,
-            title: new Date(cb.expiresAt).toLocaleString(),
-            text: `${time(cb.expiresAt)} (${untilText(cb.expiresAt)})`,
-          }),
-        ]);
-      }
-    } else if (cb.resolvedAt) {
-      rows.push(['Resolved', el('span', { text: new Date(cb.resolvedAt).toLocaleString() })]);
-    }
-    if (cb.progress !== null && cb.progress !== undefined) {
-      rows.push([
-        'Progress',
-        el('div', { id: 'callback-progress' }, [
-          progressView(cb.progress),
-          cb.progressAt ? el('div', { class: 'muted', text: `at ${time(cb.progressAt)}` }) : '',
-        ]),
-      ]);
-    }
-    callbackBox.replaceChildren(
-      el('h2', { text: 'Callback' }),
-      el(
-        'dl',
-        { class: 'facts' },
-        rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, [v])]),
-      ),
-    );
   }
 
   /** The children a parent started (live: each one's room is subscribed to), by step. */
@@ -384,37 +261,7 @@ export async function processPage(id, visit) {
       visit.subscribe({ processId: c.id }, reload);
     }
     if (children.length === 0) return childrenBox.replaceChildren();
-    const done = children.filter((c) => c.status === 'completed').length;
-    childrenBox.replaceChildren(
-      el('h2', { text: `Child processes (${done} of ${children.length} completed)` }),
-      el('table', { id: 'children' }, [
-        el('thead', {}, [
-          el(
-            'tr',
-            {},
-            ['Process', 'Workflow', 'Status', 'Started by step'].map((h) => el('th', { text: h })),
-          ),
-        ]),
-        el(
-          'tbody',
-          {},
-          children.map((c) =>
-            el('tr', { class: 'child', 'data-id': c.id }, [
-              el('td', {}, [
-                el('a', {
-                  class: 'child-link mono',
-                  href: `#/process/${encodeURIComponent(c.id)}`,
-                  text: c.id,
-                }),
-              ]),
-              el('td', { text: c.workflow }),
-              el('td', {}, [statusPill(c.status)]),
-              el('td', { text: workflowSteps[c.parentStep]?.name ?? `#${c.parentStep}` }),
-            ]),
-          ),
-        ),
-      ]),
-    );
+    childrenBox.replaceChildren(...childrenTable(children, workflowSteps));
   }
 
   function showForm(p) {
@@ -459,7 +306,7 @@ export async function processPage(id, visit) {
   /** The process as last shown. */
   let shown;
   const load = async () => {
-    const p = await api('GET', `/api/processes/${id}`);
+    const p = await api('GET', `/api/processes/${id}?states=false`);
     if (!visit.alive()) return;
     if (!shown) {
       try {
@@ -480,13 +327,13 @@ export async function processPage(id, visit) {
     shown = p;
     showHeader(p);
     note.show(p);
-    showLocks(p);
-    showCallback(p);
+    showLocks(locksBox, p);
+    showCallback(callbackBox, p);
     showForm(p);
     showChildren(p);
     steps = p.steps;
     showSteps();
-    state.textContent = JSON.stringify(p.currentState, null, 2);
+    currentState.show(p.steps);
   };
   const reload = debounce(() => {
     load().catch(visit.showError);
@@ -534,28 +381,4 @@ export async function processPage(id, visit) {
     resync: reload,
   });
   visit.subscribe({ processId: id }, reload);
-}
-
-/** Callback progress: a bar when it has a numeric `percent`, and the rest as JSON. */
-function progressView(progress) {
-  const percent =
-    progress && typeof progress === 'object' && typeof progress.percent === 'number'
-      ? Math.max(0, Math.min(100, progress.percent))
-      : null;
-  const rest =
-    percent === null
-      ? progress
-      : Object.fromEntries(Object.entries(progress).filter(([k]) => k !== 'percent'));
-  const json =
-    percent !== null && Object.keys(rest).length === 0
-      ? null
-      : el('pre', { class: 'progress-json', text: JSON.stringify(rest, null, 2) });
-  if (percent === null) return json;
-  return el('div', {}, [
-    el('div', { class: 'progress-bar', role: 'progressbar', 'aria-valuenow': percent }, [
-      el('div', { class: 'progress-fill', style: `width: ${percent}%` }),
-    ]),
-    el('span', { class: 'progress-percent', text: `${percent}%` }),
-    json,
-  ]);
 }
