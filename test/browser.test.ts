@@ -151,6 +151,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
     await withPage(`#/process/${flaky}`, async (page, errors) => {
       await page.waitForSelector('#process-status:text-is("failed")', WAIT);
       await page.click('button:text-is("Retry")');
+      await page.click('#confirm-ok');
       await page.waitForSelector('#process-status:text-is("completed")', WAIT);
       expect(await page.$('button:text-is("Abort")')).toBeNull();
       expect(errors).toEqual([]);
@@ -159,6 +160,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
     await withPage(`#/process/${slow}`, async (page, errors) => {
       await page.waitForSelector('#process-status:text-is("running")', WAIT);
       await page.click('button:text-is("Abort")');
+      await page.click('#confirm-ok');
       await page.waitForSelector('#process-status:text-is("aborted")', WAIT);
       await page.waitForSelector('#steps tr.step:has-text("Abort")', WAIT);
       expect(errors).toEqual([]);
@@ -192,17 +194,14 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       await page.waitForSelector('button:text-is("Retry with changed state")', WAIT);
 
       // Dismissed: nothing is sent.
-      let asked = '';
-      page.once('dialog', (d) => {
-        asked = d.message();
-        void d.dismiss();
-      });
       await page.click('button:text-is("Skip step")');
-      expect(asked).toContain('Skip step "Flaky" of flaky');
+      await page.waitForSelector('#confirm-dialog[open]', WAIT);
+      expect(await page.textContent('#confirm-text')).toContain('Skip step "Flaky" of flaky');
+      await page.click('#confirm-cancel');
       expect((await http.get(`/api/processes/${id}`)).body.status).toBe('failed');
 
-      page.once('dialog', (d) => void d.accept());
       await page.click('button:text-is("Skip step")');
+      await page.click('#confirm-ok');
       await page.waitForSelector('#process-status:text-is("completed")', WAIT);
       await page.waitForSelector(
         '#steps tr.step[data-kind="skipped-by-user"] .step-details:text-is("skipped by anonymous")',
@@ -348,7 +347,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
         undefined,
         WAIT,
       );
-      const report = JSON.parse((await page.textContent('#current-state'))!);
+      const report = (await client(h.api.url).get(`/api/processes/${id}`)).body.currentState;
       expect(report.failures.map((f: { device: string }) => f.device).sort()).toEqual([
         'leaf-2',
         'spine-1',
@@ -384,6 +383,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       );
       expect(await page.$('#workflow-version')).toBeNull();
       await page.click('button:text-is("Wake now")');
+      await page.click('#confirm-ok');
       await page.waitForSelector('#process-status:text-is("completed")', WAIT);
       expect(await page.$('#retry-at')).toBeNull();
       expect(errors).toEqual([]);
@@ -405,10 +405,12 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       await withPage('#/', async (page, errors) => {
         await page.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
         await page.click('#engine-toggle');
+        await page.click('#confirm-ok');
         await page.waitForSelector('#engine-status:text-is("PAUSED")', WAIT);
         await other.waitForSelector('#engine-status:text-is("PAUSED")', WAIT);
         expect((await client(h.api.url).post('/api/processes/noop', {})).status).toBe(503);
         await page.click('#engine-toggle:text-is("Resume engine")');
+        await page.click('#confirm-ok');
         await page.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
         await other.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
         expect(errors).toEqual([]);
@@ -695,6 +697,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       try {
         await holder.query(`SELECT pg_advisory_lock(${lock})`);
         await page.click('#resume-all');
+        await page.click('#confirm-ok');
         await page.waitForSelector('#resume-all-result.error:has-text("already_running")', WAIT);
       } finally {
         await holder.query(`SELECT pg_advisory_unlock(${lock})`);
@@ -702,6 +705,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       }
       expect(await page.textContent(`${status}`)).toBe('failed');
       await page.click('#resume-all');
+      await page.click('#confirm-ok');
       await page.waitForSelector('#resume-all-result:text-is("Resumed 1 task")', WAIT);
       await page.waitForSelector(`${status}:text-is("completed")`, WAIT);
       expect(await notReloaded(page)).toBe(42);
@@ -715,8 +719,8 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
     await http.waitForStatus(done, 'completed');
     await withPage(`#/process/${done}`, async (page, errors) => {
       await page.waitForSelector('#process-status:text-is("completed")', WAIT);
-      page.once('dialog', (d) => void d.accept());
       await page.click('button:text-is("Delete")');
+      await page.click('#confirm-ok');
       await page.waitForSelector('#processes', WAIT);
       expect(page.url()).toMatch(/#\/$/);
       expect(await page.$(`#processes tr[data-id="${done}"]`)).toBeNull();
@@ -741,8 +745,8 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
           WHERE id = $1`,
         [busy],
       );
-      page.once('dialog', (d) => void d.accept());
       await page.click('button:text-is("Delete")');
+      await page.click('#confirm-ok');
       await page.waitForSelector('#action-error:has-text("process_running")', WAIT);
       expect(page.url()).toContain(`#/process/${busy}`);
       expect((await http.put(`/api/processes/${busy}/abort`)).status).toBe(204);
@@ -812,6 +816,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
         // Step 1 committed: step 2 has about 1.5 s to go, the time PAUSING lasts.
         await page.waitForSelector('#steps tr.step:has-text("Step 1")', WAIT);
         await page.click('#engine-toggle:text-is("Pause engine")');
+        await page.click('#confirm-ok');
         await page.waitForSelector('#engine-status:text-is("PAUSING")', WAIT);
         expect(await page.textContent('#engine-running')).toMatch(/^[1-9]\d* running$/);
         await page.waitForSelector('#engine-status:text-is("PAUSED")', WAIT);
@@ -823,6 +828,8 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
         expect(stopped.steps.length).toBeLessThan(5);
 
         await page.click('#engine-toggle:text-is("Resume engine")');
+
+        await page.click('#confirm-ok');
         await page.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
         await other.waitForSelector('#engine-status:text-is("RUNNING")', WAIT);
         await page.waitForSelector('#process-status:text-is("completed")', { timeout: 30_000 });
