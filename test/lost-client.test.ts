@@ -3,10 +3,12 @@
 // server must end it within DB_IDLE_IN_TRANSACTION_TIMEOUT_MS, an operation on a row it holds must
 // fail fast (DB_LOCK_TIMEOUT_MS) with a code instead of hanging, and the API must keep answering
 // its health check, its reads and other starts while such operations pile up.
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/index.ts';
 import { silentLogger } from '../src/config/logger.ts';
+import { heartbeatLeases, insertProcesses } from '../src/db/leases.ts';
 import { createPool, sessionLimitsOf, type Pool, type PoolClient } from '../src/db/pool.ts';
 import { startFreezingProxy, type FreezingProxy } from '../scripts/support/freezing-proxy.ts';
 import { devices, portsOf } from '../workflows/_inventory.ts';
@@ -143,4 +145,44 @@ it('ends a session lost mid-transaction, and nothing waits on it meanwhile', asy
   proxy.thaw();
   expect(await timed('the COMMIT', commit, 5_000)).toBeInstanceOf(Error);
   lost.release(true);
+});
+
+it("a runner's heartbeat skips a row another session holds, and keeps its other leases", async () => {
+  const ids = [randomUUID(), randomUUID()];
+  const inserted = await insertProcesses(
+    h.db.pool,
+    ids.map((id) => ({
+      id,
+      workflowName: 'noop',
+      target: 'CREATE',
+      isTask: false,
+      createdBy: null,
+      input: {},
+      lease: { owner: 'heartbeat-test', leaseSeconds: 5 },
+    })),
+  );
+  const leases = inserted.map((r, i) => ({ id: ids[i]!, leaseToken: r!.claim!.leaseToken }));
+  const holder = await h.db.pool.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query(`SELECT 1 FROM orchestrator.processes WHERE id = $1 FOR UPDATE`, [ids[0]]);
+    // Without a lock timeout of its own: a heartbeat that waited for the row would never answer.
+    const lost = await timed('the heartbeat', heartbeatLeases(h.db.pool, leases, 600), 3_000);
+    expect([...lost]).toEqual([]);
+    const { rows } = await h.db.pool.query<{ id: string; extended: boolean }>(
+      `SELECT id, lease_expires_at > now() + interval '60 seconds' AS extended
+         FROM orchestrator.processes WHERE id = ANY($1::uuid[])`,
+      [ids],
+    );
+    const extended = new Map(rows.map((r) => [r.id, r.extended]));
+    expect(extended.get(ids[0]!)).toBe(false);
+    expect(extended.get(ids[1]!)).toBe(true);
+    await holder.query('ROLLBACK');
+    // Free again: extended at the next beat, and nothing reported lost.
+    expect([...(await heartbeatLeases(h.db.pool, leases, 600))]).toEqual([]);
+  } finally {
+    await holder.query('ROLLBACK').catch(() => undefined);
+    holder.release();
+    await h.db.pool.query(`DELETE FROM orchestrator.processes WHERE id = ANY($1::uuid[])`, [ids]);
+  }
 });

@@ -179,6 +179,10 @@ export interface Lease {
  * per process); returns the ids whose lease was lost (aborted, or taken over after expiry). While
  * the engine is paused a lease that already expired is not revived: the engine may have said
  * PAUSED since, and its process is continued (its step run again) once the lock is cleared.
+ *
+ * A row another session holds locked (an operation on it, or a client lost mid-transaction until
+ * the server ends it) is skipped this time, not waited for: waiting would hold back the heartbeat
+ * of every other lease of the runner, which could then all expire because of one row.
  */
 export async function heartbeatLeases(
   db: Queryable,
@@ -186,15 +190,22 @@ export async function heartbeatLeases(
   leaseSeconds: number,
 ): Promise<string[]> {
   if (leases.length === 0) return [];
+  const keeps = `p.lease_token = l.token
+          AND (p.lease_expires_at > clock_timestamp() OR NOT ${PAUSED})`;
   const { rows } = await db.query<{ id: string }>({
     name: 'orchestrator-heartbeat-leases',
     text: `WITH l AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS l (id, token)),
+     free AS (
+       SELECT p.id FROM orchestrator.processes p JOIN l ON p.id = l.id
+        WHERE ${keeps}
+        FOR NO KEY UPDATE OF p SKIP LOCKED),
      held AS (
        UPDATE orchestrator.processes p SET lease_expires_at = now() + make_interval(secs => $3)
-         FROM l WHERE p.id = l.id AND p.lease_token = l.token
-          AND (p.lease_expires_at > clock_timestamp() OR NOT ${PAUSED})
+         FROM free WHERE p.id = free.id
        RETURNING p.id)
-     SELECT l.id FROM l WHERE l.id NOT IN (SELECT id FROM held)`,
+     SELECT l.id FROM l
+      WHERE NOT EXISTS (SELECT 1 FROM orchestrator.processes p WHERE p.id = l.id AND ${keeps})
+        AND l.id NOT IN (SELECT id FROM held)`,
     values: [leases.map((l) => l.id), leases.map((l) => l.leaseToken), leaseSeconds],
   });
   return rows.map((r) => r.id);
