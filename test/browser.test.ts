@@ -578,8 +578,15 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       await page.waitForSelector('#process-status:text-is("completed")', WAIT);
       await page.waitForSelector('#callback-status:text-is("done")', WAIT);
       expect(await page.$('#callback-url')).toBeNull();
+      // The state is a tree: its folded nodes are opened (and built) as the poll goes.
       await page.waitForFunction(
-        () => document.getElementById('current-state')?.textContent?.includes('"job": 17'),
+        () => {
+          const tree = document.getElementById('current-state');
+          for (const d of tree?.querySelectorAll('details:not([open])') ?? []) {
+            (d as HTMLDetailsElement).open = true;
+          }
+          return tree?.textContent?.includes('"job": 17');
+        },
         undefined,
         WAIT,
       );
