@@ -582,7 +582,7 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       await page.waitForFunction(
         () => {
           const tree = document.getElementById('current-state');
-          for (const d of tree?.querySelectorAll('details:not([open])') ?? []) {
+          for (const d of Array.from(tree?.querySelectorAll('details:not([open])') ?? [])) {
             (d as HTMLDetailsElement).open = true;
           }
           return tree?.textContent?.includes('"job": 17');
