@@ -1,7 +1,12 @@
 // Several machines on one: a network namespace per host, each with one veth link to a bridge in a
-// hub namespace, `tc netem` on both ends of every link (delay each way, optional loss), and
-// partitions as blackhole routes (silent drops). Needs root and iproute2 (`ip`, `tc`).
+// hub namespace, every link delayed each way with optional loss — `tc netem` where the kernel has
+// it, else iptables (loss: `statistic` match; delay: NFQUEUE to nfqueue-delay.py), see
+// `shapingMechanism` — and partitions as blackhole routes (silent drops). Needs root and iproute2
+// (`ip`, `tc`); without netem, iptables and python3.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 /** Every namespace this makes starts with this, so that `down` finds leftovers of a crashed run. */
 export const PREFIX = 'kc-';
@@ -79,6 +84,7 @@ export function teardown(): void {
     }
   }
   for (const ns of ourNamespaces()) run('ip', ['netns', 'del', ns], { check: false });
+  delayers.clear();
 }
 
 /** The link shaping of one end: delay (ms, one way) and loss (%). */
@@ -89,8 +95,7 @@ export interface Shape {
 
 let netem: boolean | undefined;
 /**
- * Whether this kernel has `sch_netem` (some, e.g. minimal VM kernels without modules, do not):
- * without it links are not delayed and loss cannot be simulated; partitions still work (routes).
+ * Whether this kernel has `sch_netem` (some, e.g. minimal VM kernels without modules, do not).
  */
 export function netemAvailable(): boolean {
   if (netem === undefined) {
@@ -116,8 +121,98 @@ export function netemAvailable(): boolean {
   return netem;
 }
 
+/**
+ * How links are delayed and packets dropped:
+ * - `netem`: `tc netem` on both ends of every link (delay and loss in the kernel);
+ * - `nfqueue`: without sch_netem, iptables in each host's namespace: loss by the `statistic`
+ *   match (`-m statistic --mode random -j DROP`, in the kernel), delay by `-j NFQUEUE` to
+ *   scripts/cluster/nfqueue-delay.py, one per host, which holds each outgoing packet for the delay
+ *   and then accepts it (a userspace hop per packet: its CPU is reported);
+ * - `none`: neither (links undelayed, no loss; partitions still work: routes).
+ */
+export type Mechanism = 'netem' | 'nfqueue' | 'none';
+let mechanism: Mechanism | undefined;
+export function shapingMechanism(): Mechanism {
+  if (mechanism !== undefined) return mechanism;
+  if (netemAvailable()) return (mechanism = 'netem');
+  const ns = `${PREFIX}nfqueue-probe`;
+  spawnSync('ip', ['netns', 'add', ns]);
+  const rule = ['-A', 'OUTPUT', '-o', 'lo', '-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass'];
+  const loss = ['-A', 'OUTPUT', '-o', 'lo', '-m', 'statistic', '--mode', 'random'];
+  const ok = [
+    ['iptables', ...rule],
+    ['iptables', ...loss, '--probability', '0.5', '-j', 'DROP'],
+    ['python3', '-c', 'import socket; socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)'],
+  ].every((c) => spawnSync('ip', ['netns', 'exec', ns, ...c]).status === 0);
+  spawnSync('ip', ['netns', 'del', ns]);
+  return (mechanism = ok ? 'nfqueue' : 'none');
+}
+
+/** Why links cannot be delayed here, or undefined when they can. */
+export function cannotShape(): string | undefined {
+  if (shapingMechanism() !== 'none') return undefined;
+  return 'this kernel has no sch_netem (tc netem) and iptables (NFQUEUE, statistic) or python3 is missing: apt-get install -y iptables';
+}
+
+const DELAYER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'nfqueue-delay.py');
+
+/** A host's packet delayer (mechanism `nfqueue`): a Python process in its namespace. */
+class Delayer {
+  readonly child: ChildProcess;
+  readonly ready: Promise<void>;
+  #waiting: ((line: string) => void)[] = [];
+  readonly host: Host;
+  constructor(host: Host) {
+    this.host = host;
+    this.child = spawn('ip', ['netns', 'exec', host.ns, 'python3', DELAYER, '0', '0'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    this.child.stdin!.on('error', () => {});
+    const lines = readline.createInterface({ input: this.child.stdout! });
+    this.ready = new Promise((resolve, reject) => {
+      this.#waiting.push(() => resolve());
+      this.child.once('exit', (code) =>
+        reject(new Error(`${host.name}'s packet delayer exited (${code})`)),
+      );
+    });
+    this.ready.catch(() => {});
+    lines.on('line', (line) => this.#waiting.shift()?.(line));
+  }
+  setDelay(ms: number): void {
+    this.child.stdin!.write(`delay ${ms}\n`);
+  }
+  stats(): Promise<DelayerStats> {
+    return new Promise((resolve) => {
+      this.#waiting.push((line) => resolve(JSON.parse(line) as DelayerStats));
+      this.child.stdin!.write('stats\n');
+    });
+  }
+}
+
+/** A delayer's counters since it started. */
+export interface DelayerStats {
+  packets: number;
+  /** Sum and maximum of how much later than due packets were released (µs). */
+  latenessSumUs: number;
+  latenessMaxUs: number;
+  cpuSeconds: number;
+}
+
+const delayers = new Map<string, Delayer>();
+
+/** Every host's delayer's counters (mechanism `nfqueue`; empty otherwise). */
+export async function delayerStats(): Promise<Record<string, DelayerStats>> {
+  const out: Record<string, DelayerStats> = {};
+  for (const [name, d] of delayers) out[name] = await d.stats();
+  return out;
+}
+
+/** Resolves once every delayer listens on its queue. */
+export async function shapingReady(): Promise<void> {
+  await Promise.all([...delayers.values()].map((d) => d.ready));
+}
+
 function shapeEnd(ns: string, dev: string, s: Shape): void {
-  if (!netemAvailable()) return;
   const args = ['qdisc', 'replace', 'dev', dev, 'root', 'netem', 'delay', `${s.delayMs}ms`];
   if (s.lossPct > 0) args.push('loss', `${s.lossPct}%`);
   // netem's default queue (1,000 packets) drops bursts of a busy link.
@@ -125,7 +220,52 @@ function shapeEnd(ns: string, dev: string, s: Shape): void {
   inNs(ns, 'tc', ...args);
 }
 
-/** Builds the namespaces and links; every link delayed `shape.delayMs` each way (with netem). */
+/**
+ * Mechanism `nfqueue`: the host's outgoing packets on its link (not loopback) dropped with
+ * probability `lossPct` and then, when `delayMs` > 0, queued to its delayer. A packet from one
+ * host to another leaves through its sender's rules only: delayed `delayMs`, lost `lossPct`.
+ */
+function shapeEgress(h: Host, s: Shape): void {
+  inNs(h.ns, 'iptables', '-F', 'OUTPUT');
+  if (s.lossPct > 0)
+    inNs(
+      h.ns,
+      'iptables',
+      '-A',
+      'OUTPUT',
+      '-o',
+      'eth0',
+      '-m',
+      'statistic',
+      '--mode',
+      'random',
+      '--probability',
+      String(s.lossPct / 100),
+      '-j',
+      'DROP',
+    );
+  delayers.get(h.name)?.setDelay(s.delayMs);
+  if (s.delayMs > 0)
+    // --queue-bypass: were the delayer gone, packets would pass undelayed rather than be dropped.
+    inNs(
+      h.ns,
+      'iptables',
+      '-A',
+      'OUTPUT',
+      '-o',
+      'eth0',
+      '-j',
+      'NFQUEUE',
+      '--queue-num',
+      '0',
+      '--queue-bypass',
+    );
+}
+
+/**
+ * Builds the namespaces and links; every link delayed `shape.delayMs` each way (`shapingReady()`
+ * resolves when the delay is in force).
+ */
 export function build(t: Topology, shape: Shape): void {
   teardown();
   ip('netns', 'add', HUB);
@@ -153,19 +293,24 @@ export function build(t: Topology, shape: Shape): void {
     inNs(h.ns, 'ip', 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0');
     inNs(h.ns, 'ip', 'link', 'set', 'eth0', 'up');
     inNs(h.ns, 'ip', 'link', 'set', 'lo', 'up');
+    if (shapingMechanism() === 'nfqueue') delayers.set(h.name, new Delayer(h));
   }
   shapeAll(t, shape);
 }
 
 /**
- * Every link: half the delay on the host's end, half on the hub's, so a packet from one host to
- * another is delayed `delayMs` (its sender's end and its receiver's hub end); loss likewise split.
+ * Every link delayed `delayMs` and lossy `lossPct` each way. With netem: half the delay on the
+ * host's end, half on the hub's (a packet from one host to another crosses its sender's end and its
+ * receiver's hub end); loss likewise split. With nfqueue: all of it on the sender's way out.
  */
 export function shapeAll(t: Topology, shape: Shape): void {
   for (const h of allHosts(t)) shapeHost(h, shape);
 }
 
 export function shapeHost(h: Host, s: Shape): void {
+  const m = shapingMechanism();
+  if (m === 'nfqueue') return shapeEgress(h, s);
+  if (m !== 'netem') return;
   const lossPct = s.lossPct > 0 ? 100 * (1 - Math.sqrt(1 - s.lossPct / 100)) : 0;
   const half = { delayMs: s.delayMs / 2, lossPct };
   shapeEnd(h.ns, 'eth0', half);

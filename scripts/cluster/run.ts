@@ -1,12 +1,13 @@
 // `npm run cluster -- up|bench|chaos|down [options]`: several machines simulated on this one with
 // network namespaces (scripts/cluster/net.ts): a Postgres host (Debian's postgresql-15), two API
-// hosts, `--workers` worker hosts and a client host on one bridge, every link delayed by `tc netem`
-// (`--delay-ms`, default 0.5 each way: 1 ms round trip; `--loss` %, default 0). Needs root and
-// iproute2. Everything it made is torn down when it exits, however it exits; `down` removes what a
+// hosts, `--workers` worker hosts and a client host on one bridge, every link delayed (`--delay-ms`,
+// default 0.5 each way: 1 ms round trip; `--loss` %, default 0) by `tc netem`, or without sch_netem
+// by iptables and NFQUEUE (net.ts, `shapingMechanism`). Needs root and iproute2. Everything it made is torn down when it exits, however it exits; `down` removes what a
 // killed run left.
 //   up      builds it, starts the processes, prints the addresses, waits for Ctrl-C
-//   bench   REST throughput, fan-out and POST → first step latency, with no delay and then at the
-//           delay, and statements per process by component (pg_stat_statements, a role each)
+//   bench   REST throughput, fan-out and POST → first step latency, with no delay (with nfqueue: then
+//           through the delayers at 0 ms, the hop's own cost) and then at the delay, statements per
+//           process by component (pg_stat_statements, a role each), the delayers' CPU
 //   chaos   the network's faults under load (scripts/cluster/chaos.ts), then the invariants
 //   down    removes namespaces and processes a killed run left behind
 import { spawn } from 'node:child_process';
@@ -17,8 +18,11 @@ import { runChaos } from './chaos.ts';
 import {
   build,
   cannotBuild,
-  netemAvailable,
+  delayerStats,
   shapeAll,
+  shapingMechanism,
+  shapingReady,
+  type DelayerStats,
   teardown,
   topology,
   type Host,
@@ -103,14 +107,20 @@ export function onClient<T>(client: Host, command: Record<string, unknown>): Pro
 }
 
 async function up(opts: { leaseSeconds?: number } = {}): Promise<System> {
-  if (!netemAvailable())
+  const m = shapingMechanism();
+  if (m === 'none')
     log(
-      'this kernel has no sch_netem (tc netem): links are NOT delayed and loss is not simulated; partitions and kills still are',
+      'this kernel has no sch_netem (tc netem) and iptables or python3 is missing: links are NOT delayed and loss is not simulated; partitions and kills still are',
+    );
+  else if (m === 'nfqueue')
+    log(
+      'no sch_netem in this kernel: loss by iptables (statistic match), delay by NFQUEUE to scripts/cluster/nfqueue-delay.py on each host (a userspace hop per packet, its CPU reported)',
     );
   log(
     `building ${t.workers.length + 4} hosts, links delayed ${shape.delayMs} ms each way, loss ${shape.lossPct} %`,
   );
   build(t, shape);
+  await shapingReady();
   system = await startSystem(t, opts);
   await onClient(t.client, { cmd: 'wait-healthy', apiUrls: system.apiUrls });
   log(
@@ -127,17 +137,39 @@ interface Measured {
   firstStepP50: number;
   firstStepP99: number;
   completedP50: number;
+  /** The packet delayers during the throughput run (mechanism nfqueue). */
+  delayers: { cpuSeconds: number; wallSeconds: number; packets: number; meanLatenessUs: number };
+}
+
+function sumStats(all: Record<string, DelayerStats>) {
+  const v = Object.values(all);
+  return {
+    cpu: v.reduce((a, s) => a + s.cpuSeconds, 0),
+    packets: v.reduce((a, s) => a + s.packets, 0),
+    lateness: v.reduce((a, s) => a + s.latenessSumUs, 0),
+  };
 }
 
 async function measure(s: System, o: { processes: number; children: number }): Promise<Measured> {
   const api = s.apiUrls[0]!;
   await onClient(t.client, { cmd: 'statements-reset', dbUrl: s.dbUrl });
+  const before = sumStats(await delayerStats());
+  const t0 = Date.now();
   const tp = await onClient<{ processesPerSecond: number; stepsPerSecond: number }>(t.client, {
     cmd: 'throughput',
     dbUrl: s.dbUrl,
     apiUrl: api,
     processes: o.processes,
   });
+  const wallSeconds = (Date.now() - t0) / 1000;
+  const after = sumStats(await delayerStats());
+  const packets = after.packets - before.packets;
+  const delayers = {
+    cpuSeconds: after.cpu - before.cpu,
+    wallSeconds,
+    packets,
+    meanLatenessUs: packets ? (after.lateness - before.lateness) / packets : 0,
+  };
   const stm = await onClient<Record<string, { calls: number }>>(t.client, {
     cmd: 'statements',
     dbUrl: s.dbUrl,
@@ -166,6 +198,7 @@ async function measure(s: System, o: { processes: number; children: number }): P
     firstStepP50: lat.firstStep.p50.median,
     firstStepP99: lat.firstStep.p99.median,
     completedP50: lat.completed.p50.median,
+    delayers,
   };
 }
 
@@ -181,42 +214,72 @@ async function bench(): Promise<void> {
   );
   shapeAll(t, { delayMs: 0, lossPct: 0 });
   const flat = await measure(s, o);
-  if (!netemAvailable()) {
+  const m = shapingMechanism();
+  if (m === 'none') {
     process.stdout.write(
-      `\nno delay (veth links, no sch_netem in this kernel: the ${2 * shape.delayMs} ms RTT half cannot be measured here):\n${JSON.stringify(flat, null, 2)}\n`,
+      `\nno delay (veth links; no sch_netem nor iptables here: the ${2 * shape.delayMs} ms RTT half cannot be measured):\n${JSON.stringify(flat, null, 2)}\n`,
     );
     return;
   }
-  log(`then links delayed ${shape.delayMs} ms each way`);
+  // With nfqueue every packet takes a userspace hop: the same hop with no delay separates its cost
+  // from the delay's.
+  let hop: Measured | undefined;
+  if (m === 'nfqueue') {
+    log('then every packet through the delayers, 0 ms');
+    shapeAll(t, { delayMs: 0.000001, lossPct: 0 });
+    hop = await measure(s, o);
+  }
+  log(`then links delayed ${shape.delayMs} ms each way (${m})`);
   shapeAll(t, shape);
   const rtt = await measure(s, o);
   const rttMs = 2 * shape.delayMs;
-  const rows: [string, number, number][] = [
-    ['REST throughput, worker mode (processes/s)', flat.processesPerSecond, rtt.processesPerSecond],
-    ['the same, committed steps/s', flat.stepsPerSecond, rtt.stepsPerSecond],
-    [`fan-out of ${o.children} (children/s)`, flat.childrenPerSecond, rtt.childrenPerSecond],
-    ['POST → first step committed, p50 (ms)', flat.firstStepP50, rtt.firstStepP50],
-    ['POST → first step committed, p99 (ms)', flat.firstStepP99, rtt.firstStepP99],
-    ['POST → completed, p50 (ms)', flat.completedP50, rtt.completedP50],
-    ['statements per process, API', flat.statementsPerProcess.api!, rtt.statementsPerProcess.api!],
-    [
-      'statements per process, workers',
-      flat.statementsPerProcess.workers!,
-      rtt.statementsPerProcess.workers!,
-    ],
+  const cols = hop ? [flat, hop, rtt] : [flat, rtt];
+  const rows: [string, (x: Measured) => number][] = [
+    ['REST throughput, worker mode (processes/s)', (x) => x.processesPerSecond],
+    ['the same, committed steps/s', (x) => x.stepsPerSecond],
+    [`fan-out of ${o.children} (children/s)`, (x) => x.childrenPerSecond],
+    ['POST → first step committed, p50 (ms)', (x) => x.firstStepP50],
+    ['POST → first step committed, p99 (ms)', (x) => x.firstStepP99],
+    ['POST → completed, p50 (ms)', (x) => x.completedP50],
+    ['statements per process, API', (x) => x.statementsPerProcess.api!],
+    ['statements per process, workers', (x) => x.statementsPerProcess.workers!],
+    ['statements per process, the bench (client)', (x) => x.statementsPerProcess.bench!],
   ];
+  if (hop)
+    rows.push(
+      ['delayers: packets per process (throughput run)', (x) => x.delayers.packets / o.processes],
+      [
+        'delayers: CPU, % of one core (throughput run)',
+        (x) => (100 * x.delayers.cpuSeconds) / x.delayers.wallSeconds,
+      ],
+      ['delayers: mean lateness past due (µs)', (x) => x.delayers.meanLatenessUs],
+    );
   const f = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
-  process.stdout.write(`\n| figure | no delay | ${rttMs} ms RTT | ratio |\n|---|---|---|---|\n`);
-  for (const [label, a, b] of rows)
-    process.stdout.write(`| ${label} | ${f(a)} | ${f(b)} | ${(b / a).toFixed(2)}× |\n`);
+  const head = hop ? '| no delay | nfqueue hop, 0 ms |' : '| no delay |';
+  process.stdout.write(
+    `\n| figure ${head} ${rttMs} ms RTT (${m}) | ratio to no delay |\n|---${'|---'.repeat(cols.length + 1)}|\n`,
+  );
+  for (const [label, get] of rows) {
+    const v = cols.map(get);
+    const ratio = v[0] ? `${(v[v.length - 1]! / v[0]).toFixed(2)}×` : '';
+    process.stdout.write(`| ${label} | ${v.map(f).join(' | ')} | ${ratio} |\n`);
+  }
   // A process's statements on its critical path, one round trip each: a bound of its time on the wire.
   const perProcess = rtt.statementsPerProcess.api! + rtt.statementsPerProcess.workers!;
+  const added = rtt.completedP50 - flat.completedP50;
   process.stdout.write(
-    `\nround trips per process (API + workers): ${perProcess.toFixed(1)}; at ${rttMs} ms each, ` +
+    `\nwaiting on the network: round trips per process (API + workers) ${perProcess.toFixed(1)}; at ${rttMs} ms each ` +
       `${(perProcess * rttMs).toFixed(1)} ms of a process's POST → completed p50 of ${rtt.completedP50.toFixed(1)} ms ` +
-      `(${Math.min(100, (100 * perProcess * rttMs) / rtt.completedP50).toFixed(0)} %) if none overlapped\n` +
-      `targets: throughput ≥ 0.8× of no delay: ${(rtt.processesPerSecond / flat.processesPerSecond).toFixed(2)}×; ` +
-      `POST → first step p50 ≤ 10 ms: ${rtt.firstStepP50.toFixed(1)} ms\n`,
+      `(${Math.min(100, (100 * perProcess * rttMs) / rtt.completedP50).toFixed(0)} %) if none overlapped; measured: ` +
+      `the delay added ${added.toFixed(1)} ms to that p50 (${((100 * added) / rtt.completedP50).toFixed(0)} % of it)` +
+      (hop
+        ? `, of which the nfqueue hop alone ${(hop.completedP50 - flat.completedP50).toFixed(1)} ms`
+        : '') +
+      `\ntargets: throughput ≥ 0.8× of no delay: ${(rtt.processesPerSecond / flat.processesPerSecond).toFixed(2)}×` +
+      (hop
+        ? ` (${(rtt.processesPerSecond / hop.processesPerSecond).toFixed(2)}× of the 0 ms hop, the delay's share alone)`
+        : '') +
+      `; POST → first step p50 ≤ 10 ms: ${rtt.firstStepP50.toFixed(1)} ms\n`,
   );
 }
 
