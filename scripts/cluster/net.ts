@@ -164,7 +164,10 @@ class Delayer {
   readonly host: Host;
   constructor(host: Host) {
     this.host = host;
-    this.child = spawn('ip', ['netns', 'exec', host.ns, 'python3', DELAYER, '0', '0'], {
+    // Real-time priority (SCHED_FIFO) where allowed: on a busy machine a packet otherwise waits for
+    // the scheduler, not for its due time (measured: ~1.7 ms late on average at load 9 on 2 cores).
+    const rt = spawnSync('chrt', ['-f', '20', 'true']).status === 0 ? ['chrt', '-f', '20'] : [];
+    this.child = spawn('ip', ['netns', 'exec', host.ns, ...rt, 'python3', DELAYER, '0', '0'], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     this.child.stdin!.on('error', () => {});

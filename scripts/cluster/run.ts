@@ -213,6 +213,13 @@ async function bench(): Promise<void> {
     `bench: ${o.processes} noop processes, a fan-out of ${o.children}, 100 latency samples; no delay first`,
   );
   shapeAll(t, { delayMs: 0, lossPct: 0 });
+  // A first run warms the processes up (JIT, pools, caches): otherwise the first column pays it.
+  await onClient(t.client, {
+    cmd: 'throughput',
+    dbUrl: s.dbUrl,
+    apiUrl: s.apiUrls[0]!,
+    processes: Math.min(500, o.processes),
+  });
   const flat = await measure(s, o);
   const m = shapingMechanism();
   if (m === 'none') {
