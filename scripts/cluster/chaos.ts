@@ -8,7 +8,15 @@
 // Passes with 0 violations, every process ended, and nothing left running past two leases.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Violation } from '../../src/db/testkit/invariants.ts';
-import { heal, partition, shapeAll, shapingMechanism, type Shape, type Topology } from './net.ts';
+import {
+  droppedPackets,
+  heal,
+  partition,
+  shapeAll,
+  shapingMechanism,
+  type Shape,
+  type Topology,
+} from './net.ts';
 import { benchWorkflows, type System } from './system.ts';
 
 export interface ChaosOptions {
@@ -65,6 +73,7 @@ export async function runChaos(o: ChaosOptions): Promise<boolean> {
       log(`fault: 1 % loss on every link for 10 s (${shapingMechanism()}), links still delayed`);
       shapeAll(t, { ...o.shape, lossPct: 1 });
       await sleep(10_000);
+      log(`${droppedPackets(t)} packets dropped`);
       shapeAll(t, o.shape);
     } else log('fault skipped: 1 % loss needs sch_netem or iptables, neither here');
     const w2 = s.workers[1]!;

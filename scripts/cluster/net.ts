@@ -265,6 +265,16 @@ function shapeEgress(h: Host, s: Shape): void {
     );
 }
 
+/** Packets the loss rules dropped so far, all hosts (mechanism `nfqueue`; 0 otherwise). */
+export function droppedPackets(t: Topology): number {
+  if (shapingMechanism() !== 'nfqueue') return 0;
+  let n = 0;
+  for (const h of allHosts(t))
+    for (const line of inNs(h.ns, 'iptables', '-L', 'OUTPUT', '-v', '-x', '-n').split('\n'))
+      if (/\bDROP\b/.test(line)) n += Number(line.trim().split(/\s+/)[0]) || 0;
+  return n;
+}
+
 /**
  * Builds the namespaces and links; every link delayed `shape.delayMs` each way (`shapingReady()`
  * resolves when the delay is in force).
