@@ -158,7 +158,11 @@ export const stepStateSchema = z.object({
 
 export const processListSchema = z.object({
   items: z.array(processSummarySchema),
-  total: z.int().meta({ description: 'Processes matching the filters (all pages)' }),
+  total: z.int().meta({
+    description:
+      'Processes matching the filters (all pages); with `totalCapped`, at least this many (a search or filter counted row by row stops at 10,000)',
+  }),
+  totalCapped: z.boolean().meta({ description: 'Whether `total` is a lower bound' }),
 });
 
 const countsByStatus = z

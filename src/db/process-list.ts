@@ -112,7 +112,18 @@ const countedByStatus = (f: ProcessFilter) =>
   !f.topLevel &&
   (f.search === undefined || f.search.trim() === '');
 
-async function countMatches(db: Queryable, q: ListQuery, w: ReturnType<typeof where>) {
+/**
+ * Counted row by row, a total stops here: counting every one of 200,000 matches of a broad search
+ * (a workflow's name) took 400 ms on 1,000,000 processes, for a page of 25.
+ */
+export const COUNT_CAP = 10_000;
+
+/** The total, exact from the status counts or up to COUNT_CAP; `capped`: at least that many. */
+async function countMatches(
+  db: Queryable,
+  q: ListQuery,
+  w: ReturnType<typeof where>,
+): Promise<{ total: number; capped: boolean }> {
   if (countedByStatus(q)) {
     const { rows } = await db.query<{ total: number }>(
       `SELECT coalesce(sum(n), 0)::int AS total FROM orchestrator.status_counts
@@ -120,30 +131,48 @@ async function countMatches(db: Queryable, q: ListQuery, w: ReturnType<typeof wh
           AND ($2::boolean IS NULL OR is_task = $2)`,
       [q.status?.length ? q.status : null, q.isTask ?? null],
     );
-    return rows[0]?.total ?? 0;
+    return { total: rows[0]?.total ?? 0, capped: false };
   }
   const { rows } = await db.query<{ total: number }>(
-    `SELECT count(*)::int AS total FROM orchestrator.processes p ${w.sql}`,
-    w.values,
+    `SELECT count(*)::int AS total
+       FROM (SELECT 1 FROM orchestrator.processes p ${w.sql} LIMIT $${w.values.length + 1}) m`,
+    [...w.values, COUNT_CAP + 1],
   );
-  return rows[0]?.total ?? 0;
+  const n = rows[0]?.total ?? 0;
+  return n > COUNT_CAP ? { total: COUNT_CAP, capped: true } : { total: n, capped: false };
 }
 
 export async function listProcesses(
   db: Queryable,
   q: ListQuery,
-): Promise<{ items: ProcessRow[]; total: number }> {
+): Promise<{ items: ProcessRow[]; total: number; totalCapped: boolean }> {
   const w = where(q);
-  const order = `${SORT_COLUMNS[q.sort]} ${q.order === 'asc' ? 'ASC' : 'DESC'}, p.id`;
   const n = w.values.length;
-  const [items, total] = await Promise.all([
+  const page = (desc: boolean, limit: number, offset: number) =>
     db.query<ProcessRow>(
-      `SELECT ${PROCESS_COLUMNS} FROM orchestrator.processes p ${w.sql} ORDER BY ${order} LIMIT $${n + 1} OFFSET $${n + 2}`,
-      [...w.values, q.limit, q.offset],
-    ),
-    countMatches(db, q, w),
-  ]);
-  return { items: items.rows, total };
+      `SELECT ${PROCESS_COLUMNS} FROM orchestrator.processes p ${w.sql}
+        ORDER BY ${SORT_COLUMNS[q.sort]} ${desc ? 'DESC' : 'ASC'}, p.id ${desc ? 'DESC' : 'ASC'}
+        LIMIT $${n + 1} OFFSET $${n + 2}`,
+      [...w.values, limit, offset],
+    );
+  const desc = q.order !== 'asc';
+  if (!countedByStatus(q)) {
+    const [items, count] = await Promise.all([
+      page(desc, q.limit, q.offset),
+      countMatches(db, q, w),
+    ]);
+    return { items: items.rows, total: count.total, totalCapped: count.capped };
+  }
+  // The total is known without reading the rows: a page past the middle is read from the other
+  // end (the last page of a million processes skips 25 index entries, not 999,975), then turned.
+  const { total } = await countMatches(db, q, w);
+  const fromEnd = total - q.offset - q.limit;
+  if (q.offset > total / 2 && fromEnd > -q.limit) {
+    const items = await page(!desc, q.limit + Math.min(0, fromEnd), Math.max(0, fromEnd));
+    return { items: items.rows.reverse(), total, totalCapped: false };
+  }
+  const items = await page(desc, q.limit, q.offset);
+  return { items: items.rows, total, totalCapped: false };
 }
 
 export async function statusCounts(db: Queryable): Promise<{

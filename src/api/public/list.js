@@ -214,7 +214,11 @@ export async function listPage(params, visit) {
       el('td', { class: 'note-cell', text: p.note ?? '', title: p.note ?? '' }),
     ]);
   const load = async () => {
-    const { items, total } = await api('GET', `/api/processes?${apiQuery(state)}`);
+    const { items, total, totalCapped } = await api('GET', `/api/processes?${apiQuery(state)}`);
+    // A broad search is counted up to a cap: "more than 10,000", pages up to there.
+    const found = totalCapped
+      ? `more than ${total.toLocaleString()} processes`
+      : count(total, 'process', 'processes');
     if (!visit.alive()) return;
     lastPage = Math.max(1, Math.ceil(total / state.size));
     rows.clear();
@@ -231,10 +235,10 @@ export async function listPage(params, visit) {
       );
     const from = total === 0 ? 0 : (state.page - 1) * state.size + 1;
     pageInfo.textContent = `Page ${state.page.toLocaleString()} of ${lastPage.toLocaleString()}`;
-    totalText.textContent = `${from.toLocaleString()}–${((state.page - 1) * state.size + items.length).toLocaleString()} of ${count(total, 'process', 'processes')}`;
+    totalText.textContent = `${from.toLocaleString()}–${((state.page - 1) * state.size + items.length).toLocaleString()} of ${found}`;
     first.disabled = prev.disabled = state.page <= 1;
     next.disabled = last.disabled = state.page >= lastPage;
-    announce(`${count(total, 'process', 'processes')} found, page ${state.page} of ${lastPage}`);
+    announce(`${found} found, page ${state.page} of ${lastPage}`);
   };
   const reload = debounce(() => {
     load().catch((err) => {
