@@ -60,29 +60,36 @@ try {
   );
   const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;
   const device = () => `sw-${String(1 + Math.floor(Math.random() * total)).padStart(7, '0')}`;
-  const kinds: Record<string, () => string> = {
-    'id prefix (8 hex)': () => pick(rows).id.slice(0, 8),
-    'id prefix (4 hex)': () => pick(rows).id.slice(0, 4),
-    'state value (device name)': device,
-    'note words': () => `window ${100 * (1 + Math.floor((Math.random() * total) / 100))}`,
-    'creator (a quarter of all)': () => pick(['alice', 'bob', 'carol', 'dave']),
-    'workflow (a fifth of all)': () => pick(['noop', 'hello', 'validate_device']),
-    'no match': () => `nothing-${Math.random()}`,
+  const search = (text: () => string) => () => ({ search: text() });
+  const kinds: Record<string, () => Partial<ListQuery>> = {
+    'id prefix (8 hex)': search(() => pick(rows).id.slice(0, 8)),
+    'id prefix (4 hex)': search(() => pick(rows).id.slice(0, 4)),
+    'state value (device name)': search(device),
+    'note words': search(() => `window ${100 * (1 + Math.floor((Math.random() * total) / 100))}`),
+    'creator (a quarter of all)': search(() => pick(['alice', 'bob', 'carol', 'dave'])),
+    'workflow (a fifth of all)': search(() => pick(['noop', 'hello', 'validate_device'])),
+    'no match': search(() => `nothing-${Math.random()}`),
+    'no search, the last page': () => ({ offset: total - 25 }),
+    'no search, a page in the middle': () => ({ offset: Math.floor(total / 2) - 25 }),
   };
   const base: ListQuery = { limit: 25, offset: 0, sort: 'startedAt', order: 'desc' };
   console.log(`\n| search | p50 ms | p95 ms | matches (last run) |\n|---|---|---|---|`);
   for (const [kind, text] of Object.entries(kinds)) {
     const times: number[] = [];
     let matches = 0;
+    let capped = false;
     for (let i = 0; i < runs; i++) {
       const s = performance.now();
-      const r = await listProcesses(pool, { ...base, search: text() });
+      const r = await listProcesses(pool, { ...base, ...text() });
       times.push(performance.now() - s);
       matches = r.total;
+      capped = r.totalCapped;
     }
     times.sort((a, b) => a - b);
     const q = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))]!;
-    console.log(`| ${kind} | ${q(0.5).toFixed(1)} | ${q(0.95).toFixed(1)} | ${matches} |`);
+    console.log(
+      `| ${kind} | ${q(0.5).toFixed(1)} | ${q(0.95).toFixed(1)} | ${capped ? `more than ${matches}` : matches} |`,
+    );
   }
   const explain = await pool.query<{ 'QUERY PLAN': string }>(
     `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT count(*) FROM orchestrator.processes p
