@@ -268,7 +268,8 @@ async function bench(): Promise<void> {
   );
   for (const [label, get] of rows) {
     const v = cols.map(get);
-    const ratio = v[0] ? `${(v[v.length - 1]! / v[0]).toFixed(2)}×` : '';
+    const ratio =
+      v[0] && !label.startsWith('delayers') ? `${(v[v.length - 1]! / v[0]).toFixed(2)}×` : '';
     process.stdout.write(`| ${label} | ${v.map(f).join(' | ')} | ${ratio} |\n`);
   }
   // A process's statements on its critical path, one round trip each: a bound of its time on the wire.
