@@ -1,8 +1,9 @@
 // `npm run bench [-- --quick] [-- --peers] [-- --out FILE] [-- --pg-stats] [-- --only live|fanout]
-// [-- --server LIST]`: measures the ceiling, the pg-boss floor, the Celery + Redis peer (`--peers`)
+// [-- --server LIST]` (`--only` also takes `page`): measures the ceiling, the pg-boss floor, the Celery + Redis peer (`--peers`)
 // and the orchestrator side by side on one Postgres, prints a table and writes JSON. `--only
 // live`: the ceiling, item 3's threadpool noop runs (without their database cost) and item 5,
-// nothing else. `--only fanout`: the ceiling and item 9 (with `--peers`, its Celery row). `--server embedded,stock`: the whole profile on each server in turn, a table each
+// nothing else. `--only fanout`: the ceiling and item 9 (with `--peers`, its Celery row). `--only
+// page`: the ceiling and item 10 (the operator page in Chromium during a burst). `--server embedded,stock`: the whole profile on each server in turn, a table each
 // (`embedded`, the default; `stock`, `stock:MAJOR`, `embedded:MAJOR`: scripts/test-server.sh);
 // without `--server`, on DATABASE_URL's server when it is set.
 import fs from 'node:fs';
@@ -24,6 +25,7 @@ import { cpuSeconds, LiveClients, liveAvailable, measureLiveLatency } from './li
 import { measureFanout, postmasterPid, type FanoutRun } from './fanout.ts';
 import { measureLatency } from './latency.ts';
 import { CELERY_PROCESSES, findPeerTools, measureCeleryPeer, PEERS_APT } from './peers.ts';
+import { measurePage, pageFigures, pageWorkflows } from './page.ts';
 import { measurePgBossFloor } from './pgboss.ts';
 import { formatTable, type Figure } from './report.ts';
 import { measureScale, seedProcesses } from './scale.ts';
@@ -50,14 +52,15 @@ const { values: args } = parseArgs({
     server: { type: 'string' },
   },
 });
-if (args.only !== undefined && args.only !== 'live' && args.only !== 'fanout') {
-  process.stderr.write(`--only takes \`live\` or \`fanout\`, not \`${args.only}\`\n`);
+if (args.only !== undefined && !['live', 'fanout', 'page'].includes(args.only)) {
+  process.stderr.write(`--only takes \`live\`, \`fanout\` or \`page\`, not \`${args.only}\`\n`);
   process.exit(2);
 }
 const liveOnly = args.only === 'live';
 const fanoutOnly = args.only === 'fanout';
+const pageOnly = args.only === 'page';
 /** Only some items: the ceiling and those. */
-const someOnly = liveOnly || fanoutOnly;
+const someOnly = liveOnly || fanoutOnly || pageOnly;
 /** The servers to run on, in order; `undefined`: DATABASE_URL's server. */
 const servers: (ServerSpec | undefined)[] =
   args.server === undefined
@@ -92,6 +95,8 @@ const PROFILES = {
     costRuns: 3,
     /** Item 9: children of the one fan-out task. */
     fanoutChildren: 10_000,
+    /** Item 10: noop processes started while the operator page is measured. */
+    pageBurst: 1_000,
   },
   quick: {
     runs: 3,
@@ -110,6 +115,7 @@ const PROFILES = {
     scaleRequests: 10,
     costRuns: 1,
     fanoutChildren: 500,
+    pageBurst: 300,
   },
 } as const;
 
@@ -172,8 +178,9 @@ async function withApi<T>(
   db: BenchDatabase,
   mode: Mode,
   fn: (api: Api, workers: NodeProcess[]) => Promise<T>,
+  extraEnv: Record<string, string> = {},
 ): Promise<T> {
-  const api = await startApi(db, mode);
+  const api = await startApi(db, mode, extraEnv);
   running.add(api.process);
   const workers: NodeProcess[] = [];
   try {
@@ -508,7 +515,7 @@ async function run(db: BenchDatabase, result: ServerRun): Promise<void> {
   let threadpoolApiCpuMs = Number.NaN;
   /** Why threadpool mode was not measured (item 6 runs on it too). */
   let threadpoolFailed: string | undefined;
-  const modes = liveOnly ? ['threadpool'] : fanoutOnly ? [] : ['worker', 'threadpool'];
+  const modes = liveOnly ? ['threadpool'] : fanoutOnly || pageOnly ? [] : ['worker', 'threadpool'];
   for (const mode of modes as Mode[]) {
     const name = modeName(mode);
     const rows = modeRows(mode);
@@ -685,8 +692,10 @@ async function run(db: BenchDatabase, result: ServerRun): Promise<void> {
   }
 
   if (liveOnly) return;
-  await measureFanoutItem(db, figures, { rate, peerTools });
+  if (!pageOnly) await measureFanoutItem(db, figures, { rate, peerTools });
   if (fanoutOnly) return;
+  await measurePageItem(db, figures);
+  if (pageOnly) return;
   const seededRows = profile.scaleRows.toLocaleString('en-US');
   const scaleRow = (what: string, q: 'p50' | 'p99') =>
     row(6, `${what}, ${seededRows} processes, ${q}`, 'ms');
@@ -987,6 +996,33 @@ async function measureFanoutItem(
     failures.push(`${db.describe}: fan-out: ${failed}`);
     for (const r of [rows.children, rows.steps, rows.last, rows.parent])
       figures.push({ ...r, missing: failed });
+  }
+}
+
+/**
+ * Item 10: the operator page in headless Chromium while `pageBurst` noop processes run through the
+ * threadpool API (scripts/bench/page.ts); `runs` runs with the process list open, one with a
+ * process's page.
+ */
+async function measurePageItem(db: BenchDatabase, figures: Figure[]): Promise<void> {
+  const n = profile.pageBurst;
+  log(`10. operator page: ${n} noop burst, ${profile.runs} runs on #/ and one on #/process/<id>`);
+  const workflows = pageWorkflows();
+  try {
+    const runs = await withApi(
+      db,
+      'threadpool',
+      (api) => measurePage(db, api, { burst: n, runs: profile.runs, log }),
+      { WORKFLOWS_DIR: workflows.dir },
+    );
+    figures.push(...pageFigures(runs, n));
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log(`   the operator page failed: ${message}`);
+    failures.push(`${db.describe}: operator page: ${firstLine(message)}`);
+    figures.push(...pageFigures(`failed: ${firstLine(message)}`, n));
+  } finally {
+    workflows.remove();
   }
 }
 
