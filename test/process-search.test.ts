@@ -126,7 +126,7 @@ describe("one step's state", () => {
     expect(current).toEqual({ stepId: null, state: full.currentState, stateDelta: null });
   });
 
-  it('answers 400 for a bad or foreign step, 400 invalid_id and 404 for the process', async () => {
+  it('answers 400 for a bad step, 404 for a foreign one, 400 invalid_id and 404 for the process', async () => {
     const id = await idOf(1502);
     const foreign = (await h.http.get(`/api/processes/${await idOf(1503)}?states=false`)).body
       .steps[0].id;
@@ -134,7 +134,7 @@ describe("one step's state", () => {
       [`/api/processes/${id}/state?step=abc`, 400, 'validation_error'],
       [`/api/processes/${id}/state?step=0`, 400, 'validation_error'],
       [`/api/processes/${id}/state?other=1`, 400, 'validation_error'],
-      [`/api/processes/${id}/state?step=${foreign}`, 400, 'validation_error'],
+      [`/api/processes/${id}/state?step=${foreign}`, 404, 'step_not_found'],
       [`/api/processes/nope/state`, 400, 'invalid_id'],
       [
         `/api/processes/00000000-0000-4000-8000-000000000000/state?step=1`,

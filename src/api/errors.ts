@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   callback_not_found:
     'no callback with this token for this process (tokens are compared in constant time)',
   schedule_not_found: 'no schedule of this name',
+  step_not_found: 'the process has no step row with this id',
   route_not_found: 'no such route',
   not_resumable: 'the process is in a status that cannot be resumed (or is being resumed already)',
   workflow_changed:

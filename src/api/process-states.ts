@@ -13,11 +13,14 @@ export const stepStateRoute: Route = {
     operationId: 'getStepState',
     summary: "A step's state and what it changed, or the current state",
     description:
-      'With `step` (a step row `id` from the process\'s `steps`): the state after that step and its delta from the step row before. Without: the current state. A `step` that is not one of this process\'s answers 400 `validation_error` with `details[0].path` `["step"]`.',
+      "With `step` (a step row `id` from the process's `steps`): the state after that step and its delta from the step row before. Without: the current state. A `step` that is not one of this process's answers 404 `step_not_found`.",
     params: z.object({ id: processIdSchema }),
     query: stepStateQuerySchema,
     responses: { 200: json(stepStateSchema, 'The state') },
-    errors: { 400: ['invalid_id', 'validation_error'], 404: ['process_not_found'] },
+    errors: {
+      400: ['invalid_id', 'validation_error'],
+      404: ['process_not_found', 'step_not_found'],
+    },
   },
   handler:
     ({ engine }) =>

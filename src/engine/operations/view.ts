@@ -7,7 +7,7 @@ import { locksOf } from '../../db/locks.ts';
 import { getStepRows, type StepRow } from '../../db/processes.ts';
 import { listProcesses, statusCounts, type ListQuery } from '../../db/process-list.ts';
 import { getStepState, getStepSummaries } from '../../db/step-states.ts';
-import { TimeoutError, ValidationError } from '../errors.ts';
+import { NotFoundError, TimeoutError, ValidationError } from '../errors.ts';
 import { firstPage } from '../forms.ts';
 import { callbackPath } from '../runner.ts';
 import type { State } from '../types.ts';
@@ -34,9 +34,7 @@ export async function stepStateOf(ctx: EngineContext, id: string, stepId: number
     getStepState(pool, id, stepId),
   ]);
   if (exists && !found) {
-    throw new ValidationError('validation_error', `Process ${id} has no step ${stepId}`, {
-      details: [{ path: ['step'], message: 'not a step of this process', code: 'custom' }],
-    });
+    throw new NotFoundError('step_not_found', `Process ${id} has no step ${stepId}`);
   }
   return { stepId, state: found!.state, stateDelta: stateDelta(found!.previous, found!.state) };
 }
