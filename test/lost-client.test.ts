@@ -8,10 +8,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/index.ts';
 import { silentLogger } from '../src/config/logger.ts';
-import { heartbeatLeases, insertProcesses } from '../src/db/leases.ts';
+import { heartbeatLeases } from '../src/db/leases.ts';
 import { createPool, sessionLimitsOf, type Pool, type PoolClient } from '../src/db/pool.ts';
 import { startFreezingProxy, type FreezingProxy } from '../scripts/support/freezing-proxy.ts';
 import { devices, portsOf } from '../workflows/_inventory.ts';
+import { seedLeased } from './support/database.ts';
 import { useHarness } from './support/harness.ts';
 
 // Small bounds, through the configuration as a deployment sets them. The lock timeout is well
@@ -149,19 +150,8 @@ it('ends a session lost mid-transaction, and nothing waits on it meanwhile', asy
 
 it("a runner's heartbeat skips a row another session holds, and keeps its other leases", async () => {
   const ids = [randomUUID(), randomUUID()];
-  const inserted = await insertProcesses(
-    h.db.pool,
-    ids.map((id) => ({
-      id,
-      workflowName: 'noop',
-      target: 'CREATE',
-      isTask: false,
-      createdBy: null,
-      input: {},
-      lease: { owner: 'heartbeat-test', leaseSeconds: 5 },
-    })),
-  );
-  const leases = inserted.map((r, i) => ({ id: ids[i]!, leaseToken: r!.claim!.leaseToken }));
+  const lease = { owner: 'heartbeat-test', leaseSeconds: 5 };
+  const leases = await Promise.all(ids.map((id) => seedLeased(h.db.pool, lease, { id })));
   const holder = await h.db.pool.connect();
   try {
     await holder.query('BEGIN');

@@ -3,10 +3,9 @@
 // clearing it continues everything that stopped for it.
 import { randomUUID } from 'node:crypto';
 import { expect, it } from 'vitest';
-import { heartbeatLeases, insertProcesses } from '../src/db/leases.ts';
-import type { Queryable } from '../src/db/pool.ts';
+import { heartbeatLeases } from '../src/db/leases.ts';
 import { client } from './support/api.ts';
-import type { TestDatabase } from './support/database.ts';
+import { seedLeased, type TestDatabase } from './support/database.ts';
 import { describeBothModes, useHarness } from './support/harness.ts';
 import { terminate } from './support/workers.ts';
 
@@ -21,21 +20,7 @@ async function counts(db: Pick<TestDatabase, 'pool'>) {
   return rows[0];
 }
 
-/** A `noop` started as the threadpool starts one: inserted already running, leased to a runner. */
-async function startLeased(db: Queryable, id: string) {
-  const [inserted] = await insertProcesses(db, [
-    {
-      id,
-      workflowName: 'noop',
-      target: 'CREATE',
-      isTask: false,
-      createdBy: null,
-      input: {},
-      lease: { owner: 'pause-test', leaseSeconds: 60 },
-    },
-  ]);
-  return inserted?.claim;
-}
+const PAUSE_TEST_LEASE = { owner: 'pause-test', leaseSeconds: 60 };
 
 function pauseSuite(ctx: () => { http: Http; db: Pick<TestDatabase, 'pool'> }) {
   it('stops running processes before their next step: PAUSING, then PAUSED; unpaused they finish', async () => {
@@ -116,7 +101,7 @@ describeBothModes('pause', (executor) => {
       const tx = await h.db.pool.connect();
       try {
         await tx.query('BEGIN');
-        expect(await startLeased(tx, id)).toBeDefined();
+        await seedLeased(tx, PAUSE_TEST_LEASE, { id });
         let settled = false;
         const pausing = h.http.put('/api/settings/status', { globalLock: true }).finally(() => {
           settled = true;
@@ -138,7 +123,7 @@ describeBothModes('pause', (executor) => {
 
     it('while paused, a runner late with its heartbeat does not revive its expired lease', async () => {
       const id = randomUUID();
-      const lease = { id, leaseToken: (await startLeased(h.db.pool, id))!.leaseToken };
+      const lease = await seedLeased(h.db.pool, PAUSE_TEST_LEASE, { id });
       try {
         await h.db.pool.query(
           `UPDATE orchestrator.processes SET lease_expires_at = now() - interval '1 second'

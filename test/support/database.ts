@@ -42,6 +42,32 @@ export async function seedProcess(
   return id;
 }
 
+/**
+ * Inserts a process already `running` with a lease, as the threadpool starts one (claimed at
+ * insert), without running it: its lease is the caller's to beat, commit or lose.
+ */
+export async function seedLeased(
+  db: Queryable,
+  lease: { owner: string; leaseSeconds: number },
+  fields: Partial<NewProcess> = {},
+): Promise<{ id: string; leaseToken: string }> {
+  const id = fields.id ?? randomUUID();
+  const [inserted] = await insertProcesses(db, [
+    {
+      workflowName: 'noop',
+      target: 'modify',
+      isTask: false,
+      createdBy: null,
+      input: {},
+      ...fields,
+      id,
+      lease,
+    },
+  ]);
+  if (!inserted?.claim) throw new Error('not inserted: the engine is paused');
+  return { id, leaseToken: inserted.claim.leaseToken };
+}
+
 /** Claims one process as a runner would (see claimProcesses); undefined when someone else has it. */
 export async function claimProcess(
   db: Queryable,
