@@ -54,7 +54,8 @@ export interface FrameStats {
 }
 
 export interface PageRun {
-  view: 'list' | 'process';
+  /** `none`: the burst alone, no page open (only burstSeconds is measured). */
+  view: 'list' | 'process' | 'none';
   idle: FrameStats;
   burst: FrameStats;
   /** Long tasks that started in the window; undefined when the browser has no 'longtask'. */
@@ -158,8 +159,8 @@ async function measureOnce(
 }
 
 /**
- * `runs` measurements with the process list open, then one with a running `slow` process's page
- * open; each on an emptied database with SEED completed noop processes listed. The API must run
+ * `runs` measurements with the process list open, the burst once with no page open, then one
+ * measurement with a running `slow` process's page open; each on an emptied database with SEED completed noop processes listed. The API must run
  * pageWorkflows().
  */
 export async function measurePage(
@@ -211,6 +212,21 @@ export async function measurePage(
       report(r);
       runs.push(r);
     }
+    // The burst with no page open: what the page's live updates cost the burst itself.
+    await seed();
+    const started = wallClockMs();
+    await startMany(
+      api.url,
+      'noop',
+      {},
+      opts.burst,
+      POST_CONCURRENCY,
+      AbortSignal.timeout(300_000),
+    );
+    const last = await waitAllCompleted(client, SEED + opts.burst, 300_000);
+    const none = { frames: 0, p50: Number.NaN, p95: Number.NaN, max: Number.NaN };
+    runs.push({ view: 'none', idle: none, burst: none, burstSeconds: (last - started) / 1000 });
+    opts.log(`   no page: burst ${runs.at(-1)!.burstSeconds.toFixed(1)} s`);
     await seed();
     const slow = await startProcess(api.url, 'slow', { sleepMs: 600_000 });
     try {
@@ -262,7 +278,21 @@ function pageRows(view: PageRun['view'], burst: number) {
 
 /** Item 10's figures from the runs, or every row `missing` why when it could not be measured. */
 export function pageFigures(runs: PageRun[] | string, burst: number): Figure[] {
-  const figures: Figure[] = [];
+  const n = burst.toLocaleString('en-US');
+  const alone: Row = {
+    item: 10,
+    label: `page: none open, the burst: first POST → last of ${n} completed`,
+    unit: 's',
+  };
+  const figures: Figure[] =
+    typeof runs === 'string'
+      ? [{ ...alone, missing: runs }]
+      : [
+          {
+            ...alone,
+            value: summarize(runs.filter((r) => r.view === 'none').map((r) => r.burstSeconds)),
+          },
+        ];
   for (const view of ['list', 'process'] as const) {
     const rows = pageRows(view, burst);
     if (typeof runs === 'string') {
