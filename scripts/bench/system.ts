@@ -120,18 +120,7 @@ export async function openBenchDatabase(opts: {
         const tables = boss.rowCount
           ? 'orchestrator.processes, pgboss.job'
           : 'orchestrator.processes';
-        // Idle workers and the API's sweeper still query these tables: TRUNCATE's exclusive locks
-        // can deadlock with them, and then the truncate is simply tried again.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await c.query(`TRUNCATE ${tables} CASCADE`);
-            break;
-          } catch (err) {
-            if ((err as { code?: string }).code !== '40P01' || attempt >= 10) throw err;
-            await sleep(50 * attempt);
-          }
-        }
-        await c.query('VACUUM ANALYZE');
+        await emptyTables(c, tables);
       } finally {
         if (!client) await c.end();
       }
@@ -215,4 +204,22 @@ export async function startWorker(
     throw err;
   }
   return proc;
+}
+
+/**
+ * Empties `tables` between runs, then VACUUM ANALYZE. Idle workers and the API's sweeper still
+ * query these tables: TRUNCATE's exclusive locks can deadlock with them, and then the truncate is
+ * simply tried again.
+ */
+export async function emptyTables(c: Pick<pg.Client, 'query'>, tables: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await c.query(`TRUNCATE ${tables} CASCADE`);
+      break;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '40P01' || attempt >= 10) throw err;
+      await sleep(50 * attempt);
+    }
+  }
+  await c.query('VACUUM ANALYZE');
 }

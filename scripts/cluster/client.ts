@@ -9,7 +9,7 @@ import { startProcess } from '../bench/client.ts';
 import { measureFanout, postmasterPid, type CpuWatch } from '../bench/fanout.ts';
 import { measureLatency } from '../bench/latency.ts';
 import { summarizeLatency } from '../bench/stats.ts';
-import type { BenchDatabase } from '../bench/system.ts';
+import { emptyTables, type BenchDatabase } from '../bench/system.ts';
 import { measureThroughput } from '../bench/throughput.ts';
 
 type Command =
@@ -33,16 +33,7 @@ function benchDatabase(url: string): BenchDatabase {
       const c = client ?? new pg.Client({ connectionString: url });
       if (!client) await c.connect();
       try {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await c.query('TRUNCATE orchestrator.processes, pgboss.job CASCADE');
-            break;
-          } catch (err) {
-            if ((err as { code?: string }).code !== '40P01' || attempt >= 10) throw err;
-            await sleep(50 * attempt);
-          }
-        }
-        await c.query('VACUUM ANALYZE');
+        await emptyTables(c, 'orchestrator.processes, pgboss.job');
       } finally {
         if (!client) await c.end();
       }
