@@ -63,6 +63,8 @@ export interface PageRun {
   burstLongTasks?: { count: number; totalMs: number };
   /** First POST → last process completed (Postgres's clock). */
   burstSeconds: number;
+  /** The page's own requests to the API during the burst (e.g. the list reloading). */
+  burstRequests?: number;
 }
 
 interface Recorded {
@@ -127,6 +129,10 @@ async function measureOnce(
   const page = await browser.newPage({ viewport: VIEWPORT });
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
+  const requests = { counting: false, n: 0 };
+  page.on('request', (req) => {
+    if (requests.counting && new URL(req.url()).pathname.startsWith('/api/')) requests.n++;
+  });
   try {
     await page.goto(`${api.url}/${o.hash}`);
     await page.waitForSelector('#connection.online', WAIT);
@@ -137,10 +143,12 @@ async function measureOnce(
     await sleep(IDLE_MS);
     const burstFrom = await pageNow(page);
     const started = wallClockMs();
+    requests.counting = true;
     await startMany(api.url, 'noop', {}, o.burst, POST_CONCURRENCY, AbortSignal.timeout(300_000));
     const last = await waitAllCompleted(client, o.completedBefore + o.burst, 300_000);
     await sleep(AFTER_MS);
     const burstTo = await pageNow(page);
+    requests.counting = false;
     const rec = await page.evaluate(() => (window as unknown as { __bench: Recorded }).__bench);
     if (errors.length) throw new Error(`the page failed: ${errors.join('; ')}`);
     const idleLongTasks = longTaskStats(rec.longTasks, idleFrom, burstFrom);
@@ -152,6 +160,7 @@ async function measureOnce(
       ...(idleLongTasks ? { idleLongTasks } : {}),
       ...(burstLongTasks ? { burstLongTasks } : {}),
       burstSeconds: (last - started) / 1000,
+      burstRequests: requests.n,
     };
   } finally {
     await page.close();
@@ -197,7 +206,7 @@ export async function measurePage(
         ? `, ${r.burstLongTasks.count} long tasks (${r.burstLongTasks.totalMs.toFixed(0)} ms)`
         : '';
       opts.log(
-        `   ${r.view}: burst ${r.burstSeconds.toFixed(1)} s, frames ${f(r.burst)}${lt}; idle ${f(r.idle)}`,
+        `   ${r.view}: burst ${r.burstSeconds.toFixed(1)} s, ${r.burstRequests} API requests of the page, frames ${f(r.burst)}${lt}; idle ${f(r.idle)}`,
       );
     };
     for (let run = 0; run < opts.runs; run++) {
