@@ -1,47 +1,24 @@
 // The live view in a real headless Chromium (Debian's `chromium`, driven by playwright-core).
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, type Chromium } from '../scripts/support/chromium.ts';
 import { client } from './support/api.ts';
 import { seedProcess } from './support/database.ts';
 import { useHarness } from './support/harness.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const WAIT = { timeout: 20_000 };
 const TEST_TIMEOUT = 240_000;
 
 const h = useHarness({ executor: 'threadpool' });
 let browser: BrowserContext;
-let userDataDir: string;
+let chrome: Chromium | undefined;
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(
-      `The browser test needs Debian's chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`,
-    );
-  }
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-chromium-'));
-  // A fresh profile per run (the persistent-context API is how playwright takes --user-data-dir).
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  chrome = await launchChromium('The browser test');
+  browser = chrome.context;
 });
 afterAll(async () => {
-  await browser?.close();
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await chrome?.close();
 });
 
 /**

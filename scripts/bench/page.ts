@@ -11,14 +11,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium.ts';
 import { startMany, startProcess, waitAllCompleted, wallClockMs } from './client.ts';
 import type { Figure } from './report.ts';
 import { quantile, summarize } from './stats.ts';
 import { root, type Api, type BenchDatabase } from './system.ts';
 import { POST_CONCURRENCY } from './throughput.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const VIEWPORT = { width: 1280, height: 900 };
 /** Idle measured before each burst: the baseline. */
 const IDLE_MS = 5_000;
@@ -121,12 +121,13 @@ const pageNow = (page: Page) => page.evaluate(() => performance.now());
 
 /** One measurement: the page at `hash` idle for IDLE_MS, then a burst of `burst` noop processes. */
 async function measureOnce(
-  browser: Browser,
+  browser: BrowserContext,
   api: Api,
   client: pg.Client,
   o: { view: PageRun['view']; hash: string; ready: string; burst: number; completedBefore: number },
 ): Promise<PageRun> {
-  const page = await browser.newPage({ viewport: VIEWPORT });
+  const page = await browser.newPage();
+  await page.setViewportSize(VIEWPORT);
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
   const requests = { counting: false, n: 0 };
@@ -177,19 +178,8 @@ export async function measurePage(
   api: Api,
   opts: { burst: number; runs: number; log: (msg: string) => void },
 ): Promise<PageRun[]> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const chrome = await launchChromium('The page bench');
+  const browser = chrome.context;
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   const runs: PageRun[] = [];
@@ -256,7 +246,7 @@ export async function measurePage(
     return runs;
   } finally {
     await client.end();
-    await browser.close();
+    await chrome.close();
   }
 }
 
