@@ -108,14 +108,8 @@ export const processViewQuerySchema = z.object({
 /** `GET /api/processes/:id/state` query: a step row's id, or none for the current state. */
 export const stepStateQuerySchema = z
   .object({
-    step: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(Number.MAX_SAFE_INTEGER)
-      .optional()
-      .meta({
-        description: "A step row's `id` (from the process's `steps`); none: the current state",
-      }),
+    step: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional().meta({
+      description: "A step row's `id` (from the process's `steps`); none: the current state",
+    }),
   })
   .strict();
