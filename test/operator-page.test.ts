@@ -9,7 +9,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type Chromium } from '../scripts/support/chromium.ts';
 import { seedProcesses } from '../src/db/testkit/seed.ts';
-import { useHarness } from './support/harness.ts';
+import { deleteSchedules, useHarness } from './support/harness.ts';
 import { root } from './support/paths.ts';
 
 const WAIT = { timeout: 20_000 };
@@ -23,6 +23,8 @@ let chrome: Chromium | undefined;
 
 beforeAll(async () => {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
+  // A schedule's tick would add a process in the middle of tests that count the seeded ones.
+  await deleteSchedules(h);
   await seedProcesses(h.db.pool, SEEDED);
   chrome = await launchChromium('The operator page test');
   browser = chrome.context;

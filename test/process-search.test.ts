@@ -4,13 +4,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { idPrefixRange } from '../src/db/process-list.ts';
 import { seedProcesses } from '../src/db/testkit/seed.ts';
-import { useHarness } from './support/harness.ts';
+import { deleteSchedules, useHarness } from './support/harness.ts';
 
 // Hand-made rows: no invariant check.
 const h = useHarness({ executor: 'threadpool', invariants: false });
 const NOW = new Date('2025-06-01T12:00:00Z');
 
 beforeAll(async () => {
+  // A schedule's tick would add a process in the middle of tests that count them.
+  await deleteSchedules(h);
   await seedProcesses(h.db.pool, 2_000, { now: NOW });
 });
 

@@ -310,3 +310,16 @@ function hasFailure(task: TaskLike): boolean {
 }
 
 const redact = (url: string) => url.replace(/\/\/[^@/]*@/, '//');
+
+/**
+ * Deletes every schedule (a deleted default is not installed again) and the processes they
+ * started: for tests that count processes, which a tick in their middle would add to.
+ */
+export async function deleteSchedules(h: Pick<Harness, 'http' | 'db'>): Promise<void> {
+  const schedules = (await h.http.get('/api/schedules')).body as { name: string }[];
+  for (const s of schedules) {
+    const r = await h.http.call('DELETE', `/api/schedules/${encodeURIComponent(s.name)}`);
+    if (r.status !== 204) throw new Error(`could not delete schedule ${s.name}: ${r.status}`);
+  }
+  await h.db.pool.query(`DELETE FROM orchestrator.processes WHERE schedule_name IS NOT NULL`);
+}
