@@ -118,21 +118,22 @@ const countedByStatus = (f: ProcessFilter) =>
  */
 export const COUNT_CAP = 10_000;
 
-/** The total, exact from the status counts or up to COUNT_CAP; `capped`: at least that many. */
-async function countMatches(
+/** The total of a filter the status counts answer (see countedByStatus): exact, no row read. */
+async function countByStatus(db: Queryable, q: ListQuery): Promise<number> {
+  const { rows } = await db.query<{ total: number }>(
+    `SELECT coalesce(sum(n), 0)::int AS total FROM orchestrator.status_counts
+      WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))
+        AND ($2::boolean IS NULL OR is_task = $2)`,
+    [q.status?.length ? q.status : null, q.isTask ?? null],
+  );
+  return rows[0]?.total ?? 0;
+}
+
+/** The matches of `w` counted row by row, up to COUNT_CAP; `capped`: at least that many. */
+async function countUpToCap(
   db: Queryable,
-  q: ListQuery,
   w: ReturnType<typeof where>,
 ): Promise<{ total: number; capped: boolean }> {
-  if (countedByStatus(q)) {
-    const { rows } = await db.query<{ total: number }>(
-      `SELECT coalesce(sum(n), 0)::int AS total FROM orchestrator.status_counts
-        WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))
-          AND ($2::boolean IS NULL OR is_task = $2)`,
-      [q.status?.length ? q.status : null, q.isTask ?? null],
-    );
-    return { total: rows[0]?.total ?? 0, capped: false };
-  }
   const { rows } = await db.query<{ total: number }>(
     `SELECT count(*)::int AS total
        FROM (SELECT 1 FROM orchestrator.processes p ${w.sql} LIMIT $${w.values.length + 1}) m`,
@@ -157,22 +158,18 @@ export async function listProcesses(
     );
   const desc = q.order !== 'asc';
   if (!countedByStatus(q)) {
-    const [items, count] = await Promise.all([
-      page(desc, q.limit, q.offset),
-      countMatches(db, q, w),
-    ]);
+    const [items, count] = await Promise.all([page(desc, q.limit, q.offset), countUpToCap(db, w)]);
     return { items: items.rows, total: count.total, totalCapped: count.capped };
   }
   // The total is known without reading the rows: a page past the middle is read from the other
   // end (the last page of a million processes skips 25 index entries, not 999,975), then turned.
-  const { total } = await countMatches(db, q, w);
+  const total = await countByStatus(db, q);
   const fromEnd = total - q.offset - q.limit;
-  if (q.offset > total / 2 && fromEnd > -q.limit) {
-    const items = await page(!desc, q.limit + Math.min(0, fromEnd), Math.max(0, fromEnd));
-    return { items: items.rows.reverse(), total, totalCapped: false };
-  }
-  const items = await page(desc, q.limit, q.offset);
-  return { items: items.rows, total, totalCapped: false };
+  const items =
+    q.offset > total / 2 && fromEnd > -q.limit
+      ? (await page(!desc, q.limit + Math.min(0, fromEnd), Math.max(0, fromEnd))).rows.reverse()
+      : (await page(desc, q.limit, q.offset)).rows;
+  return { items, total, totalCapped: false };
 }
 
 export async function statusCounts(db: Queryable): Promise<{

@@ -27,20 +27,21 @@ export async function seedProcess(
   db: Queryable,
   fields: Partial<NewProcess> = {},
 ): Promise<string> {
-  const id = fields.id ?? randomUUID();
-  await insertProcesses(db, [
-    {
-      workflowName: 'noop',
-      target: 'modify',
-      isTask: false,
-      createdBy: null,
-      input: {},
-      ...fields,
-      id,
-    },
-  ]);
-  return id;
+  const p = seeded(fields);
+  await insertProcesses(db, [p]);
+  return p.id;
 }
+
+/** A process to insert: `fields` over the defaults of seedProcess, with an id. */
+const seeded = (fields: Partial<NewProcess>): NewProcess => ({
+  workflowName: 'noop',
+  target: 'modify',
+  isTask: false,
+  createdBy: null,
+  input: {},
+  ...fields,
+  id: fields.id ?? randomUUID(),
+});
 
 /**
  * Inserts a process already `running` with a lease, as the threadpool starts one (claimed at
@@ -51,21 +52,10 @@ export async function seedLeased(
   lease: { owner: string; leaseSeconds: number },
   fields: Partial<NewProcess> = {},
 ): Promise<{ id: string; leaseToken: string }> {
-  const id = fields.id ?? randomUUID();
-  const [inserted] = await insertProcesses(db, [
-    {
-      workflowName: 'noop',
-      target: 'modify',
-      isTask: false,
-      createdBy: null,
-      input: {},
-      ...fields,
-      id,
-      lease,
-    },
-  ]);
+  const p = seeded({ ...fields, lease });
+  const [inserted] = await insertProcesses(db, [p]);
   if (!inserted?.claim) throw new Error('not inserted: the engine is paused');
-  return { id, leaseToken: inserted.claim.leaseToken };
+  return { id: p.id, leaseToken: inserted.claim.leaseToken };
 }
 
 /** Claims one process as a runner would (see claimProcesses); undefined when someone else has it. */
