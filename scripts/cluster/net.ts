@@ -230,14 +230,11 @@ function shapeEnd(ns: string, dev: string, s: Shape): void {
  */
 function shapeEgress(h: Host, s: Shape): void {
   inNs(h.ns, 'iptables', '-F', 'OUTPUT');
+  // Rules on the packets the host sends on its link, in order.
+  const onEgress = (...rule: string[]) =>
+    inNs(h.ns, 'iptables', '-A', 'OUTPUT', '-o', 'eth0', ...rule);
   if (s.lossPct > 0)
-    inNs(
-      h.ns,
-      'iptables',
-      '-A',
-      'OUTPUT',
-      '-o',
-      'eth0',
+    onEgress(
       '-m',
       'statistic',
       '--mode',
@@ -250,19 +247,7 @@ function shapeEgress(h: Host, s: Shape): void {
   delayers.get(h.name)?.setDelay(s.delayMs);
   if (s.delayMs > 0)
     // --queue-bypass: were the delayer gone, packets would pass undelayed rather than be dropped.
-    inNs(
-      h.ns,
-      'iptables',
-      '-A',
-      'OUTPUT',
-      '-o',
-      'eth0',
-      '-j',
-      'NFQUEUE',
-      '--queue-num',
-      '0',
-      '--queue-bypass',
-    );
+    onEgress('-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass');
 }
 
 /** Packets the loss rules dropped so far, all hosts (mechanism `nfqueue`; 0 otherwise). */
