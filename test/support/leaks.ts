@@ -2,8 +2,23 @@
 // own): nothing the file started may outlive it. Its servers, its connections (pools not ended,
 // sockets not closed) and its child processes must be gone; timers and the like are left to the
 // runner. The file fails with what is left, and the left children are killed.
-import { afterAll, beforeAll } from 'vitest';
+//
+// With TEST_RUNNING_DIR set (.ci/run sets it), each test process also keeps a file there, named
+// by its pid, that says which test it is in: a test process that dies (a fatal error in Node.js,
+// a signal) leaves it behind, naming the test it died in.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { killAll, runningChildren } from './spawn.ts';
+
+const runningDir = process.env.TEST_RUNNING_DIR;
+const marker = runningDir ? path.join(runningDir, String(process.pid)) : undefined;
+const mark = (what: string) => {
+  if (!marker) return;
+  fs.mkdirSync(runningDir!, { recursive: true });
+  fs.writeFileSync(marker, `${what}\n`);
+};
+beforeEach((ctx) => mark(`${ctx.task.file.name} › ${ctx.task.name}`));
 
 /** Resources that only a test's own servers, clients and children hold. */
 const OWN = new Set([
@@ -49,6 +64,7 @@ function openSockets(): string {
 
 beforeAll(() => {
   before = own();
+  mark(`${path.relative(process.cwd(), expect.getState().testPath ?? '?')} (its beforeAll)`);
 });
 
 afterAll(async () => {
@@ -58,6 +74,7 @@ afterAll(async () => {
     await new Promise((r) => setTimeout(r, 50));
     found = left();
   }
+  if (marker) fs.rmSync(marker, { force: true });
   if (found.length === 0) return;
   const sockets = openSockets();
   await killAll();
