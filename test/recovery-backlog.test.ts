@@ -197,9 +197,20 @@ describe('worker mode: kill -9 of a worker with a backlog queued', () => {
       Date.now() + 15_000,
       async () => `the second worker runs ${(await runningOwnedBy(second)).length}`,
     );
-    expect((await runningOwnedBy(second)).sort(), 'what the second worker runs').toEqual(
-      [...dead].sort(),
-    );
+    const ran = await runningOwnedBy(second);
+    if (ran.some((id) => !dead.includes(id))) {
+      // What the queue and the processes looked like, to tell why (printed when it fails).
+      const jobs = await db.pool.query(
+        `SELECT data->>'processId' AS process, state, priority, created_on, started_on, completed_on
+           FROM pgboss.job WHERE data->>'processId' = ANY($1::text[]) ORDER BY created_on`,
+        [[...dead, ...ran]],
+      );
+      console.error(
+        JSON.stringify({ dead, ran, jobs: jobs.rows, processes: await rows([...dead, ...ran]) }),
+        second.output(),
+      );
+    }
+    expect(ran.sort(), 'what the second worker runs').toEqual([...dead].sort());
     expect(await countStatus(backlog, 'created')).toBe(backlog.length);
   });
 });

@@ -50,7 +50,7 @@ export const configSchema = z.object({
   }),
   STEP_THREAD_MAX_HEAP_MB: z.coerce.number().int().min(16).optional().meta({
     description:
-      'Largest JavaScript heap of a step thread (its `maxOldGenerationSizeMb`): a step that needs more crashes its thread (`ERR_WORKER_OUT_OF_MEMORY`), never the process.',
+      'Largest JavaScript heap of a step thread (its `maxOldGenerationSizeMb`): a step that needs more crashes its thread (`ERR_WORKER_OUT_OF_MEMORY`); Node.js enforces it best-effort (see Step isolation).',
     defaultText: "Node.js's own limit",
   }),
   LEASE_SECONDS: intFromEnv(30, 1).meta({
