@@ -205,8 +205,15 @@ describe('worker mode: kill -9 of a worker with a backlog queued', () => {
            FROM pgboss.job WHERE data->>'processId' = ANY($1::text[]) ORDER BY created_on`,
         [[...dead, ...ran]],
       );
+      const processes = await db.pool.query(
+        `SELECT p.id, p.status, p.lease_owner, p.lease_expires_at, p.step_index, p.failed_reason,
+                (SELECT s.error FROM orchestrator.process_steps s WHERE s.process_id = p.id
+                  ORDER BY s.id DESC LIMIT 1) AS last_error
+           FROM orchestrator.processes p WHERE p.id = ANY($1::uuid[])`,
+        [[...dead, ...ran]],
+      );
       console.error(
-        JSON.stringify({ dead, ran, jobs: jobs.rows, processes: await rows([...dead, ...ran]) }),
+        JSON.stringify({ dead, ran, jobs: jobs.rows, processes: processes.rows }),
         second.output(),
       );
     }
