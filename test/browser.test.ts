@@ -640,15 +640,17 @@ describe('live view in Chromium', { timeout: TEST_TIMEOUT }, () => {
       });
       expect(await page.getAttribute(`${row} .next-run`, 'data-at')).toBe(stored.nextRunAt);
 
-      // Delete, after the confirm.
-      let asked = '';
-      page.once('dialog', (d) => {
-        asked = d.message();
-        void d.accept();
-      });
+      // Delete, after the confirmation: cancelled first (nothing deleted), then accepted.
       await page.click(`${row} button.schedule-delete`);
+      await page.waitForSelector('#confirm-dialog', WAIT);
+      expect(await page.textContent('#confirm-title')).toBe('Delete schedule browser-nightly?');
+      expect(await page.textContent('#confirm-text')).toContain('flaky');
+      await page.click('#confirm-cancel');
+      await page.waitForSelector('#confirm-dialog', { state: 'detached', ...WAIT });
+      expect(await page.$(row)).not.toBeNull();
+      await page.click(`${row} button.schedule-delete`);
+      await page.click('#confirm-ok');
       await page.waitForSelector(row, { state: 'detached', ...WAIT });
-      expect(asked).toContain('browser-nightly');
       expect(
         (await http.get('/api/schedules')).body.some(
           (s: { name: string }) => s.name === 'browser-nightly',

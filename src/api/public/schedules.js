@@ -1,6 +1,7 @@
 // #/schedules : the schedules (pg-boss cron) with their next run, in local time and from now; a
 // form to add one (or replace one of the same name) and a delete button on each. Schedules have
 // no live events: the page refetches after its own changes and once a shown next run has passed.
+import { confirmAction } from './dialog.js';
 import { el } from './forms.js';
 import { api, errorLine, untilText, view } from './page.js';
 import { scheduleForm } from './schedule-form.js';
@@ -49,7 +50,16 @@ export async function schedulesPage(visit) {
       text: 'Delete',
     });
     remove.addEventListener('click', async () => {
-      if (!window.confirm(`Delete schedule ${s.name}?`)) return;
+      const sure = await confirmAction({
+        title: `Delete schedule ${s.name}?`,
+        lines: [
+          `No more ${s.workflow} processes start on its times (${s.cron}, ${s.timezone}).`,
+          'Processes it started already go on.',
+        ],
+        confirmText: 'Delete schedule',
+        danger: true,
+      });
+      if (!sure) return;
       remove.disabled = true;
       listError.textContent = '';
       try {
