@@ -22,6 +22,8 @@ COPY src ./src
 COPY sql ./sql
 COPY workflows ./workflows
 USER node
+# Every node in the image without require() of ES modules (README, "Quick start"; src/config/node-flags.ts).
+ENV NODE_OPTIONS=--no-experimental-require-module
 EXPOSE 8080
 # No curl in the slim image: node asks /api/health (503 while the database is unreachable).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \

@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { NODE_FLAGS } from './src/config/node-flags.ts';
 
 export default defineConfig({
   test: {
@@ -9,6 +10,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // The test processes start as the orchestrator's own do (src/config/node-flags.ts).
+    execArgv: [...NODE_FLAGS],
     // Keep the 2-core CI machine responsive: the suites spawn servers and worker processes.
     maxWorkers: 2,
   },

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NODE_FLAGS } from '../../src/config/node-flags.ts';
 import { root } from '../support/node-process.ts';
 import { runIn, spawnIn, type Host, type Topology } from './net.ts';
 
@@ -183,7 +184,7 @@ export async function startSystem(
           name: h.name,
           host: h,
           cmd: process.execPath,
-          args: ['src/cli/serve.ts'],
+          args: [...NODE_FLAGS, 'src/cli/serve.ts'],
           env: {
             ...common,
             DATABASE_URL: url(t, 'keelson_api'),
@@ -204,7 +205,12 @@ export async function startSystem(
           name: h.name,
           host: h,
           cmd: process.execPath,
-          args: ['src/cli/worker.ts', '--concurrency', String(opts.concurrency ?? 16)],
+          args: [
+            ...NODE_FLAGS,
+            'src/cli/worker.ts',
+            '--concurrency',
+            String(opts.concurrency ?? 16),
+          ],
           env: { ...common, DATABASE_URL: url(t, 'keelson_worker') },
           ready: /worker ready/,
         },

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NODE_FLAGS } from '../../src/config/node-flags.ts';
 
 export const root = path.resolve(import.meta.dirname, '..', '..');
 
@@ -22,7 +23,7 @@ export class NodeProcess {
     env: Record<string, string>,
     opts: { logFile?: string } = {},
   ) {
-    this.child = spawn(process.execPath, [script, ...args], {
+    this.child = spawn(process.execPath, [...NODE_FLAGS, script, ...args], {
       cwd: root,
       env: { ...process.env, LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,7 +12,7 @@ if (major < NEEDED[0] || (major === NEEDED[0] && minor < NEEDED[1])) {
     `The orchestrator needs Node.js ${NEEDED.join('.')} or later; this is ${process.version} ` +
       `(${process.execPath}).\nRun it through npm (npm start, npm run worker, npm run queues, ` +
       `npm run migrate): after npm install they use the Node.js the project installs in ` +
-      `node_modules/.bin. Or run node_modules/.bin/node src/cli/run.js ${process.argv[2] ?? 'serve'}.\n`,
+      `node_modules/.bin. Or run node_modules/.bin/node --no-experimental-require-module src/cli/run.js ${process.argv[2] ?? 'serve'}.\n`,
   );
   process.exit(1);
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { NODE_FLAGS } from '../../src/config/node-flags.ts';
 import { root } from './paths.ts';
 
 export interface Spawned {
@@ -14,7 +15,7 @@ const children = new Set<ChildProcess>();
 
 /** Starts `node <script> ...args` from the repository root with `env` added to the environment. */
 export function spawnNode(script: string, args: string[], env: Record<string, string>): Spawned {
-  const child = spawn(process.execPath, [script, ...args], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, script, ...args], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
