@@ -49,7 +49,8 @@ export async function waitForOutput(
 
 /** The processes spawned by this test file that have not exited yet: `node <script>` each. */
 export function runningChildren(): string[] {
-  return [...children].map((c) => c.spawnargs.slice(1, 2).join(' ') || String(c.pid));
+  const script = 1 + NODE_FLAGS.length;
+  return [...children].map((c) => c.spawnargs.slice(script, script + 1).join(' ') || String(c.pid));
 }
 
 /** Kills every process spawned by this test file that is still running (for afterAll). */
