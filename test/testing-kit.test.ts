@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createApp } from '../src/api/app.ts';
 import type { ApiContext } from '../src/api/route.ts';
 import { silentLogger } from '../src/config/logger.ts';
+import { NODE_FLAGS } from '../src/config/node-flags.ts';
 import { createEngineMetrics } from '../src/engine/metrics.ts';
 import { workflow, z } from '../src/index.ts';
 import {
@@ -40,7 +41,11 @@ if (process.env.VITEST) {
           ([k]) => !k.startsWith('VITEST') && k !== 'NODE_OPTIONS',
         ),
       );
-      const child = spawn(process.execPath, ['--test', '--test-reporter=tap', file], { env });
+      const child = spawn(
+        process.execPath,
+        [...NODE_FLAGS, '--test', '--test-reporter=tap', file],
+        { env },
+      );
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d));
       child.stderr.on('data', (d: Buffer) => (out += d));
