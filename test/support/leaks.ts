@@ -13,10 +13,9 @@ import { killAll, runningChildren } from './spawn.ts';
 
 const runningDir = process.env.TEST_RUNNING_DIR;
 const marker = runningDir ? path.join(runningDir, String(process.pid)) : undefined;
+if (runningDir) fs.mkdirSync(runningDir, { recursive: true });
 const mark = (what: string) => {
-  if (!marker) return;
-  fs.mkdirSync(runningDir!, { recursive: true });
-  fs.writeFileSync(marker, `${what}\n`);
+  if (marker) fs.writeFileSync(marker, `${what}\n`);
 };
 beforeEach((ctx) => mark(`${ctx.task.file.name} › ${ctx.task.name}`));
 

@@ -11,7 +11,8 @@ export interface Spawned {
   exited: Promise<number | string>;
 }
 
-const children = new Set<ChildProcess>();
+/** The children still running, each with the script it runs. */
+const children = new Map<ChildProcess, string>();
 
 /** Starts `node <script> ...args` from the repository root with `env` added to the environment. */
 export function spawnNode(script: string, args: string[], env: Record<string, string>): Spawned {
@@ -20,7 +21,7 @@ export function spawnNode(script: string, args: string[], env: Record<string, st
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  children.add(child);
+  children.set(child, script);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -49,13 +50,12 @@ export async function waitForOutput(
 
 /** The processes spawned by this test file that have not exited yet: `node <script>` each. */
 export function runningChildren(): string[] {
-  const script = 1 + NODE_FLAGS.length;
-  return [...children].map((c) => c.spawnargs.slice(script, script + 1).join(' ') || String(c.pid));
+  return [...children.values()];
 }
 
 /** Kills every process spawned by this test file that is still running (for afterAll). */
 export async function killAll(): Promise<void> {
-  const left = [...children];
+  const left = [...children.keys()];
   for (const c of left) c.kill('SIGKILL');
   await Promise.all(
     left.map((c) => (c.exitCode === null && c.signalCode === null ? once(c, 'exit') : undefined)),
