@@ -124,6 +124,7 @@ export const FAULTS: Record<FaultKind, (c: FaultContext) => Promise<string>> = {
           body,
         );
         await r?.body?.cancel();
+        if (!abort && r?.status === 204) c.load.stats.resumedByFaults.add(p.id);
         return r?.status ?? 0;
       }),
     );

@@ -10,6 +10,11 @@ export interface LoadStats {
   /** POSTs that got no 201 (API down, database restarting): nothing was written for them. */
   refused: number;
   resumes: number;
+  /**
+   * Processes a fault's racing resumes got a 204 for: a resume wakes a sleep at once (README,
+   * `.sleep`), so these may end a `sleep_demo` wait early by design.
+   */
+  resumedByFaults: Set<string>;
   /** callback_demo processes: how the load answers each (chosen at its start), and what it sent. */
   callbacks: Map<string, CallbackRecord>;
   /** Failed flaky processes: how the load repairs each (chosen when first seen failed), the answers. */
@@ -143,6 +148,7 @@ export function createLoad(bases: () => string[]) {
     started: [],
     refused: 0,
     resumes: 0,
+    resumedByFaults: new Set(),
     callbacks: new Map(),
     repairs: new Map(),
     parents: new Map(),

@@ -361,7 +361,12 @@ const exitCode = await (async () => {
     abandonedAfterSeconds: LEASE_SECONDS * 3,
     checkJobs: true,
   });
-  const stepKinds = await checkStepKinds(pool, load.stats.callbacks, LEASE_SECONDS * 3);
+  const stepKinds = await checkStepKinds(
+    pool,
+    load.stats.callbacks,
+    LEASE_SECONDS * 3,
+    load.stats.resumedByFaults,
+  );
   violations.push(...stepKinds.violations);
   const children = await checkChildren(pool, load.stats.parents);
   violations.push(...children.violations);
