@@ -1,19 +1,24 @@
-// `node scripts/bench/latency-stages.ts [processes] [--executor worker|threadpool]`: where a
+// `node scripts/bench/latency-stages.ts [processes] [--executor worker|threadpool] [--seed N]`: where a
 // start's latency goes on an idle system. Starts `processes` noop processes one after another
 // (item 4's client, embedded Postgres, one worker in worker mode) with triggers on the bench
 // database that note, in a table of their own, when each stage's statement ran
 // (`clock_timestamp()`, before its commit): the process row inserted, its job inserted, fetched
 // and completed (worker mode), the claim, each step row. Prints the client's p50/p99 and, per
 // stage, the p50 time since the insert; then the statements each process ran, from
-// pg_stat_statements.
+// pg_stat_statements. `--seed N`: N ended processes in the tables first (a deployment that has
+// been running; the engine's connections keep generic plans only once the tables are that big).
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { seedProcesses } from '../../src/db/testkit/seed.ts';
 import { measureLatency } from './latency.ts';
 import { openBenchDatabase, startApi, startWorker } from './system.ts';
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
-  options: { executor: { type: 'string', default: 'worker' } },
+  options: {
+    executor: { type: 'string', default: 'worker' },
+    seed: { type: 'string', default: '0' },
+  },
 });
 const processes = Number(positionals[0] ?? 200);
 const executor = args.executor === 'threadpool' ? 'threadpool' : 'worker';
@@ -27,6 +32,14 @@ const probe = (name: string, table: string, when: string, id: string, what: stri
 
 const db = await openBenchDatabase({ pgStats: true });
 try {
+  const seed = Number(args.seed);
+  if (seed > 0) {
+    const s = new pg.Client({ connectionString: db.url });
+    await s.connect();
+    await seedProcesses(s, seed);
+    await s.query('VACUUM ANALYZE orchestrator.processes, orchestrator.process_steps');
+    await s.end();
+  }
   const api = await startApi(db, executor);
   const workers = executor === 'worker' ? [await startWorker(db)] : [];
   const c = new pg.Client({ connectionString: db.url });
@@ -63,7 +76,8 @@ try {
   const r = await measureLatency(db.url, api.url, { count: processes, runs: 1 });
   const ms = (x: number | undefined) => (x ?? NaN).toFixed(1);
   process.stdout.write(
-    `${executor} mode, ${processes} noop processes one after another (after 20 to warm up)\n` +
+    `${executor} mode, ${processes} noop processes one after another (after 20 to warm up)` +
+      `${seed > 0 ? `, ${seed} ended processes in the tables` : ''}\n` +
       `client: POST → first step p50 ${ms(r.firstStep[0]?.p50)} ms, p99 ${ms(r.firstStep[0]?.p99)} ms; ` +
       `→ completed p50 ${ms(r.completed[0]?.p50)} ms, p99 ${ms(r.completed[0]?.p99)} ms\n` +
       `stage (its statement ran), p50 ms after the process row's insert:\n`,
