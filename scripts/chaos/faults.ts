@@ -124,7 +124,8 @@ export const FAULTS: Record<FaultKind, (c: FaultContext) => Promise<string>> = {
           body,
         );
         await r?.body?.cancel();
-        if (!abort && r?.status === 204) c.load.stats.resumedByFaults.add(p.id);
+        // 0: no answer came, so the resume may have applied all the same.
+        if (!abort && [204, 0].includes(r?.status ?? 0)) c.load.stats.resumedByFaults.add(p.id);
         return r?.status ?? 0;
       }),
     );

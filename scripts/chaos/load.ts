@@ -11,8 +11,8 @@ export interface LoadStats {
   refused: number;
   resumes: number;
   /**
-   * Processes a fault's racing resumes got a 204 for: a resume wakes a sleep at once (README,
-   * `.sleep`), so these may end a `sleep_demo` wait early by design.
+   * Processes a fault's racing resumes got a 204 or no answer for: a resume wakes a sleep at once
+   * (README, `.sleep`), so these may end a `sleep_demo` wait early by design.
    */
   resumedByFaults: Set<string>;
   /** callback_demo processes: how the load answers each (chosen at its start), and what it sent. */
