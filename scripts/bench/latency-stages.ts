@@ -30,7 +30,10 @@ const probe = (name: string, table: string, when: string, id: string, what: stri
   `CREATE TRIGGER ${name} AFTER ${when} ON ${table} FOR EACH ROW EXECUTE FUNCTION public.${name}()`,
 ];
 
+// Output cut short (`| head`) must not skip the `finally` that stops the API and the worker.
+process.stdout.on('error', () => undefined);
 const db = await openBenchDatabase({ pgStats: true });
+const started: { stop(): Promise<unknown> }[] = [];
 try {
   const seed = Number(args.seed);
   if (seed > 0) {
@@ -41,7 +44,8 @@ try {
     await s.end();
   }
   const api = await startApi(db, executor);
-  const workers = executor === 'worker' ? [await startWorker(db)] : [];
+  started.push(api.process);
+  if (executor === 'worker') started.push(await startWorker(db));
   const c = new pg.Client({ connectionString: db.url });
   await c.connect();
   const statements = [
@@ -103,8 +107,7 @@ try {
       `  ${String(s.calls).padStart(6)} calls ${s.mean.toFixed(3).padStart(7)} ms  ${s.query}\n`,
     );
   await c.end();
-  await Promise.all(workers.map((w) => w.stop()));
-  await api.process.stop();
 } finally {
+  await Promise.all(started.map((p) => p.stop()));
   await db.close();
 }
