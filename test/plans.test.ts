@@ -3,7 +3,6 @@
 // packages, the official image and managed services do), and no sequential scan of the big tables
 // once they hold thousands of rows, even for statements first prepared while they were empty.
 // CI runs this file on every server of its matrix (.ci/run), Debian's stock postgresql-15 among them.
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.ts';
@@ -201,105 +200,6 @@ describe('the checks above', () => {
       expect(after[1]).toEqual(before[1]);
     } finally {
       await Promise.all(pools.map((p) => p.end()));
-    }
-  });
-});
-
-describe("the engine's pools", () => {
-  it('plan every execution while processes and process_steps are small, keep generic plans once both are big, and plan every execution again after a TRUNCATE', async () => {
-    const other = await h.otherDatabase();
-    const pool = createPool({
-      connectionString: other.url,
-      logger: silentLogger,
-      max: 1,
-      plans: { checkEveryMs: 0 },
-    });
-    // A checkout looks at the tables in the background; a later one is switched.
-    const becomes = async (wanted: string) => {
-      let mode = '';
-      for (let i = 0; i < 40 && mode !== wanted; i++) {
-        mode = (await pool.query<{ m: string }>(`SELECT current_setting('plan_cache_mode') AS m`))
-          .rows[0]!.m;
-        if (mode !== wanted) await sleep(25);
-      }
-      return mode;
-    };
-    const pages = async () =>
-      (
-        await other.pool.query<{ p: number; s: number }>(
-          `SELECT pg_relation_size('orchestrator.processes') / 8192 AS p,
-                  pg_relation_size('orchestrator.process_steps') / 8192 AS s`,
-        )
-      ).rows[0]!;
-    try {
-      expect(await becomes('force_custom_plan')).toBe('force_custom_plan');
-      // Big in processes only: still small (process_steps is the smaller one).
-      await other.pool.query(
-        `INSERT INTO orchestrator.processes (id, workflow_name, status, is_task, target)
-         SELECT gen_random_uuid(), 'noop', 'completed', false, 'modify' FROM generate_series(1, 10000)`,
-      );
-      expect((await pages()).p).toBeGreaterThanOrEqual(64);
-      await sleep(100);
-      expect(await becomes('auto')).toBe('force_custom_plan');
-      await other.pool.query(
-        `INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
-         SELECT id, 0, 'Step 0', 'success', '{}'::jsonb, now() FROM orchestrator.processes`,
-      );
-      expect((await pages()).s).toBeGreaterThanOrEqual(64);
-      expect(await becomes('auto')).toBe('auto');
-      await other.pool.query('TRUNCATE orchestrator.processes CASCADE');
-      expect(await becomes('force_custom_plan')).toBe('force_custom_plan');
-    } finally {
-      await pool.end();
-    }
-  });
-
-  it('drop the plans a connection cached on small tables when it switches to generic plans', async () => {
-    const other = await h.otherDatabase();
-    const pool = createPool({
-      connectionString: other.url,
-      logger: silentLogger,
-      max: 1,
-      plans: { checkEveryMs: 0 },
-    });
-    const claim = {
-      name: 'plans-test-switch',
-      text: `SELECT id FROM orchestrator.processes WHERE status = ANY($1::text[]) AND workflow_name = $2 LIMIT 1`,
-      values: [['created'], 'noop'],
-    };
-    const explain = async () =>
-      (
-        await pool.query<{ 'QUERY PLAN': string }>(
-          `EXPLAIN EXECUTE "plans-test-switch"('{created}', 'noop')`,
-        )
-      ).rows
-        .map((r) => r['QUERY PLAN'])
-        .join('\n');
-    try {
-      await other.pool.query('VACUUM ANALYZE orchestrator.processes');
-      // A generic plan cached while the table is empty, as in a truncation seen late.
-      await pool.query(`SET plan_cache_mode = auto`);
-      for (let i = 0; i < 8; i++) await pool.query(claim);
-      const cached = await explain();
-      await other.pool.query(
-        `WITH p AS (
-           INSERT INTO orchestrator.processes (id, workflow_name, status, is_task, target)
-           SELECT gen_random_uuid(), 'noop', 'completed', false, 'modify'
-             FROM generate_series(1, 10000) RETURNING id)
-         INSERT INTO orchestrator.process_steps (process_id, step_index, name, status, state, started_at)
-         SELECT id, 0, 'Step 0', 'success', '{}'::jsonb, now() FROM p`,
-      );
-      // The pool still takes the connection for one that plans every execution: its first look
-      // at the grown tables switches it, and the plan above is not taken up again.
-      let plan = cached;
-      for (let i = 0; i < 40 && plan === cached; i++) {
-        await sleep(25);
-        plan = await explain();
-      }
-      expect(plan).not.toEqual(cached);
-      expect(plan).not.toMatch(/Seq Scan on processes/);
-    } finally {
-      await pool.end();
     }
   });
 });

@@ -6,7 +6,7 @@
 // and completed (worker mode), the claim, each step row. Prints the client's p50/p99 and, per
 // stage, the p50 time since the insert; then the statements each process ran, from
 // pg_stat_statements. `--seed N`: N ended processes in the tables first (a deployment that has
-// been running; the engine's connections keep generic plans only once the tables are that big).
+// been running).
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { seedProcesses } from '../../src/db/testkit/seed.ts';

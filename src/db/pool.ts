@@ -32,8 +32,6 @@ export interface PoolOptions {
   asynchronousCommit?: boolean;
   /** How long a session may hold or wait for locks, and how a lost peer is noticed. Default: none. */
   limits?: SessionLimits;
-  /** When the pool's connections may keep generic plans (see adaptPlanCache). Default: as there. */
-  plans?: PlanCacheOptions;
   /**
    * How long a new connection refused with 53300 (too many clients) is tried again before the
    * caller gets the error, like a connection loss. Default 2000 ms.
@@ -125,14 +123,16 @@ export function createPool(opts: PoolOptions): Pool {
     // install or a truncated table, it scans the table sequentially for as long as the
     // connection lives, whatever it grows to (measured: one 3,000-process run made 25,000
     // sequential scans of processes reading 37 million rows; claims took 7 ms instead of 1.6 ms).
-    // So every connection starts with force_custom_plan, which plans every execution with its
-    // parameters and the table's current size. It changes no cost: on every server the planner
-    // makes the plan it would make for the literal statement (and a JIT-capable server JITs
-    // nothing, which the old `enable_seqscan=off` made it do for every statement: 10^10 added to
-    // any plan with a sequential scan, even of a one-row table, put every plan above
-    // jit_above_cost). Its price is planning each execution, about 30 % of a start's latency
-    // (bench/README.md, "Where a start's latency goes"): once the big tables have grown past
-    // the size where plans flip, adaptPlanCache gives the connections Postgres's default back.
+    // force_custom_plan plans every execution with its parameters and the table's current size,
+    // and keeps only the parse. It changes no cost: on every server the planner makes the plan it
+    // would make for the literal statement (and a JIT-capable server JITs nothing, which the old
+    // `enable_seqscan=off` made it do for every statement: 10^10 added to any plan with a
+    // sequential scan, even of a one-row table, put every plan above jit_above_cost). The price
+    // is planning each execution. Measured against generic plans (plan_cache_mode=auto, which
+    // has the trap above), noop processes through the REST API, medians of 3 runs on 2 cores:
+    // Debian's postgresql-15 (JIT on): threadpool 422 vs 443/s (0.95x), worker mode 264 vs
+    // 298/s (0.89x); embedded PostgreSQL 18: threadpool 423 vs 430/s, worker mode 244 vs 267/s.
+    // (The old enable_seqscan=off: 473 and 279/s on the embedded server, about 1/s on Debian's.)
     // Unnamed statements (pg-boss's, the API's reads) are planned per execution anyway.
     options: [
       '-c plan_cache_mode=force_custom_plan',
@@ -148,7 +148,6 @@ export function createPool(opts: PoolOptions): Pool {
     idleTimeoutMillis: opts.idleTimeoutMillis ?? 30_000,
   });
   retryRefusedConnects(pool, opts.connectRetryMs ?? 2_000);
-  adaptPlanCache(pool, opts.plans ?? {});
   // Every client gets its own error listener: pg-pool listens only on idle clients, and a backend
   // terminated between two queries of a transaction would emit an unhandled 'error' and kill the
   // process. With it the next query fails instead, and the pool drops the broken client. It also
@@ -158,70 +157,6 @@ export function createPool(opts: PoolOptions): Pool {
   });
   pool.on('error', () => undefined);
   return pool;
-}
-
-export interface PlanCacheOptions {
-  /** How often the pool looks at the tables' size, at most (on a checkout). Default 5000 ms. */
-  checkEveryMs?: number;
-  /** Pages (8 kB) both of processes and process_steps must have for generic plans. Default 64. */
-  bigTablePages?: number;
-}
-
-/** The smaller of the two big tables' sizes, in pages (0 before the migrations made them). */
-const BIG_TABLE_PAGES = `SELECT least(
-  coalesce(pg_relation_size(to_regclass('orchestrator.processes')), 0),
-  coalesce(pg_relation_size(to_regclass('orchestrator.process_steps')), 0)
-) / current_setting('block_size')::int AS pages`;
-
-type PlanCacheMode = 'force_custom_plan' | 'auto';
-/** What each connection was last set to; absent: its start-up setting, force_custom_plan. */
-const planModes = new WeakMap<pg.PoolClient, PlanCacheMode>();
-
-/**
- * Generic plans once the tables are big, custom plans while they are small. A generic plan made
- * on a table of a few pages scans it sequentially and outlives its growth (see createPool); one
- * made on a table past `bigTablePages` is what Postgres keeps only when it costs no more than
- * the custom plans it compared it with, and every ANALYZE of the growing table has it made again.
- * So each checkout looks (at most every `checkEveryMs`, in the background) at the smaller of
- * processes and process_steps, and a connection handed out is switched to `auto` (big) or back
- * to `force_custom_plan` (small again: truncated) first, in the same queue as the caller's
- * statements: one round trip per connection and switch. A switch back comes with the next look,
- * so a table truncated under a running engine may get generic plans of its empty state until then
- * (and not after: the switch to generic plans drops the cached ones).
- */
-function adaptPlanCache(pool: Pool, opts: PlanCacheOptions): void {
-  const every = opts.checkEveryMs ?? 5_000;
-  const bigPages = opts.bigTablePages ?? 64;
-  let wanted: PlanCacheMode = 'force_custom_plan';
-  let lookedAt = -Infinity;
-  let looking = false;
-  function look(): void {
-    looking = true;
-    lookedAt = Date.now();
-    pool
-      .query<{ pages: number }>(BIG_TABLE_PAGES)
-      .then(({ rows }) => {
-        wanted = (rows[0]?.pages ?? 0) >= bigPages ? 'auto' : 'force_custom_plan';
-      })
-      // Not known: as it was (the next look tries again).
-      .catch(() => undefined)
-      .finally(() => (looking = false));
-  }
-  pool.on('acquire', (client: pg.PoolClient) => {
-    if (!looking && Date.now() - lookedAt >= every) look();
-    if ((planModes.get(client) ?? 'force_custom_plan') === wanted) return;
-    planModes.set(client, wanted);
-    // Queued before the caller's statements; a connection that fails it fails those too. To
-    // generic plans: the plans this session cached are dropped (the statements stay prepared), so
-    // none made while the tables were small (a truncation seen late) is taken up again.
-    client
-      .query(
-        wanted === 'auto'
-          ? 'SET plan_cache_mode = auto; DISCARD PLANS'
-          : 'SET plan_cache_mode = force_custom_plan',
-      )
-      .catch(() => planModes.delete(client));
-  });
 }
 
 /**
