@@ -11,6 +11,7 @@ function post(
   url: string,
   body: string,
   signal?: AbortSignal,
+  retried = false,
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -30,7 +31,13 @@ function post(
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // The keep-alive race (Node.js docs, `request.reusedSocket`): the server closed an idle
+      // socket just as this request went out on it, so nothing reached the server; sent again once.
+      if (!retried && req.reusedSocket && err.code === 'ECONNRESET')
+        resolve(post(url, body, signal, true));
+      else reject(err);
+    });
     req.end(body);
   });
 }
